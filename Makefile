@@ -1,0 +1,94 @@
+# userstack: the single entry point. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+RUN := $(UV) run --locked
+PROTO_FILES := $(shell find protos -name '*.proto')
+PROTO_STAMP := protos/users/v1/users_pb2.py
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) uv.lock pyproject.toml protos/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --locked --all-packages
+	@touch $@
+
+.PHONY: dev
+dev: .venv/.synced protos ## Set up the local environment (.venv from uv.lock, generated protos).
+
+.PHONY: protos
+protos: $(PROTO_STAMP) ## Compile protos/ into Python modules and typed stubs (not committed).
+
+$(PROTO_STAMP): $(PROTO_FILES) .venv/.synced
+	$(RUN) python -m grpc_tools.protoc -I protos \
+		--python_out=protos --grpc_python_out=protos --mypy_out=protos --mypy_grpc_out=protos \
+		$(PROTO_FILES)
+
+.PHONY: lint
+lint: dev ## ruff (lint and format check) and mypy --strict.
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy services/users/src services/webapp/src services/users/tests services/webapp/tests tests scripts
+
+.PHONY: fmt
+fmt: dev ## Format and autofix with ruff.
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+.PHONY: test
+test: lint test-unit test-integration ## Everything CI runs: lint, types, unit and integration tests.
+
+.PHONY: test-unit
+test-unit: dev ## Service tests against real in-process servers and real SQLite files.
+	$(RUN) pytest services/users/tests services/webapp/tests
+
+.PHONY: clean
+clean: ## Remove the local environment and generated files.
+	rm -rf .venv $(TOOLS) protos/users/v1/*_pb2*.py* .mypy_cache .ruff_cache .pytest_cache
+
+# --- running locally (no Docker) ---------------------------------------------------------------
+.PHONY: run-users
+run-users: dev ## Run the users service on localhost:50051, its database in ./data (Ctrl-C drains).
+	USERS_DATABASE_PATH=$${USERS_DATABASE_PATH:-data/users.db} $(RUN) python -m users_service
+
+.PHONY: run-webapp
+run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-users`.
+	$(RUN) python -m webapp
+
+.PHONY: bench
+bench: dev ## Benchmarks behind every number the README and issue notes quote.
+	$(RUN) python scripts/bench_users.py
+
+# --- the stack (Docker Compose) ----------------------------------------------------------------
+.PHONY: system-deps
+system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugin, chromium, debootstrap).
+	scripts/system-deps.sh
+
+.PHONY: up
+up: system-deps ## Build and start the stack; returns once every service is healthy.
+	scripts/stack-up.sh
+
+.PHONY: down
+down: ## Stop the stack (the database volume is kept).
+	docker compose down
+
+.PHONY: logs
+logs: ## Follow the stack's logs.
+	docker compose logs -f
+
+.PHONY: ps
+ps: ## Show the stack's services and their health.
+	docker compose ps
+
+.PHONY: test-integration
+test-integration: dev system-deps ## Spin the stack up with testcontainers and test it from outside.
+	$(RUN) pytest tests/integration

@@ -1,0 +1,1 @@
+"""The users service: a grpc.aio server over a durable store."""

@@ -1,0 +1,1 @@
+"""The HTTP frontend over the users gRPC service."""
