@@ -1,0 +1,24 @@
+"""`python -m users_service`: read the settings, configure logging, run the server."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from users_service.config import ConfigError, Settings
+from users_service.logs import configure_logging
+from users_service.server import main
+
+
+def run() -> None:
+    """The `users-service` console script."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        sys.exit(f"users-service: bad configuration: {error}")
+    configure_logging(settings.log_level)
+    sys.exit(asyncio.run(main(settings)))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,104 @@
+"""The service's settings: read once from the environment, failing fast on a bad value."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+_T = TypeVar("_T")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to start, from USERS_* environment variables.
+
+    Example:
+        >>> Settings.from_env({"USERS_GRACE_PERIOD_SECONDS": "3"}).grace_period_seconds
+        3.0
+    """
+
+    listen_address: str = "[::]:50051"
+    database_path: Path = Path("data/users.db")
+    grace_period_seconds: float = 10.0
+    log_level: str = "INFO"
+    max_message_bytes: int = 4 * 1024 * 1024
+    store_probe_interval_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Reads the settings from `env` (default: os.environ); ConfigError on a bad value."""
+        env = os.environ if env is None else env
+        return cls(
+            listen_address=_read(env, "USERS_LISTEN_ADDRESS", cls.listen_address, _address),
+            database_path=_read(env, "USERS_DATABASE_PATH", cls.database_path, _path),
+            grace_period_seconds=_read(
+                env, "USERS_GRACE_PERIOD_SECONDS", cls.grace_period_seconds, _seconds
+            ),
+            log_level=_read(env, "USERS_LOG_LEVEL", cls.log_level, _log_level),
+            max_message_bytes=_read(
+                env, "USERS_MAX_MESSAGE_BYTES", cls.max_message_bytes, _message_bytes
+            ),
+            store_probe_interval_seconds=_read(
+                env,
+                "USERS_STORE_PROBE_INTERVAL_SECONDS",
+                cls.store_probe_interval_seconds,
+                _interval,
+            ),
+        )
+
+
+def _read(env: Mapping[str, str], name: str, default: _T, parse: Callable[[str], _T]) -> _T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name}={raw!r} is not valid: {error}") from None
+
+
+def _address(raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected host:port, e.g. [::]:50051 or 127.0.0.1:50051")
+    return raw
+
+
+def _path(raw: str) -> Path:
+    return Path(raw)
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 3600:
+        raise ValueError("expected a number of seconds between 0 and 3600")
+    return value
+
+
+def _interval(raw: str) -> float:
+    value = float(raw)
+    if not 0.01 <= value <= 3600:
+        raise ValueError("expected a number of seconds between 0.01 and 3600")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+def _message_bytes(raw: str) -> int:
+    value = int(raw)
+    if not 1024 <= value <= 256 * 1024 * 1024:
+        raise ValueError("expected a byte count between 1024 and 268435456")
+    return value

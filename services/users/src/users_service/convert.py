@@ -1,0 +1,30 @@
+"""Conversions between store records and users.v1 messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from users.v1 import users_pb2
+
+from users_service.store import UserRecord
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    """A protobuf Timestamp of an aware datetime."""
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def user_message(user: UserRecord) -> users_pb2.User:
+    """The users.v1.User of a stored user."""
+    return users_pb2.User(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        display_name=user.display_name,
+        create_time=timestamp(user.create_time),
+        update_time=timestamp(user.update_time),
+        etag=user.etag,
+    )

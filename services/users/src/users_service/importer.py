@@ -1,0 +1,110 @@
+"""ImportUsers: read a client stream of creates, commit them in small batches, summarise."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from users.v1 import users_pb2
+
+from users_service import validation
+from users_service.store import CreateStatus, NewUser, UserRecord, UserStore
+from users_service.validation import InvalidArgument
+
+# Rows waiting in the queue are committed together: one fsync per batch instead of per row,
+# while a slow client still sees each row committed as soon as it arrives.
+MAX_BATCH = 256
+MAX_REJECTIONS = 1000
+_END = None
+
+Row = tuple[int, users_pb2.CreateUserRequest]
+
+
+class _Summary:
+    def __init__(self) -> None:
+        self.response = users_pb2.ImportUsersResponse()
+
+    def reject(self, index: int, username: str, field: str, reason: str) -> None:
+        self.response.rejected_count += 1
+        if len(self.response.rejections) < MAX_REJECTIONS:
+            self.response.rejections.add(index=index, username=username, field=field, reason=reason)
+
+
+class _RowQueue:
+    """Rows read ahead of the store, bounded; the end marker always fits."""
+
+    def __init__(self, limit: int) -> None:
+        self._rows: asyncio.Queue[Row | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(limit)
+
+    async def read_all(self, rows: AsyncIterator[users_pb2.CreateUserRequest]) -> None:
+        try:
+            index = 0
+            async for row in rows:
+                await self._slots.acquire()
+                self._rows.put_nowait((index, row))
+                index += 1
+        finally:
+            self._rows.put_nowait(_END)
+
+    def _take(self, row: Row | None) -> Row | None:
+        if row is _END:
+            self._rows.put_nowait(_END)  # keep the marker for the next call
+        else:
+            self._slots.release()
+        return row
+
+    async def next_batch(self) -> list[Row]:
+        """The rows waiting now (at least one, at most MAX_BATCH); empty at the end."""
+        first = self._take(await self._rows.get())
+        batch = [] if first is None else [first]
+        while batch and len(batch) < MAX_BATCH and not self._rows.empty():
+            row = self._take(self._rows.get_nowait())
+            if row is None:
+                break
+            batch.append(row)
+        return batch
+
+
+async def import_rows(
+    store: UserStore,
+    rows: AsyncIterator[users_pb2.CreateUserRequest],
+    on_created: Callable[[UserRecord], None],
+) -> users_pb2.ImportUsersResponse:
+    """Creates every valid row; returns the counts and the first rejections with reasons."""
+    summary = _Summary()
+    queue = _RowQueue(MAX_BATCH * 4)
+    reader = asyncio.create_task(queue.read_all(rows))
+    try:
+        while batch := await queue.next_batch():
+            await _commit(store, batch, summary, on_created)
+        await reader  # re-raises a failure of the request stream
+    finally:
+        reader.cancel()
+    return summary.response
+
+
+async def _commit(
+    store: UserStore,
+    batch: list[Row],
+    summary: _Summary,
+    on_created: Callable[[UserRecord], None],
+) -> None:
+    valid: list[tuple[int, users_pb2.CreateUserRequest, NewUser]] = []
+    for index, row in batch:
+        try:
+            valid.append((index, row, validation.new_user(row)))
+        except InvalidArgument as error:
+            first = error.violations[0]
+            summary.reject(index, row.username, first.field, f"{first.field} {first.description}")
+    outcomes = await store.create_users([user for _, _, user in valid]) if valid else []
+    for (index, row, _), outcome in zip(valid, outcomes, strict=True):
+        if outcome.status is CreateStatus.CREATED and outcome.user is not None:
+            summary.response.created_count += 1
+            on_created(outcome.user)
+        elif outcome.status in (CreateStatus.TAKEN, CreateStatus.REPLAYED):
+            summary.response.existing_count += 1
+        else:
+            summary.reject(
+                index, row.username, "request_id", "request_id was used for another user"
+            )

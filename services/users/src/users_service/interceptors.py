@@ -1,0 +1,123 @@
+"""Per-call plumbing: the request id, one structured log line per RPC, domain errors -> status."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+
+from users_service.logs import request_id_var
+from users_service.status import MAPPED_ERRORS, abort_with
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_id(metadata: Sequence[tuple[str, Any]] | None) -> str:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
+            return value
+    return uuid.uuid4().hex
+
+
+def _final_code(context: grpc.aio.ServicerContext, outcome: str | None) -> str:
+    if outcome is not None:
+        return outcome
+    code = context.code()
+    return "OK" if code is None else str(code.name)
+
+
+@asynccontextmanager
+async def _call_scope(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    token = request_id_var.set(_request_id(context.invocation_metadata()))
+    started = time.perf_counter()
+    outcome: str | None = None
+    try:
+        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id_var.get()),))
+        try:
+            yield
+        except MAPPED_ERRORS as error:
+            await abort_with(context, error)
+    except asyncio.CancelledError:
+        remaining = context.time_remaining()
+        outcome = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+        raise
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        outcome = "UNKNOWN"
+        logger.exception("unhandled error in %s", method)
+        raise
+    finally:
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        code = _final_code(context, outcome)
+        logger.info(
+            "rpc %s %s",
+            method,
+            code,
+            extra={"method": method, "code": code, "duration_ms": duration_ms},
+        )
+        request_id_var.reset(token)
+
+
+def _wrap_unary_response(method: str, behavior: Callable[..., Awaitable[Any]]) -> Any:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with _call_scope(method, context):
+            return await behavior(request, context)
+        raise AssertionError("unreachable: the scope re-raises")  # pragma: no cover
+
+    return wrapped
+
+
+def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Any:
+    if not inspect.isasyncgenfunction(behavior):
+        # A handler that writes with context.write (the health Watch) stays a coroutine.
+        return _wrap_unary_response(method, behavior)
+
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async with _call_scope(method, context):
+            async for response in behavior(request, context):
+                yield response
+
+    return wrapped
+
+
+class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Gives every call a request id (from `x-request-id` or new), logs it, maps domain errors.
+
+    Example:
+        >>> server = grpc.aio.server(interceptors=[RequestContextInterceptor()])  # doctest: +SKIP
+    """
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        serdes = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.request_streaming and handler.response_streaming:
+            wrapped = _wrap_stream_response(method, handler.stream_stream)
+            return grpc.stream_stream_rpc_method_handler(wrapped, **serdes)
+        if handler.request_streaming:
+            wrapped = _wrap_unary_response(method, handler.stream_unary)
+            return grpc.stream_unary_rpc_method_handler(wrapped, **serdes)
+        if handler.response_streaming:
+            wrapped = _wrap_stream_response(method, handler.unary_stream)
+            return grpc.unary_stream_rpc_method_handler(wrapped, **serdes)
+        wrapped = _wrap_unary_response(method, handler.unary_unary)
+        return grpc.unary_unary_rpc_method_handler(wrapped, **serdes)

@@ -1,0 +1,42 @@
+"""Opaque ListUsers page tokens, bound to the filter they were issued for."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+
+from users_service.validation import FieldViolation, InvalidArgument
+
+_VERSION = 1
+
+
+def _filter_hash(username_prefix: str) -> str:
+    return hashlib.sha256(username_prefix.encode()).hexdigest()[:16]
+
+
+def encode_token(after_id: int, username_prefix: str) -> str:
+    """A token that resumes after `after_id`, valid only with the same prefix."""
+    payload = {"v": _VERSION, "after": after_id, "filter": _filter_hash(username_prefix)}
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str, username_prefix: str) -> int:
+    """The id to resume after (0 for an empty token); raises InvalidArgument for a bad token."""
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+        after, issued_for = payload["after"], payload["filter"]
+        valid = payload["v"] == _VERSION and isinstance(after, int) and after >= 0
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        valid = False
+    if not valid:
+        raise InvalidArgument([FieldViolation("page_token", "is not a token this server issued")])
+    if issued_for != _filter_hash(username_prefix):
+        raise InvalidArgument(
+            [FieldViolation("page_token", "was issued for a different username_prefix")]
+        )
+    return int(after)

@@ -1,0 +1,116 @@
+"""The server's lifecycle: build, start, and drain gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from users.v1 import users_pb2_grpc
+
+from users_service.config import Settings
+from users_service.events import Broadcaster
+from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
+from users_service.interceptors import RequestContextInterceptor
+from users_service.reflection import enable_reflection
+from users_service.servicer import UserService
+from users_service.store.sqlite import SqliteUserStore
+
+logger = logging.getLogger(__name__)
+
+HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class UsersServer:
+    """The users gRPC server with its store, change feed, health and reflection.
+
+    Example:
+        >>> server = UsersServer(Settings(listen_address="127.0.0.1:0"))
+        >>> port = await server.start()  # doctest: +SKIP
+        >>> await server.drain()
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = SqliteUserStore(settings.database_path)
+        self.feed = Broadcaster()
+        self.health = DrainableHealthServicer()
+        self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
+        self._monitor_task: asyncio.Task[None] | None = None
+        self._server: Any = None
+
+    def _build(self) -> Any:
+        limit = self.settings.max_message_bytes
+        server = grpc.aio.server(
+            interceptors=[RequestContextInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share
+            ],
+        )
+        users_pb2_grpc.add_UserServiceServicer_to_server(UserService(self.store, self.feed), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        enable_reflection(server, (SERVICE_NAME, HEALTH_SERVICE_NAME))
+        return server
+
+    async def start(self) -> int:
+        """Opens the store, probes it once, starts listening; returns the bound port."""
+        await self.store.open()
+        await self._monitor.check_once()
+        self._server = self._build()
+        port = int(self._server.add_insecure_port(self.settings.listen_address))
+        await self._server.start()
+        self._monitor_task = asyncio.create_task(self._monitor.run(), name="store-monitor")
+        logger.info("listening", extra={"address": self.settings.listen_address, "port": port})
+        return port
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, streams ended, in-flight calls finished (up to grace), closed."""
+        grace = self.settings.grace_period_seconds if grace is None else grace
+        logger.info("draining", extra={"grace_seconds": grace})
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor_task
+        await self.health.drain()
+        self.feed.close()
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self.store.close()
+        logger.info("stopped")
+
+
+async def main(settings: Settings) -> int:
+    """Runs the server until SIGTERM or SIGINT, then drains; returns the exit status."""
+    server = UsersServer(settings)
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        await server.start()
+    except (OSError, RuntimeError) as error:
+        logger.error("cannot start: %s", error)  # noqa: TRY400 - the message says it all
+        await server.store.close()
+        return 1
+    await stop.wait()
+    await server.drain()
+    return 0
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            logger.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        logger.info("%s received: draining", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)

@@ -1,0 +1,183 @@
+"""The users.v1.UserService handlers: validate, call the store, publish changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+import grpc
+from google.protobuf import empty_pb2
+from users.v1 import users_pb2, users_pb2_grpc
+
+from users_service import validation
+from users_service.convert import timestamp, user_message
+from users_service.events import Broadcaster
+from users_service.importer import import_rows
+from users_service.pagination import decode_token, encode_token
+from users_service.store import AlreadyExists as UsernameTaken
+from users_service.store import (
+    CreateOutcome,
+    CreateStatus,
+    IdempotencyKeyReused,
+    NotFound,
+    UserRecord,
+    UserStore,
+)
+from users_service.validation import FieldViolation, InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+STREAM_BATCH_SIZE = 500
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+class UserService(users_pb2_grpc.UserServiceServicer):
+    """users.v1.UserService over a UserStore; domain errors become status codes in the interceptor.
+
+    Example:
+        >>> users_pb2_grpc.add_UserServiceServicer_to_server(UserService(store, feed), server)
+    """
+
+    def __init__(self, store: UserStore, feed: Broadcaster) -> None:
+        self._store = store
+        self._feed = feed
+
+    def _publish(self, kind: users_pb2.UserEventType.ValueType, user: UserRecord) -> None:
+        moment = (
+            datetime.now(UTC) if kind == users_pb2.USER_EVENT_TYPE_DELETED else user.update_time
+        )
+        event = users_pb2.UserEvent(
+            type=kind, user=user_message(user), event_time=timestamp(moment)
+        )
+        self._feed.publish(event)
+
+    async def CreateUser(
+        self, request: users_pb2.CreateUserRequest, context: Context
+    ) -> users_pb2.User:
+        [outcome] = await self._store.create_users([validation.new_user(request)])
+        return user_message(self._created(outcome, request))
+
+    def _created(self, outcome: CreateOutcome, request: users_pb2.CreateUserRequest) -> UserRecord:
+        if outcome.status is CreateStatus.CREATED and outcome.user is not None:
+            self._publish(users_pb2.USER_EVENT_TYPE_CREATED, outcome.user)
+            return outcome.user
+        if outcome.status is CreateStatus.REPLAYED and outcome.user is not None:
+            return outcome.user
+        if outcome.status is CreateStatus.TAKEN:
+            raise UsernameTaken(f"username {request.username.lower()!r} is already taken")
+        if outcome.status is CreateStatus.KEY_REUSED:
+            raise IdempotencyKeyReused("was already used to create a different user")
+        raise NotFound(f"the user created with request_id {request.request_id!r} was deleted")
+
+    async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.User:
+        return user_message(await self._get(request))
+
+    async def _get(
+        self, key: users_pb2.GetUserRequest | users_pb2.LookupUsersRequest
+    ) -> UserRecord:
+        which = key.WhichOneof("key")
+        if which == "id":
+            return await self._store.get_user(validation.user_id(key.id, "id"))
+        if which == "username":
+            return await self._store.get_user_by_username(
+                validation.lookup_username(key.username, "username")
+            )
+        raise InvalidArgument([FieldViolation("key", "set either id or username")])
+
+    async def UpdateUser(
+        self, request: users_pb2.UpdateUserRequest, context: Context
+    ) -> users_pb2.User:
+        changes = validation.user_changes(request)
+        user = await self._store.update_user(request.user.id, changes, request.etag)
+        self._publish(users_pb2.USER_EVENT_TYPE_UPDATED, user)
+        return user_message(user)
+
+    async def DeleteUser(
+        self, request: users_pb2.DeleteUserRequest, context: Context
+    ) -> empty_pb2.Empty:
+        user = await self._store.delete_user(validation.user_id(request.id, "id"), request.etag)
+        self._publish(users_pb2.USER_EVENT_TYPE_DELETED, user)
+        return empty_pb2.Empty()
+
+    async def ListUsers(
+        self, request: users_pb2.ListUsersRequest, context: Context
+    ) -> users_pb2.ListUsersResponse:
+        size = validation.page_size(request.page_size)
+        prefix = validation.username_prefix(request.username_prefix)
+        after = decode_token(request.page_token, prefix)
+        users = await self._store.list_users(after, size + 1, prefix)
+        more = len(users) > size
+        users = users[:size]
+        return users_pb2.ListUsersResponse(
+            users=[user_message(user) for user in users],
+            next_page_token=encode_token(users[-1].id, prefix) if more else "",
+        )
+
+    async def GetUsers(
+        self, request: users_pb2.GetUsersRequest, context: Context
+    ) -> AsyncIterator[users_pb2.User]:
+        if not request.ids and not request.usernames:
+            async for user in self._all_users():
+                yield user_message(user)
+            return
+        keys = [users_pb2.GetUserRequest(id=user_id) for user_id in request.ids]
+        keys += [users_pb2.GetUserRequest(username=name) for name in request.usernames]
+        for key in keys:
+            try:
+                yield user_message(await self._get(key))
+            except (NotFound, InvalidArgument):
+                continue  # names that match no user are skipped, per the contract
+
+    async def _all_users(self) -> AsyncIterator[UserRecord]:
+        # Keyset pagination: one bounded batch in memory at a time; a cancelled call stops here.
+        after = 0
+        while batch := await self._store.list_users(after, STREAM_BATCH_SIZE, ""):
+            for user in batch:
+                yield user
+            after = batch[-1].id
+
+    async def ImportUsers(
+        self, request_iterator: AsyncIterator[users_pb2.CreateUserRequest], context: Context
+    ) -> users_pb2.ImportUsersResponse:
+        summary = await import_rows(self._store, request_iterator, self._on_imported)
+        logger.info(
+            "import done",
+            extra={
+                "created": summary.created_count,
+                "existing": summary.existing_count,
+                "rejected": summary.rejected_count,
+            },
+        )
+        return summary
+
+    def _on_imported(self, user: UserRecord) -> None:
+        self._publish(users_pb2.USER_EVENT_TYPE_CREATED, user)
+
+    async def LookupUsers(
+        self, request_iterator: AsyncIterator[users_pb2.LookupUsersRequest], context: Context
+    ) -> AsyncIterator[users_pb2.LookupUsersResponse]:
+        async for lookup in request_iterator:
+            yield await self._lookup(lookup)
+
+    async def _lookup(self, lookup: users_pb2.LookupUsersRequest) -> users_pb2.LookupUsersResponse:
+        try:
+            user = await self._get(lookup)
+        except NotFound as error:
+            failure = users_pb2.LookupError(
+                code=grpc.StatusCode.NOT_FOUND.value[0], message=str(error)
+            )
+        except InvalidArgument as error:
+            failure = users_pb2.LookupError(
+                code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=str(error)
+            )
+        else:
+            return users_pb2.LookupUsersResponse(request=lookup, user=user_message(user))
+        return users_pb2.LookupUsersResponse(request=lookup, error=failure)
+
+    async def WatchUsers(
+        self, request: users_pb2.WatchUsersRequest, context: Context
+    ) -> AsyncIterator[users_pb2.UserEvent]:
+        async for event in self._feed.subscribe().events():
+            yield event

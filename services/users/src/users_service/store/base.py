@@ -1,0 +1,96 @@
+"""The one small interface every user store implements, and the records it trades in."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A stored user, as the store returns it."""
+
+    id: int
+    username: str
+    email: str
+    display_name: str
+    create_time: datetime
+    update_time: datetime
+    etag: str
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """A validated create: username already lowercased; request_id empty when none."""
+
+    username: str
+    email: str = ""
+    display_name: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """A validated update: None means "leave as is"."""
+
+    username: str | None = None
+    email: str | None = None
+    display_name: str | None = None
+
+
+class CreateStatus(enum.Enum):
+    """What one create did."""
+
+    CREATED = "created"
+    REPLAYED = "replayed"  # the request_id had already created `user`
+    TAKEN = "taken"  # the username already exists
+    KEY_REUSED = "key_reused"  # the request_id had created a different user
+    REPLAYED_GONE = "replayed_gone"  # the request_id's user has since been deleted
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    """The result of one create in a batch; `user` is set for CREATED and REPLAYED."""
+
+    status: CreateStatus
+    user: UserRecord | None = None
+
+
+class UserStore(Protocol):
+    """Durable user storage. Raises only store errors (users_service.store.errors).
+
+    Example:
+        >>> store = SqliteUserStore(Path("users.db"))  # doctest: +SKIP
+        >>> await store.open()
+        >>> [outcome] = await store.create_users([NewUser("ada")])
+    """
+
+    async def open(self) -> None:
+        """Connects and applies pending migrations."""
+
+    async def close(self) -> None:
+        """Releases every connection and thread."""
+
+    async def probe(self) -> None:
+        """Proves the store can serve: a real write and read; raises StoreUnavailable if not."""
+
+    async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
+        """Creates the users in one transaction, one outcome per user, in order."""
+
+    async def get_user(self, user_id: int) -> UserRecord:
+        """Reads a user by id; NotFound when there is none."""
+
+    async def get_user_by_username(self, username: str) -> UserRecord:
+        """Reads a user by username, case-insensitively; NotFound when there is none."""
+
+    async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
+        """Applies the changes; NotFound, StaleEtag (etag non-empty and stale), AlreadyExists."""
+
+    async def delete_user(self, user_id: int, etag: str) -> UserRecord:
+        """Deletes the user and returns it as it was; NotFound, StaleEtag."""
+
+    async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
+        """Users with id > after_id (and the prefix, if any), in id order, at most `limit`."""

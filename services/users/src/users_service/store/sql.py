@@ -1,0 +1,180 @@
+"""The SQL of the SQLite store: plain functions over one connection, run on the store's threads."""
+
+# Queries are composed only from constants of this module (column lists, fixed field names);
+# every value travels as a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from users_service.store.base import CreateOutcome, CreateStatus, NewUser, UserChanges, UserRecord
+from users_service.store.errors import AlreadyExists, NotFound, StaleEtag
+
+_COLUMNS = "id, username, email, display_name, create_time_us, update_time_us, etag"
+
+
+def now_us() -> int:
+    """The current time in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (take the write lock up front, so no upgrade deadlock) ... COMMIT."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _record(row: tuple[int, str, str, str, int, int, str]) -> UserRecord:
+    return UserRecord(
+        id=row[0],
+        username=row[1],
+        email=row[2],
+        display_name=row[3],
+        create_time=datetime.fromtimestamp(row[4] / 1e6, UTC),
+        update_time=datetime.fromtimestamp(row[5] / 1e6, UTC),
+        etag=row[6],
+    )
+
+
+def select_user(conn: sqlite3.Connection, user_id: int) -> UserRecord | None:
+    """The user with this id, or None."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else _record(row)
+
+
+def select_user_by_username(conn: sqlite3.Connection, username: str) -> UserRecord | None:
+    """The user with this username (case-insensitively), or None."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE username = ? COLLATE NOCASE", (username,)
+    ).fetchone()
+    return None if row is None else _record(row)
+
+
+def select_page(
+    conn: sqlite3.Connection, after_id: int, limit: int, prefix: str
+) -> list[UserRecord]:
+    """Up to `limit` users with id > after_id whose username starts with `prefix`, by id."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE id > ? AND username LIKE ? ESCAPE '\\'"
+        " ORDER BY id LIMIT ?",
+        (after_id, pattern, limit),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def insert_users(conn: sqlite3.Connection, users: Sequence[NewUser]) -> list[CreateOutcome]:
+    """Creates the users in one transaction; a taken username is an outcome, not an abort."""
+    stamp = now_us()
+    with transaction(conn):
+        return [_insert_one(conn, user, stamp) for user in users]
+
+
+def _fingerprint(user: NewUser) -> str:
+    return json.dumps([user.username, user.email, user.display_name])
+
+
+def _insert_one(conn: sqlite3.Connection, user: NewUser, stamp: int) -> CreateOutcome:
+    if user.request_id:
+        replay = _replay(conn, user)
+        if replay is not None:
+            return replay
+    try:
+        row = conn.execute(
+            "INSERT INTO users (username, email, display_name, create_time_us, update_time_us,"
+            f" etag) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+            (user.username, user.email, user.display_name, stamp, stamp, secrets.token_hex(8)),
+        ).fetchone()
+    except sqlite3.IntegrityError:
+        return CreateOutcome(CreateStatus.TAKEN)
+    if user.request_id:
+        conn.execute(
+            "INSERT INTO idempotency_keys (request_id, user_id, fingerprint, create_time_us)"
+            " VALUES (?, ?, ?, ?)",
+            (user.request_id, row[0], _fingerprint(user), stamp),
+        )
+    return CreateOutcome(CreateStatus.CREATED, _record(row))
+
+
+def _replay(conn: sqlite3.Connection, user: NewUser) -> CreateOutcome | None:
+    key = conn.execute(
+        "SELECT user_id, fingerprint FROM idempotency_keys WHERE request_id = ?",
+        (user.request_id,),
+    ).fetchone()
+    if key is None:
+        return None
+    if key[1] != _fingerprint(user):
+        return CreateOutcome(CreateStatus.KEY_REUSED)
+    existing = select_user(conn, key[0])
+    if existing is None:
+        return CreateOutcome(CreateStatus.REPLAYED_GONE)
+    return CreateOutcome(CreateStatus.REPLAYED, existing)
+
+
+def _checked(conn: sqlite3.Connection, user_id: int, etag: str) -> UserRecord:
+    current = select_user(conn, user_id)
+    if current is None:
+        raise NotFound(f"user {user_id} not found")
+    if etag and etag != current.etag:
+        raise StaleEtag(f"user {user_id} has changed since etag {etag!r} was read")
+    return current
+
+
+def update_user(
+    conn: sqlite3.Connection, user_id: int, changes: UserChanges, etag: str
+) -> UserRecord:
+    """Applies the non-None changes under the write lock, with a new etag and update time."""
+    fields = {
+        name: value
+        for name, value in (
+            ("username", changes.username),
+            ("email", changes.email),
+            ("display_name", changes.display_name),
+        )
+        if value is not None
+    }
+    assignments = "".join(f"{name} = ?, " for name in fields)  # names from the fixed list above
+    with transaction(conn):
+        _checked(conn, user_id, etag)
+        try:
+            row = conn.execute(
+                f"UPDATE users SET {assignments}update_time_us = ?, etag = ? WHERE id = ?"
+                f" RETURNING {_COLUMNS}",
+                (*fields.values(), now_us(), secrets.token_hex(8), user_id),
+            ).fetchone()
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"username {changes.username!r} is already taken") from None
+    return _record(row)
+
+
+def delete_user(conn: sqlite3.Connection, user_id: int, etag: str) -> UserRecord:
+    """Deletes the user under the write lock; returns it as it was."""
+    with transaction(conn):
+        current = _checked(conn, user_id, etag)
+        conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+    return current
+
+
+def write_probe(conn: sqlite3.Connection) -> None:
+    """A real write and read-back: fails when the file is gone, unreadable, read-only or full."""
+    stamp = now_us()
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO store_probe (id, probe_time_us) VALUES (1, ?)", (stamp,)
+        )
+    row = conn.execute("SELECT probe_time_us FROM store_probe WHERE id = 1").fetchone()
+    if row is None or row[0] != stamp:
+        raise sqlite3.DatabaseError("the probe row did not read back")

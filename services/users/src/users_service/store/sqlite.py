@@ -1,0 +1,148 @@
+"""The SQLite UserStore: WAL, synchronous=FULL, writes on one thread, reads on another."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from users_service.store import sql
+from users_service.store.base import CreateOutcome, NewUser, UserChanges, UserRecord
+from users_service.store.errors import NotFound, StoreUnavailable
+from users_service.store.migrations import SCHEMA_VERSION, apply_migrations
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+    """Opens the database file (never silently creating an empty one unless `create`)."""
+    uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        # WAL + synchronous=FULL: a commit returns only once its WAL frames are fsynced, so an
+        # acknowledged write survives a SIGKILL or power loss.
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if not create:
+            _check_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_schema(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version != SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(f"schema v{version} found, v{SCHEMA_VERSION} expected")
+
+
+class _Worker:
+    """One thread owning one connection, reopened after a failure."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._conn: sqlite3.Connection | None = None
+
+    async def run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, work)
+
+    def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            if self._conn is None:
+                self._conn = connect(self._path)
+            return work(self._conn)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as error:
+            self._drop()
+            raise StoreUnavailable(f"database {self._path} cannot serve: {error}") from error
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._drop)
+        self._executor.shutdown(wait=True)
+
+
+class SqliteUserStore:
+    """A UserStore in one SQLite file.
+
+    Example:
+        >>> store = SqliteUserStore(Path("data/users.db"))  # doctest: +SKIP
+        >>> await store.open()
+        >>> user = await store.get_user(1)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._writer = _Worker(path, "users-store-writer")
+        self._reader = _Worker(path, "users-store-reader")
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._migrate)
+        logger.info("store open", extra={"database": str(self._path), "schema": SCHEMA_VERSION})
+
+    def _migrate(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self._path, create=True)
+        try:
+            apply_migrations(conn)
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._reader.close()
+
+    async def probe(self) -> None:
+        await self._writer.run(lambda _conn: self._fresh_probe())
+
+    def _fresh_probe(self) -> None:
+        # A fresh connection notices what a long-lived one hides (a replaced or vanished file).
+        conn = connect(self._path)
+        try:
+            sql.write_probe(conn)
+        finally:
+            conn.close()
+
+    async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
+        return await self._writer.run(partial(sql.insert_users, users=users))
+
+    async def get_user(self, user_id: int) -> UserRecord:
+        user = await self._reader.run(partial(sql.select_user, user_id=user_id))
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return user
+
+    async def get_user_by_username(self, username: str) -> UserRecord:
+        user = await self._reader.run(partial(sql.select_user_by_username, username=username))
+        if user is None:
+            raise NotFound(f"user {username!r} not found")
+        return user
+
+    async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
+        return await self._writer.run(
+            partial(sql.update_user, user_id=user_id, changes=changes, etag=etag)
+        )
+
+    async def delete_user(self, user_id: int, etag: str) -> UserRecord:
+        return await self._writer.run(partial(sql.delete_user, user_id=user_id, etag=etag))
+
+    async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
+        return await self._reader.run(
+            partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
+        )

@@ -1,0 +1,148 @@
+"""Request validation: each rule names the field at fault, for google.rpc.BadRequest details."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from users.v1 import users_pb2
+
+from users_service.store import NewUser, UserChanges
+
+USERNAME_RE = re.compile(r"[a-z0-9._-]{3,32}")
+USERNAME_PREFIX_RE = re.compile(r"[a-z0-9._-]{0,32}")
+MAX_EMAIL = 254
+MAX_DISPLAY_NAME = 64
+MAX_REQUEST_ID = 128
+UPDATABLE_PATHS = ("username", "email", "display_name")
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One wrong field and why."""
+
+    field: str
+    description: str
+
+
+class InvalidArgument(Exception):  # noqa: N818 - named after the status code it becomes
+    """The request is malformed; `violations` says where."""
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+        self.violations = violations
+
+
+def _check(violations: list[FieldViolation]) -> None:
+    if violations:
+        raise InvalidArgument(violations)
+
+
+def username_problem(username: str) -> str | None:
+    """Why a (lowercased) username is invalid, or None."""
+    if not username:
+        return "is required"
+    if not USERNAME_RE.fullmatch(username):
+        return "must be 3-32 characters of lowercase letters, digits, '.', '_' and '-'"
+    return None
+
+
+def email_problem(email: str) -> str | None:
+    """Why an email address is invalid, or None (empty is valid: no email)."""
+    if not email:
+        return None
+    if len(email) > MAX_EMAIL:
+        return f"must be at most {MAX_EMAIL} characters"
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as error:
+        return f"is not a valid email address: {error}"
+    return None
+
+
+def display_name_problem(name: str) -> str | None:
+    """Why a display name is invalid, or None."""
+    if len(name) > MAX_DISPLAY_NAME:
+        return f"must be at most {MAX_DISPLAY_NAME} characters"
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        return "must not contain control characters"
+    return None
+
+
+def _field_problems(prefix: str, fields: dict[str, str]) -> list[FieldViolation]:
+    rules = {
+        "username": username_problem,
+        "email": email_problem,
+        "display_name": display_name_problem,
+    }
+    found = ((name, rules[name](value)) for name, value in fields.items())
+    return [FieldViolation(prefix + name, problem) for name, problem in found if problem]
+
+
+def new_user(request: users_pb2.CreateUserRequest) -> NewUser:
+    """The validated create, username lowercased; raises InvalidArgument."""
+    user = NewUser(
+        username=request.username.lower(),
+        email=request.email,
+        display_name=request.display_name,
+        request_id=request.request_id,
+    )
+    fields = {"username": user.username, "email": user.email, "display_name": user.display_name}
+    violations = _field_problems("", fields)
+    if len(user.request_id) > MAX_REQUEST_ID:
+        violations.append(
+            FieldViolation("request_id", f"must be at most {MAX_REQUEST_ID} characters")
+        )
+    _check(violations)
+    return user
+
+
+def user_id(value: int, field: str) -> int:
+    """A positive user id; raises InvalidArgument."""
+    _check([] if value > 0 else [FieldViolation(field, "must be a positive user id")])
+    return value
+
+
+def lookup_username(value: str, field: str) -> str:
+    """A username to look up, lowercased; raises InvalidArgument when it is empty."""
+    _check([] if value else [FieldViolation(field, "must not be empty")])
+    return value.lower()
+
+
+def user_changes(request: users_pb2.UpdateUserRequest) -> UserChanges:
+    """The validated changes of an update; raises InvalidArgument."""
+    paths = list(request.update_mask.paths)
+    violations = [] if request.HasField("user") else [FieldViolation("user", "is required")]
+    violations += [
+        FieldViolation(f"update_mask.paths[{index}]", f"{path!r} is not one of {UPDATABLE_PATHS}")
+        for index, path in enumerate(paths)
+        if path not in UPDATABLE_PATHS
+    ]
+    if not paths:
+        violations.append(FieldViolation("update_mask", "must name at least one field"))
+    if request.user.id <= 0:
+        violations.append(FieldViolation("user.id", "must be a positive user id"))
+    values = {path: getattr(request.user, path) for path in paths if path in UPDATABLE_PATHS}
+    if "username" in values:
+        values["username"] = values["username"].lower()
+    violations += _field_problems("user.", values)
+    _check(violations)
+    return UserChanges(**values)
+
+
+def page_size(value: int) -> int:
+    """The effective page size: 0 -> default, capped at the maximum; negative is invalid."""
+    _check([] if value >= 0 else [FieldViolation("page_size", "must not be negative")])
+    return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def username_prefix(value: str) -> str:
+    """The lowercased prefix filter; raises InvalidArgument when it cannot match a username."""
+    prefix = value.lower()
+    if not USERNAME_PREFIX_RE.fullmatch(prefix):
+        _check([FieldViolation("username_prefix", "must be a possible start of a username")])
+    return prefix
