@@ -1,0 +1,158 @@
+"""The JSON API under /api/v1/users: one endpoint per users operation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from google.protobuf import field_mask_pb2
+from pydantic import BaseModel, Field
+from users.v1 import users_pb2
+
+from webapp.convert import etag_from_if_match, etag_header, user_json
+from webapp.deps import Client
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.")]
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, **PROBLEM}
+    for code, text in [
+        (404, "No such user."),
+        (409, "The username is taken."),
+        (412, "The If-Match etag is stale."),
+        (422, "Invalid input, with field violations."),
+        (503, "The users service is unavailable."),
+        (504, "The users service did not answer in time."),
+    ]
+}
+
+
+class UserIn(BaseModel):
+    """A new user."""
+
+    username: str = Field(max_length=1024, examples=["ada"])
+    email: str = Field("", max_length=1024, examples=["ada@example.com"])
+    display_name: str = Field("", max_length=1024, examples=["Ada Lovelace"])
+
+
+class UserPatch(BaseModel):
+    """The fields to change; those left out stay as they are."""
+
+    username: str | None = Field(None, max_length=1024)
+    email: str | None = Field(None, max_length=1024)
+    display_name: str | None = Field(None, max_length=1024)
+
+
+class UserOut(BaseModel):
+    """A user as the API returns it."""
+
+    id: int
+    username: str
+    email: str
+    display_name: str
+    create_time: str
+    update_time: str
+    etag: str
+
+
+class UserPage(BaseModel):
+    """One page of users."""
+
+    users: list[UserOut]
+    next_page_token: str
+
+
+def _user_response(user: users_pb2.User, status_code: int = 200) -> JSONResponse:
+    headers = {"ETag": etag_header(user.etag)}
+    if status_code == 201:
+        headers["Location"] = f"/api/v1/users/{user.id}"
+    return JSONResponse(user_json(user), status_code=status_code, headers=headers)
+
+
+@router.post("", status_code=201, response_model=UserOut, responses=ERRORS)
+async def create_user(
+    body: UserIn,
+    client: Client,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> JSONResponse:
+    """Creates a user. Send an `Idempotency-Key` header to make retries safe."""
+    request = users_pb2.CreateUserRequest(
+        username=body.username,
+        email=body.email,
+        display_name=body.display_name,
+        request_id=idempotency_key or uuid.uuid4().hex,
+    )
+    user = await client.users.CreateUser(request, **client.unary())
+    return _user_response(user, 201)
+
+
+@router.get("", response_model=UserPage, responses=ERRORS)
+async def list_users(
+    request: Request,
+    response: Response,
+    *,
+    client: Client,
+    page_size: Annotated[int, Query(ge=-(2**31), le=2**31 - 1)] = 0,
+    page_token: Annotated[str, Query(max_length=4096)] = "",
+    prefix: Annotated[str, Query(max_length=64)] = "",
+) -> dict[str, Any]:
+    """Lists users in id order, a page at a time, optionally by username prefix."""
+    page = await client.users.ListUsers(
+        users_pb2.ListUsersRequest(
+            page_size=page_size, page_token=page_token, username_prefix=prefix
+        ),
+        **client.unary(),
+    )
+    if page.next_page_token:
+        next_url = request.url.include_query_params(page_token=page.next_page_token)
+        response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    return {"users": [user_json(u) for u in page.users], "next_page_token": page.next_page_token}
+
+
+@router.get("/{user_id:int}", response_model=UserOut, responses=ERRORS)
+async def get_user(user_id: UserId, client: Client) -> JSONResponse:
+    """Reads one user by id."""
+    user = await client.users.GetUser(users_pb2.GetUserRequest(id=user_id), **client.unary())
+    return _user_response(user)
+
+
+@router.get("/by-username/{username}", response_model=UserOut, responses=ERRORS)
+async def get_user_by_username(
+    username: Annotated[str, Path(max_length=256)], client: Client
+) -> JSONResponse:
+    """Reads one user by username (case-insensitively)."""
+    request = users_pb2.GetUserRequest(username=username)
+    return _user_response(await client.users.GetUser(request, **client.unary()))
+
+
+@router.patch("/{user_id:int}", response_model=UserOut, responses=ERRORS)
+async def update_user(
+    user_id: UserId,
+    body: UserPatch,
+    client: Client,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Changes the fields present in the body; with `If-Match`, only if the etag is current."""
+    fields = body.model_dump(exclude_unset=True, exclude_none=True)
+    request = users_pb2.UpdateUserRequest(
+        user=users_pb2.User(id=user_id, **fields),
+        update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
+        etag=etag_from_if_match(if_match),
+    )
+    return _user_response(await client.users.UpdateUser(request, **client.unary()))
+
+
+@router.delete("/{user_id:int}", status_code=204, responses=ERRORS)
+async def delete_user(
+    user_id: UserId,
+    client: Client,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Deletes a user; with `If-Match`, only if the etag is current."""
+    request = users_pb2.DeleteUserRequest(id=user_id, etag=etag_from_if_match(if_match))
+    await client.users.DeleteUser(request, **client.unary())
+    return Response(status_code=204)

@@ -1,0 +1,65 @@
+"""The FastAPI application: routers, error handlers, middleware and the channel's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+
+from webapp import api, errors, events, health, importer, stream, ui
+from webapp.config import Settings
+from webapp.context import request_id_var
+from webapp.grpc_client import UsersClient
+from webapp.middleware import RequestContextMiddleware
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _html_error(
+    request: Request, status: int, detail: str, headers: dict[str, str] | None
+) -> Response:
+    context = {
+        "status": status,
+        "title": HTTPStatus(status).phrase,
+        "detail": detail,
+        "request_id": request_id_var.get(),
+    }
+    return ui.templates.TemplateResponse(
+        request, "error.html", context, status_code=status, headers=headers
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Builds the app; the users channel opens when it starts and closes when it stops.
+
+    >>> app = create_app(Settings.from_env())  # doctest: +SKIP
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.client = UsersClient(settings)
+        try:
+            yield
+        finally:
+            await app.state.client.close()
+
+    app = FastAPI(
+        title="userstack webapp",
+        summary="HTTP frontend over the users gRPC service.",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.readiness = health.Readiness()
+    errors.install(app, html=_html_error)
+    app.add_middleware(RequestContextMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (health, importer, events, api, stream, ui):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,88 @@
+"""Webapp settings: read once from WEBAPP_* environment variables, failing fast on a bad value."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(ValueError):
+    """A WEBAPP_* variable is missing or malformed; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the webapp reads from its environment.
+
+    >>> Settings.from_env({"WEBAPP_SECRET_KEY": "x" * 32}).users_target
+    'localhost:50051'
+    """
+
+    secret_key: str
+    users_target: str = "localhost:50051"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    grpc_timeout_seconds: float = 5.0
+    stream_timeout_seconds: float = 3600.0
+    shutdown_grace_seconds: float = 10.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from `env` (default: os.environ); ConfigError on a bad value."""
+        env = os.environ if env is None else env
+        secret = env.get("WEBAPP_SECRET_KEY", "")
+        if len(secret) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"WEBAPP_SECRET_KEY is required and must be at least {MIN_SECRET_KEY_LENGTH} "
+                "characters (it signs the CSRF tokens); generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return cls(
+            secret_key=secret,
+            users_target=_get(env, "WEBAPP_USERS_TARGET", str, cls.users_target),
+            host=_get(env, "WEBAPP_HOST", str, cls.host),
+            port=_get(env, "WEBAPP_PORT", _port, cls.port),
+            grpc_timeout_seconds=_get(env, "WEBAPP_GRPC_TIMEOUT_SECONDS", _positive, 5.0),
+            stream_timeout_seconds=_get(env, "WEBAPP_STREAM_TIMEOUT_SECONDS", _positive, 3600.0),
+            shutdown_grace_seconds=_get(env, "WEBAPP_SHUTDOWN_GRACE_SECONDS", _positive, 10.0),
+            log_level=_get(env, "WEBAPP_LOG_LEVEL", _log_level, cls.log_level),
+        )
+
+
+def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+
+
+def _port(raw: str) -> int:
+    port = int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError("a port is 0-65535")
+    return port
+
+
+def _positive(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level

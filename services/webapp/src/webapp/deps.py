@@ -1,0 +1,26 @@
+"""FastAPI dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from webapp.config import Settings
+from webapp.grpc_client import UsersClient
+
+
+def get_client(request: Request) -> UsersClient:
+    """The app's users-service client (opened in the lifespan)."""
+    client: UsersClient = request.app.state.client
+    return client
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Client = Annotated[UsersClient, Depends(get_client)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,101 @@
+"""The one long-lived gRPC channel to the users service, and per-call deadlines and metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+from users.v1 import users_pb2_grpc
+
+from webapp.config import Settings
+from webapp.context import remaining_budget, request_id_var
+
+logger = logging.getLogger(__name__)
+
+USERS_SERVICE = "users.v1.UserService"
+
+# Retry UNAVAILABLE only where a second attempt does no harm: reads, the watch feed, health checks,
+# and CreateUser, which the webapp always sends with an idempotency key (request_id). UpdateUser
+# and DeleteUser are not retried (a lost reply after a commit would become a spurious 412/404),
+# nor is ImportUsers (its request stream cannot be replayed).
+_RETRY_POLICY = {
+    "maxAttempts": 3,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.3s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+_RETRIED = ["GetUser", "ListUsers", "GetUsers", "LookupUsers", "WatchUsers", "CreateUser"]
+SERVICE_CONFIG = {
+    "methodConfig": [
+        {
+            "name": [{"service": USERS_SERVICE, "method": m} for m in _RETRIED]
+            + [{"service": "grpc.health.v1.Health", "method": "Check"}],
+            "retryPolicy": _RETRY_POLICY,
+        }
+    ],
+    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+}
+
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+    ("grpc.enable_retries", 1),
+    # A dead backend must not make callers wait: reconnect attempts stay at most 1 s apart, so the
+    # channel notices a restarted service quickly, and calls (wait_for_ready=False) fail at once
+    # with UNAVAILABLE while it is down.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    # A restarted container may come back on another address: re-resolve the name promptly.
+    ("grpc.dns_min_time_between_resolutions_ms", 1000),
+    # Keepalive pings find dead connections; 5 min is what a grpc server accepts by default
+    # (more frequent pings on an idle connection earn a GOAWAY "too_many_pings").
+    ("grpc.keepalive_time_ms", 300_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.primary_user_agent", "userstack-webapp"),
+]
+
+
+class DeadlineSpentError(Exception):
+    """The HTTP request's own budget ran out before the backend call could start."""
+
+
+class UsersClient:
+    """Owns the channel and the stubs; opened at app start-up and closed at shutdown.
+
+    >>> client = UsersClient(Settings(secret_key="x" * 32))  # doctest: +SKIP
+    >>> await client.users.GetUser(req, **client.unary())  # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.channel = grpc.aio.insecure_channel(settings.users_target, options=CHANNEL_OPTIONS)
+        self.users = users_pb2_grpc.UserServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+        # Set when the server starts draining: long-lived streams (SSE) end on it.
+        self.stopping = asyncio.Event()
+
+    def unary(self) -> dict[str, Any]:
+        """Call options for a unary RPC: deadline within the request's budget, request id."""
+        return self._options(self.settings.grpc_timeout_seconds)
+
+    def streaming(self) -> dict[str, Any]:
+        """Call options for a long stream (GetUsers, ImportUsers, WatchUsers)."""
+        return self._options(self.settings.stream_timeout_seconds)
+
+    def _options(self, limit: float) -> dict[str, Any]:
+        timeout = remaining_budget(limit)
+        if timeout <= 0:
+            raise DeadlineSpentError("the request's time budget is spent")
+        metadata = (("x-request-id", request_id_var.get()),)
+        return {"timeout": timeout, "metadata": metadata, "wait_for_ready": False}
+
+    async def close(self) -> None:
+        """Closes the channel, cancelling whatever calls are still open."""
+        self.stopping.set()
+        await self.channel.close(grace=1.0)
+        logger.info("users channel to %s closed", self.settings.users_target)

@@ -1,0 +1,59 @@
+"""Serving: uvicorn, programmatic, with a graceful shutdown that also ends the open streams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from webapp import logs
+from webapp.app import create_app
+from webapp.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM/SIGINT also tells long streams (SSE) to end.
+
+    uvicorn stops accepting, lets in-flight requests finish within the grace period, and only then
+    runs the lifespan shutdown: an endless event stream would hold it for the whole grace period.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)  # type: ignore[arg-type]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        logger.info("received %s: draining", signal.Signals(sig).name)
+        client = getattr(self._app.state, "client", None)
+        if client is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(client.stopping.set)
+        super().handle_exit(sig, frame)
+
+
+def main() -> None:
+    """Reads the settings, configures logging, serves until a signal, drains and exits."""
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # the request middleware logs each request with its request id
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        proxy_headers=False,
+        server_header=False,
+    )
+    Server(config, app).run()

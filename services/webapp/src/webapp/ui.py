@@ -1,0 +1,212 @@
+"""The HTML UI: user list with search and paging, create, detail, edit, delete (PRG forms)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import grpc
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from google.protobuf import field_mask_pb2
+from users.v1 import users_pb2
+
+from webapp import csrf
+from webapp.convert import user_json
+from webapp.deps import Client, SettingsDep
+from webapp.errors import field_violations
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+PAGE_SIZE = 20
+_FIELDS = ("username", "email", "display_name")
+_CONFLICT = {
+    grpc.StatusCode.ALREADY_EXISTS: ("username", "this username is taken"),
+    grpc.StatusCode.FAILED_PRECONDITION: (
+        "",
+        "someone else changed this user meanwhile: this is the current version, edit it again",
+    ),
+}
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    """Renders a page with a CSRF token for its forms (and the cookie that goes with it)."""
+    secret = request.app.state.settings.secret_key
+    token = csrf.token_for(request, secret)
+    response = templates.TemplateResponse(
+        request, name, {"csrf_token": token, **context}, status_code=status_code
+    )
+    csrf.set_cookie(response, token)
+    return response
+
+
+async def check_csrf(
+    request: Request, settings: SettingsDep, csrf_token: Annotated[str, Form()] = ""
+) -> None:
+    """Dependency of every form POST."""
+    csrf.verify(request, settings.secret_key, csrf_token)
+
+
+Csrf = Depends(check_csrf)
+
+
+def form_errors(exc: grpc.aio.AioRpcError) -> dict[str, str] | None:
+    """Field -> message for errors a form can show, or None for errors it cannot."""
+    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        errors = {v["field"].rpartition(".")[2]: v["message"] for v in field_violations(exc)}
+        return errors or {"": exc.details() or "invalid input"}
+    if exc.code() in _CONFLICT:
+        field, message = _CONFLICT[exc.code()]
+        return {field: message}
+    return None
+
+
+def _status(exc: grpc.aio.AioRpcError) -> int:
+    return {grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.FAILED_PRECONDITION: 412}.get(
+        exc.code(), 422
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(
+    request: Request,
+    *,
+    client: Client,
+    q: Annotated[str, Query(max_length=64)] = "",
+    page_token: Annotated[str, Query(max_length=4096)] = "",
+    created: Annotated[int | None, Query()] = None,
+    deleted: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """The user list, one page at a time, filtered by username prefix."""
+    return await _index(
+        request, client, q=q, page_token=page_token, created=created, deleted=deleted
+    )
+
+
+async def _index(
+    request: Request,
+    client: Client,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+    **params: Any,
+) -> Response:
+    page = await client.users.ListUsers(
+        users_pb2.ListUsersRequest(
+            page_size=PAGE_SIZE,
+            page_token=params.get("page_token", ""),
+            username_prefix=params.get("q", ""),
+        ),
+        **client.unary(),
+    )
+    context = {
+        "users": [user_json(u) for u in page.users],
+        "next_page_token": page.next_page_token,
+        "form": form or {},
+        "errors": errors or {},
+        **params,
+    }
+    return render(request, "index.html", context, status_code)
+
+
+@router.post("/ui/users", dependencies=[Csrf])
+async def create(
+    request: Request,
+    *,
+    client: Client,
+    username: Annotated[str, Form(max_length=1024)] = "",
+    email: Annotated[str, Form(max_length=1024)] = "",
+    display_name: Annotated[str, Form(max_length=1024)] = "",
+    request_id: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    """Creates a user from the form; on bad input shows the form again with each field's error."""
+    form = {"username": username, "email": email, "display_name": display_name}
+    message = users_pb2.CreateUserRequest(**form, request_id=request_id or uuid.uuid4().hex)
+    try:
+        user = await client.users.CreateUser(message, **client.unary())
+    except grpc.aio.AioRpcError as exc:
+        if (errors := form_errors(exc)) is None:
+            raise
+        return await _index(request, client, form=form, errors=errors, status_code=_status(exc))
+    return RedirectResponse(f"/?created={user.id}", status_code=303)
+
+
+async def _detail(
+    request: Request,
+    client: Client,
+    user_id: int,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+    notice: str = "",
+) -> Response:
+    user = await client.users.GetUser(users_pb2.GetUserRequest(id=user_id), **client.unary())
+    shown = user_json(user)
+    context = {"user": shown, "form": form or shown, "errors": errors or {}, "notice": notice}
+    return render(request, "user.html", context, status_code)
+
+
+@router.get("/ui/users/{user_id:int}", response_class=HTMLResponse)
+async def detail(request: Request, client: Client, user_id: int, updated: bool = False) -> Response:
+    """One user, with the edit and delete forms."""
+    return await _detail(request, client, user_id, notice="Saved." if updated else "")
+
+
+@router.post("/ui/users/{user_id:int}/edit", dependencies=[Csrf])
+async def edit(
+    request: Request,
+    user_id: int,
+    *,
+    client: Client,
+    etag: Annotated[str, Form(max_length=256)] = "",
+    username: Annotated[str, Form(max_length=1024)] = "",
+    email: Annotated[str, Form(max_length=1024)] = "",
+    display_name: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    """Saves the edit form, conditional on the etag the form was rendered with."""
+    form = {"username": username, "email": email, "display_name": display_name}
+    message = users_pb2.UpdateUserRequest(
+        user=users_pb2.User(id=user_id, username=username, email=email, display_name=display_name),
+        update_mask=field_mask_pb2.FieldMask(paths=list(_FIELDS)),
+        etag=etag,
+    )
+    try:
+        await client.users.UpdateUser(message, **client.unary())
+    except grpc.aio.AioRpcError as exc:
+        if (errors := form_errors(exc)) is None:
+            raise
+        stale = exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+        shown_form = None if stale else form
+        return await _detail(
+            request, client, user_id, form=shown_form, errors=errors, status_code=_status(exc)
+        )
+    return RedirectResponse(f"/ui/users/{user_id}?updated=1", status_code=303)
+
+
+@router.post("/ui/users/{user_id:int}/delete", dependencies=[Csrf])
+async def delete(
+    request: Request,
+    client: Client,
+    user_id: int,
+    etag: Annotated[str, Form(max_length=256)] = "",
+    username: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Deletes the user, conditional on the etag the page was rendered with."""
+    message = users_pb2.DeleteUserRequest(id=user_id, etag=etag)
+    try:
+        await client.users.DeleteUser(message, **client.unary())
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        return await _detail(
+            request, client, user_id, errors={"": _CONFLICT[exc.code()][1]}, status_code=412
+        )
+    return RedirectResponse(f"/?deleted={quote(username)}", status_code=303)
