@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from webapp import api, errors, events, health, importer, stream, ui
+from webapp import api, docs, errors, events, health, importer, stream, ui
 from webapp.config import Settings
 from webapp.context import request_id_var
 from webapp.grpc_client import UsersClient
@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.readiness = health.Readiness()
     errors.install(app, html=_html_error)
     app.add_middleware(RequestContextMiddleware)
+    docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (health, importer, events, api, stream, ui):
         app.include_router(module.router)
