@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ router = APIRouter(tags=["streams"])
 
 KEEPALIVE_SECONDS = 15.0
 RECONNECT_MS = 2000
+SUBSCRIBE_WAIT_SECONDS = 0.5
 
 
 async def _frames(call: grpc.aio.UnaryStreamCall, stopping: asyncio.Event) -> AsyncIterator[bytes]:
@@ -75,6 +77,10 @@ async def user_events(client: Client) -> StreamingResponse:
     call = client.users.WatchUsers(users_pb2.WatchUsersRequest(), **client.streaming())
     try:
         await call.wait_for_connection()  # a dead users service is a 503 here, not an empty feed
+        # The users service sends its headers as the watch starts: once they are here, events
+        # made after this response began are in the feed. (Bounded: other servers may not.)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(call.initial_metadata()), SUBSCRIBE_WAIT_SECONDS)
     except BaseException:
         call.cancel()
         raise

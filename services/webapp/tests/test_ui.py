@@ -1,0 +1,138 @@
+"""The HTML UI without JavaScript: plain forms, POST-redirect-GET, CSRF protection."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+HTML = {"accept": "text/html"}
+
+
+def csrf_token(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def etag_of(page: httpx.Response) -> str:
+    match = re.search(r'name="etag" value="([^"]+)"', page.text)
+    assert match
+    return match.group(1)
+
+
+async def test_index_lists_users_with_a_create_form_and_a_csrf_cookie(
+    http: httpx.AsyncClient, make_user: Any
+) -> None:
+    user = await make_user("idx")
+    page = await http.get("/", params={"q": user["username"]}, headers=HTML)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f'href="/ui/users/{user["id"]}"' in page.text
+    assert http.cookies["csrftoken"] == csrf_token(page)
+    assert "httponly" in page.headers["set-cookie"].lower()
+    assert "samesite=strict" in page.headers["set-cookie"].lower()
+
+
+async def test_create_form_redirects_then_the_list_shows_the_user(
+    http: httpx.AsyncClient, uname: Any
+) -> None:
+    token = csrf_token(await http.get("/"))
+    name = uname("form")
+    form = {"csrf_token": token, "username": name, "email": "", "display_name": "Form User"}
+    created = await http.post("/ui/users", data=form)
+    assert created.status_code == 303
+    assert created.headers["location"].startswith("/?created=")
+    listed = await http.get("/", params={"q": name})
+    assert name in listed.text
+    assert "Form User" in listed.text
+
+
+async def test_create_form_shows_each_fields_error_next_to_it(http: httpx.AsyncClient) -> None:
+    token = csrf_token(await http.get("/"))
+    form = {"csrf_token": token, "username": "x", "email": "bad-address", "display_name": ""}
+    page = await http.post("/ui/users", data=form, headers=HTML)
+    assert page.status_code == 422
+    assert 'data-field-error="username"' in page.text
+    assert 'data-field-error="email"' in page.text
+    assert 'value="bad-address"' in page.text  # what the user typed is kept
+
+
+async def test_create_form_with_a_taken_username_is_409(
+    http: httpx.AsyncClient, make_user: Any
+) -> None:
+    user = await make_user("formdup")
+    token = csrf_token(await http.get("/"))
+    page = await http.post("/ui/users", data={"csrf_token": token, "username": user["username"]})
+    assert page.status_code == 409
+    assert 'data-field-error="username"' in page.text
+
+
+async def test_detail_edit_and_delete_through_forms(
+    http: httpx.AsyncClient, make_user: Any, uname: Any
+) -> None:
+    user = await make_user("detail", display_name="Old")
+    path = f"/ui/users/{user['id']}"
+    page = await http.get(path)
+    assert page.status_code == 200
+    token, etag = csrf_token(page), etag_of(page)
+    new_name = uname("renamed")
+    edit = {"csrf_token": token, "etag": etag, "username": new_name, "display_name": "New"}
+    saved = await http.post(f"{path}/edit", data=edit)
+    assert saved.status_code == 303
+    page = await http.get(saved.headers["location"])
+    assert "Saved." in page.text
+    assert new_name in page.text
+    stale = await http.post(f"{path}/edit", data=edit)  # the etag it was sent with is now old
+    assert stale.status_code == 412
+    assert "someone else changed this user" in stale.text
+    gone = await http.post(
+        f"{path}/delete", data={"csrf_token": token, "etag": etag_of(page), "username": new_name}
+    )
+    assert gone.status_code == 303
+    assert (await http.get(path, headers=HTML)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("cookie", "field"),
+    [
+        (None, None),  # neither
+        ("valid", None),  # the cookie without the form field
+        ("valid", "other-valid"),  # two valid tokens that differ
+        ("forged", "forged"),  # equal, but not signed with our key
+    ],
+)
+async def test_form_posts_without_a_matching_signed_token_are_403(
+    webapp: Any, cookie: str | None, field: str | None, uname: Any
+) -> None:
+    async with httpx.AsyncClient(base_url=webapp.url) as client:
+        valid = csrf_token(await client.get("/"))
+        async with httpx.AsyncClient(base_url=webapp.url) as other:
+            other_valid = csrf_token(await other.get("/"))
+        values = {"valid": valid, "other-valid": other_valid, "forged": "abc.def", None: None}
+        client.cookies.clear()
+        if values[cookie] is not None:
+            client.cookies.set("csrftoken", values[cookie] or "")
+        form = {"username": uname("csrf")}
+        if values[field] is not None:
+            form["csrf_token"] = values[field] or ""
+        for path in ("/ui/users", "/ui/users/1/edit", "/ui/users/1/delete"):
+            response = await client.post(path, data=form, headers=HTML)
+            assert response.status_code == 403, path
+            assert "CSRF" in response.text
+
+
+async def test_missing_user_page_is_an_html_404(http: httpx.AsyncClient) -> None:
+    page = await http.get("/ui/users/999999999", headers=HTML)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "not found" in page.text
+
+
+async def test_static_assets_are_served_locally(http: httpx.AsyncClient) -> None:
+    page = await http.get("/")
+    assert "http" not in "".join(re.findall(r'(?:src|href)="([^"]+)"', page.text))
+    for asset in ("/static/app.css", "/static/app.js", "/static/swagger/swagger-ui-bundle.js"):
+        assert (await http.get(asset)).status_code == 200
