@@ -43,6 +43,7 @@ class UsersServer:
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
         self._server: Any = None
+        self._drained = False
 
     def _build(self) -> Any:
         limit = self.settings.max_message_bytes
@@ -72,6 +73,9 @@ class UsersServer:
 
     async def drain(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, streams ended, in-flight calls finished (up to grace), closed."""
+        if self._drained:
+            return
+        self._drained = True
         grace = self.settings.grace_period_seconds if grace is None else grace
         logger.info("draining", extra={"grace_seconds": grace})
         if self._monitor_task is not None:

@@ -1,0 +1,137 @@
+"""Fixtures: a real in-process server on port 0 over a real SQLite file, and server subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from users.v1 import users_pb2_grpc
+
+from users_service.config import Settings
+from users_service.server import UsersServer
+
+ServerFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a test server: ephemeral port, a database file in tmp_path, fast probes."""
+    return Settings(
+        listen_address="127.0.0.1:0",
+        database_path=tmp_path / "data" / "users.db",
+        grace_period_seconds=1.0,
+        store_probe_interval_seconds=0.1,
+    )
+
+
+@pytest.fixture
+async def start_server(settings: Settings) -> AsyncIterator[ServerFactory]:
+    """Starts UsersServers (settings overridable per call); drains every one at the end."""
+    started: list[UsersServer] = []
+
+    async def start(**overrides: Any) -> tuple[UsersServer, int]:
+        server = UsersServer(replace(settings, **overrides))
+        port = await server.start()
+        started.append(server)
+        return server, port
+
+    yield start
+    for server in started:
+        await server.drain(grace=0)
+
+
+@pytest.fixture
+async def server(start_server: ServerFactory) -> tuple[UsersServer, int]:
+    """One started server and its port."""
+    started: tuple[UsersServer, int] = await start_server()
+    return started
+
+
+@pytest.fixture
+async def channel(server: tuple[UsersServer, int]) -> AsyncIterator[Any]:
+    """An aio channel to the server."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server[1]}") as chan:
+        yield chan
+
+
+@pytest.fixture
+def stub(channel: Any) -> Any:
+    """A users.v1.UserService stub on the channel."""
+    return users_pb2_grpc.UserServiceStub(channel)
+
+
+class ServerProcess:
+    """`python -m users_service` in a subprocess; its JSON log lines collected as they come."""
+
+    def __init__(self, db_path: Path, **env: str) -> None:
+        full_env = {
+            **os.environ,
+            "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
+            "USERS_DATABASE_PATH": str(db_path),
+            **env,
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "users_service"],
+            env=full_env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._listening = threading.Event()
+        self.port = 0
+        threading.Thread(target=self._collect, daemon=True).start()
+        if not self._listening.wait(timeout=20):
+            self.process.kill()
+            raise RuntimeError(f"server did not start: {self.lines}")
+
+    def _collect(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+            match = re.search(r'"message": "listening".*"port": (\d+)', line)
+            if match:
+                self.port = int(match.group(1))
+                self._listening.set()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+    def wait_for_log(self, pattern: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if re.search(pattern, line):
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"no log line matching {pattern!r} in {self.lines}")
+
+
+@pytest.fixture
+def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Starts server subprocesses; kills any still running at the end."""
+    processes: list[ServerProcess] = []
+
+    def spawn(db_path: Path | None = None, **env: str) -> ServerProcess:
+        proc = ServerProcess(db_path or tmp_path / "proc" / "users.db", **env)
+        processes.append(proc)
+        return proc
+
+    yield spawn
+    for proc in processes:
+        proc.stop()
