@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import grpc
 from fastapi import APIRouter, Query
@@ -28,21 +29,68 @@ def ndjson_line(user: users_pb2.User) -> bytes:
     return json.dumps(user_json(user), separators=(",", ":")).encode() + b"\n"
 
 
-async def _lines(
-    call: grpc.aio.UnaryStreamCall, first: users_pb2.User | Any
-) -> AsyncIterator[bytes]:
+# Lines read ahead of the HTTP client (bounds the webapp's memory per stream).
+QUEUE_LINES = 256
+# A line waits at most LINGER_SECONDS for others to share its socket write (each write costs a
+# syscall; one per user made the webapp CPU-bound), and a chunk is sent once it reaches CHUNK_BYTES.
+LINGER_SECONDS = 0.005
+CHUNK_BYTES = 64 * 1024
+_END = object()
+
+
+async def _pump(call: grpc.aio.UnaryStreamCall, queue: asyncio.Queue[object]) -> None:
+    """Reads the gRPC stream into the queue as NDJSON lines, then _END or the call's error."""
     try:
-        if first is grpc.aio.EOF:
-            return
-        yield ndjson_line(first)
         while (user := await call.read()) is not grpc.aio.EOF:
-            yield ndjson_line(user)
+            await queue.put(ndjson_line(user))
+    except grpc.aio.AioRpcError as exc:
+        await queue.put(exc)
+    else:
+        await queue.put(_END)
+
+
+async def _gather(queue: asyncio.Queue[object]) -> list[object]:
+    """The next line, with those that follow within LINGER_SECONDS (up to CHUNK_BYTES)."""
+    items = [await queue.get()]
+    size, deadline = 0, asyncio.get_running_loop().time() + LINGER_SECONDS
+    while isinstance(last := items[-1], bytes) and (size := size + len(last)) < CHUNK_BYTES:
+        try:
+            async with asyncio.timeout_at(deadline):
+                items.append(await queue.get())
+        except TimeoutError:
+            break
+    return items
+
+
+async def _chunks(queue: asyncio.Queue[object]) -> AsyncIterator[bytes]:
+    """Yields the lines in chunks; raises the call's error, returns at its end."""
+    while True:
+        items = await _gather(queue)
+        tail = items.pop() if not isinstance(items[-1], bytes) else None
+        if items:
+            yield b"".join(item for item in items if isinstance(item, bytes))
+        if isinstance(tail, grpc.aio.AioRpcError):
+            raise tail
+        if tail is _END:
+            return
+
+
+async def _lines(call: grpc.aio.UnaryStreamCall, first: object) -> AsyncIterator[bytes]:
+    if not isinstance(first, users_pb2.User):
+        return  # EOF at once: an empty body is valid NDJSON
+    queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_LINES)
+    reader = asyncio.create_task(_pump(call, queue))
+    try:
+        yield ndjson_line(first)
+        async for chunk in _chunks(queue):
+            yield chunk
     except grpc.aio.AioRpcError as exc:
         # The 200 is already sent: drop the connection so the client sees a truncated body, not
         # a short list that looks complete.
         logger.warning("GetUsers failed mid-stream: %s %s", exc.code().name, exc.details())
         raise
     finally:
+        reader.cancel()
         call.cancel()
 
 

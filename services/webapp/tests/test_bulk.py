@@ -1,0 +1,83 @@
+"""100,000 users: imported through the NDJSON upload, streamed back as NDJSON in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+COUNT = 100_000
+BATCH = 2_000
+# Budget for the webapp's resident memory growth while streaming all users; holding them would
+# take far more (their JSON alone is ~17 MB, as Python objects well over 100 MB).
+MAX_GROWTH_MB = 25
+
+
+def rss_mb(pid: int, field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+
+async def ndjson_rows() -> AsyncIterator[bytes]:
+    for start in range(0, COUNT, BATCH):
+        rows = (json.dumps({"username": f"bulk{i:06d}"}) for i in range(start, start + BATCH))
+        yield ("\n".join(rows) + "\n").encode()
+
+
+@pytest.mark.slow
+async def test_100k_users_import_and_stream_back_in_bounded_memory(
+    spawn_users: Any, spawn_webapp: Any
+) -> None:
+    users = spawn_users()
+    app = spawn_webapp(users.address)
+    async with httpx.AsyncClient(base_url=app.url, timeout=120.0) as client:
+        reset_peak(app.pid)
+        before_import = rss_mb(app.pid, "VmRSS")
+        started = time.monotonic()
+        imported = await client.post(
+            "/api/v1/users:import",
+            content=ndjson_rows(),
+            headers={"content-type": "application/x-ndjson"},
+        )
+        import_seconds = time.monotonic() - started
+        assert imported.status_code == 200, imported.text
+        assert imported.json()["created_count"] == COUNT
+        import_growth = rss_mb(app.pid, "VmHWM") - before_import
+
+        reset_peak(app.pid)
+        before = rss_mb(app.pid, "VmRSS")
+        started = time.monotonic()
+        first_at = 0.0
+        count, last_id = 0, 0
+        async with client.stream("GET", "/users/") as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if count == 0:
+                    first_at = time.monotonic() - started
+                user = json.loads(line)
+                assert user["id"] > last_id
+                count, last_id = count + 1, user["id"]
+        total = time.monotonic() - started
+        growth = rss_mb(app.pid, "VmHWM") - before
+
+    print(  # the numbers the report quotes (pytest -s)
+        f"\nimport {COUNT}: {import_seconds:.1f}s, webapp peak growth {import_growth:.1f} MB"
+        f"\nstream {count}: first line {first_at * 1000:.0f} ms, all {total:.1f}s, "
+        f"webapp peak growth {growth:.1f} MB (RSS before {before:.0f} MB)"
+    )
+    assert count == COUNT
+    assert first_at < total / 10
+    assert growth < MAX_GROWTH_MB
+    assert import_growth < MAX_GROWTH_MB
