@@ -18,9 +18,16 @@ import pytest
 from users.v1 import users_pb2_grpc
 
 from users_service.config import Settings
+from users_service.logs import install_request_id_factory
 from users_service.server import UsersServer
 
 ServerFactory = Callable[..., Any]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _request_ids_in_log_records() -> None:
+    """Log records carry the request id of their call, as under `python -m users_service`."""
+    install_request_id_factory()
 
 
 @pytest.fixture

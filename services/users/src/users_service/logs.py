@@ -12,7 +12,7 @@ from typing import Any
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else came through `extra=` and is logged as a field.
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,19 +30,38 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = request_id_var.get()
-        if request_id is not None:
-            entry["request_id"] = request_id
         entry.update(
-            (key, value) for key, value in vars(record).items() if key not in _STANDARD_ATTRS
+            (key, value)
+            for key, value in vars(record).items()
+            if key not in _STANDARD_ATTRS and value is not None
         )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
+def install_request_id_factory() -> None:
+    """Stamps each new LogRecord with the current call's request id (idempotent).
+
+    Done at record creation, in the caller's context, so that a record formatted later or
+    elsewhere still carries the id of the call that logged it.
+    """
+    base = logging.getLogRecordFactory()
+    if getattr(base, "stamps_request_id", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        record.request_id = request_id_var.get()
+        return record
+
+    factory.stamps_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def configure_logging(level: str) -> None:
     """Sends every log record to stderr as JSON lines, at `level` and above."""
+    install_request_id_factory()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

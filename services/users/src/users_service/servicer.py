@@ -145,9 +145,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         logger.info(
             "import done",
             extra={
-                "created": summary.created_count,
-                "existing": summary.existing_count,
-                "rejected": summary.rejected_count,
+                "created_count": summary.created_count,
+                "existing_count": summary.existing_count,
+                "rejected_count": summary.rejected_count,
             },
         )
         return summary

@@ -1,0 +1,141 @@
+"""Health: liveness, the store probe flipping users.v1.UserService on real faults, the CLI probe."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from users.v1 import users_pb2, users_pb2_grpc
+
+from users_service.server import UsersServer
+
+SERVICE = "users.v1.UserService"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def check(channel: Any, service: str) -> int:
+    reply = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=service)
+    )
+    return int(reply.status)
+
+
+async def wait_for_status(watch: Any, wanted: int, timeout: float = 10) -> None:
+    async def read_until() -> None:
+        while (await watch.read()).status != wanted:
+            pass
+
+    await asyncio.wait_for(read_until(), timeout)
+
+
+async def test_liveness_and_service_are_serving(channel: Any) -> None:
+    assert await check(channel, "") == SERVING
+    assert await check(channel, SERVICE) == SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await check(channel, "no.such.Service")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_service_goes_not_serving_while_the_database_file_is_unreadable_and_back(
+    channel: Any, server: tuple[UsersServer, int]
+) -> None:
+    db = server[0].settings.database_path
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE))
+    await wait_for_status(watch, SERVING)
+    # The fault: the database file vanishes and a directory stands where it was (a volume
+    # swapped or mis-mounted); nothing can open it as a database, root or not.
+    moved = db.with_name("users.db.moved")
+    db.rename(moved)
+    db.mkdir()
+    await wait_for_status(watch, NOT_SERVING)
+    assert await check(channel, "") == SERVING, "liveness must not depend on the database"
+    db.rmdir()
+    moved.rename(db)
+    await wait_for_status(watch, SERVING)
+    watch.cancel()
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted in tmp_path (needs root: CAP_SYS_ADMIN), unmounted afterwards."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Writes a file until the filesystem is full; returns it."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as error:
+        assert error.errno == 28, error  # ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+async def test_service_goes_not_serving_on_a_full_filesystem_and_back(
+    tiny_filesystem: Path, start_server: Any
+) -> None:
+    server, port = await start_server(database_path=tiny_filesystem / "users.db")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = users_pb2_grpc.UserServiceStub(channel)
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=SERVICE)
+        )
+        await wait_for_status(watch, SERVING)
+        filler = fill(tiny_filesystem)
+        await wait_for_status(watch, NOT_SERVING)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateUser(users_pb2.CreateUserRequest(username="nospace"))
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert await check(channel, "") == SERVING
+        filler.unlink()
+        await wait_for_status(watch, SERVING)
+        assert (await stub.CreateUser(users_pb2.CreateUserRequest(username="space"))).id
+        watch.cancel()
+
+
+def healthcheck(*args: str) -> subprocess.CompletedProcess[str]:
+    script = shutil.which("users-healthcheck", path=str(Path(sys.executable).parent))
+    assert script is not None, "the users-healthcheck console script is not installed"
+    return subprocess.run([script, *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+async def test_healthcheck_cli_exits_0_only_when_serving(server: tuple[UsersServer, int]) -> None:
+    address = f"127.0.0.1:{server[1]}"
+    ok = await asyncio.to_thread(healthcheck, "--address", address, "--service", SERVICE)
+    assert ok.returncode == 0, ok.stderr
+    assert "SERVING" in ok.stdout
+    unknown = await asyncio.to_thread(healthcheck, "--address", address, "--service", "nope")
+    assert unknown.returncode == 1
+    assert "NOT_FOUND" in unknown.stderr
+    await server[0].health.drain()
+    draining = await asyncio.to_thread(healthcheck, "--address", address)
+    assert draining.returncode == 1
+    assert "NOT_SERVING" in draining.stderr
+
+
+def test_healthcheck_cli_exits_1_when_nothing_listens() -> None:
+    result = healthcheck("--address", "127.0.0.1:1", "--timeout", "1")
+    assert result.returncode == 1
+    assert "UNAVAILABLE" in result.stderr
