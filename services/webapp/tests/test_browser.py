@@ -1,0 +1,127 @@
+"""A real headless Chromium drives the UI: bad username, create, live list, screenshots."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    async_playwright,
+    expect,
+)
+
+ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def fresh_webapp(spawn_users: Any, spawn_webapp: Any) -> Any:
+    """A webapp over an empty users service, so the list's first page is predictable."""
+    return spawn_webapp(spawn_users().address)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        await browser.close()
+
+
+async def open_page(browser: Browser, url: str, problems: list[str]) -> Page:
+    """A page that records console errors (CSP violations among them) and failed requests."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+
+    def on_console(message: ConsoleMessage) -> None:
+        # The form answered with 422 on purpose; anything else (CSP violations...) is a problem.
+        if message.type == "error" and "status of 422" not in message.text:
+            problems.append(message.text)
+
+    page.on("console", on_console)
+
+    def on_failed(request: Request) -> None:
+        # Leaving a page aborts its EventSource: expected, not a problem.
+        if not (request.url.endswith("/events") and request.failure == "net::ERR_ABORTED"):
+            problems.append(f"failed: {request.url} {request.failure}")
+
+    page.on("requestfailed", on_failed)
+    await page.goto(url)
+    return page
+
+
+async def test_create_a_user_through_the_form_and_see_it_listed(
+    browser: Browser, fresh_webapp: Any, uname: Any
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+    async with httpx.AsyncClient(base_url=fresh_webapp.url) as client:
+        for name, display in [("ada", "Ada Lovelace"), ("grace", "Grace Hopper")]:
+            await client.post("/api/v1/users", json={"username": name, "display_name": display})
+    page = await open_page(browser, fresh_webapp.url + "/", problems)
+    await expect(page.locator("#live")).to_be_visible()  # app.js subscribed to the event feed
+
+    await page.fill("#f-username", "No Good!")
+    await page.fill("#f-display_name", "Bad Name")
+    await page.click("button:has-text('Create user')")
+    error = page.locator('[data-field-error="username"]')
+    await expect(error).to_be_visible()
+    await expect(page.locator("#f-display_name")).to_have_value("Bad Name")
+    await page.screenshot(path=ARTIFACTS / "webapp-field-error.png", full_page=True)
+
+    name = uname("browser")
+    await page.fill("#f-username", name)
+    await page.fill("#f-email", "browser@example.com")
+    await page.fill("#f-display_name", "Browser User")
+    await page.click("button:has-text('Create user')")
+    await expect(page.locator(".notice")).to_contain_text("created")
+    await expect(page.locator("#users")).to_contain_text(name)
+    await page.screenshot(path=ARTIFACTS / "webapp-list.png", full_page=True)
+
+    await page.click(f"a:has-text('{name}')")
+    await expect(page.locator("h1")).to_contain_text(name)
+    await page.screenshot(path=ARTIFACTS / "webapp-detail.png", full_page=True)
+    assert problems == []
+
+
+async def test_the_list_updates_live_when_another_client_creates_a_user(
+    browser: Browser, webapp: Any, uname: Any
+) -> None:
+    problems: list[str] = []
+    prefix = uname("live")
+    page = await open_page(browser, f"{webapp.url}/?q={prefix}", problems)
+    await expect(page.locator("#live")).to_be_visible()
+    async with httpx.AsyncClient(base_url=webapp.url) as client:
+        created = await client.post("/api/v1/users", json={"username": f"{prefix}-x"})
+        assert created.status_code == 201
+    row = page.locator(f'tr[data-user-id="{created.json()["id"]}"]')
+    await expect(row).to_contain_text(f"{prefix}-x")
+    assert problems == []
+
+
+async def test_api_docs_render_from_local_assets_under_the_csp(
+    browser: Browser, webapp: Any
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+    page = await open_page(browser, webapp.url + "/docs", problems)
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("userstack webapp")
+    await expect(page.get_by_text("/api/v1/users:import").first).to_be_visible()
+    await page.screenshot(path=ARTIFACTS / "webapp-docs.png")
+    assert problems == []
