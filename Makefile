@@ -62,7 +62,7 @@ run-users: dev ## Run the users service on localhost:50051, its database in ./da
 
 .PHONY: run-webapp
 run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-users`.
-	$(RUN) python -m webapp
+	scripts/dotenv.sh && set -a && source .env && set +a && $(RUN) python -m webapp
 
 .PHONY: bench
 bench: dev ## Benchmarks behind every number the README and issue notes quote.
@@ -80,6 +80,18 @@ up: system-deps ## Build and start the stack; returns once every service is heal
 .PHONY: down
 down: ## Stop the stack (the database volume is kept).
 	docker compose down
+
+.PHONY: base-image
+base-image: system-deps ## Build local/python:3.11-bookworm from Debian packages (for engines with no registry).
+	scripts/base-image.sh
+
+.PHONY: wheelhouse
+wheelhouse: .venv/.synced ## Download the images' wheels from uv.lock into wheelhouse/ (offline image builds).
+	scripts/wheelhouse.sh
+
+.PHONY: images
+images: system-deps ## Build both images (userstack/users:dev, userstack/webapp:dev) without starting them.
+	scripts/dotenv.sh && export "$$(scripts/build-inputs.sh | tail -n1)" && docker compose build
 
 .PHONY: logs
 logs: ## Follow the stack's logs.
