@@ -96,7 +96,8 @@ class ServerProcess:
         self.lines: list[str] = []
         self._listening = threading.Event()
         self.port = 0
-        threading.Thread(target=self._collect, daemon=True).start()
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
         if not self._listening.wait(timeout=20):
             self.process.kill()
             raise RuntimeError(f"server did not start: {self.lines}")
@@ -118,6 +119,9 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=10)
+        self._collector.join(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
     def wait_for_log(self, pattern: str, timeout: float = 10) -> str:
         deadline = time.monotonic() + timeout
