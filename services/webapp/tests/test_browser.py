@@ -30,9 +30,15 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def fresh_webapp(spawn_users: Any, spawn_webapp: Any) -> Any:
+def fresh_users(spawn_users: Any) -> Any:
+    """An empty users service of the test's own."""
+    return spawn_users()
+
+
+@pytest.fixture
+def fresh_webapp(fresh_users: Any, spawn_webapp: Any) -> Any:
     """A webapp over an empty users service, so the list's first page is predictable."""
-    return spawn_webapp(spawn_users().address)
+    return spawn_webapp(fresh_users.address)
 
 
 @pytest.fixture
@@ -125,3 +131,22 @@ async def test_api_docs_render_from_local_assets_under_the_csp(
     await expect(page.get_by_text("/api/v1/users:import").first).to_be_visible()
     await page.screenshot(path=ARTIFACTS / "webapp-docs.png")
     assert problems == []
+
+
+async def test_live_updates_resume_after_the_users_service_restarts(
+    browser: Browser, fresh_users: Any, fresh_webapp: Any, spawn_users: Any
+) -> None:
+    problems: list[str] = []
+    page = await open_page(browser, fresh_webapp.url + "/", problems)
+    live = page.locator("#live")
+    await expect(live).to_be_visible()
+    fresh_users.stop()
+    await expect(live).to_be_hidden()
+    spawn_users(port=fresh_users.port)
+    await expect(live).to_be_visible(timeout=15_000)  # app.js reconnected by itself
+    async with httpx.AsyncClient(base_url=fresh_webapp.url) as client:
+        created = await client.post("/api/v1/users", json={"username": "after-restart"})
+        assert created.status_code == 201
+    await expect(page.locator("#users")).to_contain_text("after-restart")
+    # While the service was down, the reconnects were answered 503: the console shows that.
+    assert all("503" in problem or "events" in problem for problem in problems), problems

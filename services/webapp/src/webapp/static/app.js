@@ -5,9 +5,25 @@
   const main = document.querySelector("main");
   if (!main || !window.EventSource) return;
   const live = document.getElementById("live");
-  const source = new EventSource("/api/v1/users/events");
-  source.addEventListener("open", () => { if (live) live.hidden = false; });
-  source.addEventListener("error", () => { if (live) live.hidden = true; });
+  const RETRY_MS = 3000;
+
+  // EventSource retries by itself after a dropped stream, but gives up for good when a reconnect
+  // is answered with an error status (503 while the users service is down): start anew then.
+  function connect() {
+    const source = new EventSource("/api/v1/users/events");
+    source.addEventListener("open", () => { if (live) live.hidden = false; });
+    source.addEventListener("error", () => {
+      if (live) live.hidden = true;
+      if (source.readyState === EventSource.CLOSED) setTimeout(connect, RETRY_MS);
+    });
+    for (const type of ["created", "updated", "deleted"]) {
+      source.addEventListener(type, (message) => {
+        const event = JSON.parse(message.data);
+        if (main.dataset.page === "list") onList(type, event.user);
+        if (main.dataset.page === "detail") onDetail(type, event.user);
+      });
+    }
+  }
 
   function cell(cls, text) {
     const td = document.createElement("td");
@@ -61,11 +77,5 @@
     banner.hidden = false;
   }
 
-  for (const type of ["created", "updated", "deleted"]) {
-    source.addEventListener(type, (message) => {
-      const event = JSON.parse(message.data);
-      if (main.dataset.page === "list") onList(type, event.user);
-      if (main.dataset.page === "detail") onDetail(type, event.user);
-    });
-  }
+  connect();
 })();
