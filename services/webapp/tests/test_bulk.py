@@ -40,6 +40,7 @@ async def ndjson_rows() -> AsyncIterator[bytes]:
 async def test_100k_users_import_and_stream_back_in_bounded_memory(
     spawn_users: Any, spawn_webapp: Any
 ) -> None:
+    """Also: a users service that goes away mid-stream truncates the body (no short 200)."""
     users = spawn_users()
     app = spawn_webapp(users.address)
     async with httpx.AsyncClient(base_url=app.url, timeout=120.0) as client:
@@ -76,6 +77,14 @@ async def test_100k_users_import_and_stream_back_in_bounded_memory(
             assert rest == b""  # the body ends with a complete line
         total = time.monotonic() - started
         growth = rss_mb(app.pid, "VmHWM") - before
+
+        async with client.stream("GET", "/users/") as response:
+            chunks = response.aiter_bytes()
+            await anext(chunks)
+            users.stop()  # drains for 2 s, then cancels the GetUsers still streaming
+            with pytest.raises(httpx.RemoteProtocolError):
+                async for _ in chunks:
+                    pass
 
     print(  # the numbers the report quotes (pytest -s)
         f"\nimport {COUNT}: {import_seconds:.1f}s, webapp peak growth {import_growth:.1f} MB"

@@ -38,6 +38,12 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.CANCELLED: 503,
 }
+
+
+class StreamAbortedError(Exception):
+    """A streamed body failed after its 200 went out: the connection is dropped, not completed."""
+
+
 # Statuses whose gRPC message is the server's business, not the HTTP caller's.
 _OPAQUE = {502, 503, 504}
 

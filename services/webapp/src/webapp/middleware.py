@@ -16,7 +16,7 @@ from webapp.context import (
     request_deadline_var,
     request_id_var,
 )
-from webapp.errors import problem
+from webapp.errors import StreamAbortedError, problem
 
 logger = logging.getLogger("webapp.access")
 
@@ -69,6 +69,10 @@ class RequestContextMiddleware:
             return
         try:
             await self.app(scope, receive, send_with_headers)
+        except* StreamAbortedError:
+            # Already logged where it happened. Returning with the body unfinished makes uvicorn
+            # close the connection, so the client sees a truncated response, not a short one.
+            pass
         finally:
             logger.info(
                 "%s %s %s %.1fms",

@@ -16,6 +16,7 @@ from users.v1 import users_pb2
 from webapp.api import ERRORS
 from webapp.convert import user_json
 from webapp.deps import Client
+from webapp.errors import StreamAbortedError
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ async def _lines(call: grpc.aio.UnaryStreamCall, first: object) -> AsyncIterator
         # The 200 is already sent: drop the connection so the client sees a truncated body, not
         # a short list that looks complete.
         logger.warning("GetUsers failed mid-stream: %s %s", exc.code().name, exc.details())
-        raise
+        raise StreamAbortedError from exc
     finally:
         reader.cancel()
         call.cancel()
