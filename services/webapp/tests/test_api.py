@@ -87,10 +87,11 @@ async def test_missing_user_is_404(http: httpx.AsyncClient, path: str) -> None:
     assert "not found" in body["detail"]
 
 
-async def test_out_of_range_id_is_422_without_calling_the_service(
-    http: httpx.AsyncClient,
-) -> None:
-    assert_problem(await http.get(f"/api/v1/users/{2**63}"), 422)
+@pytest.mark.parametrize(
+    "path", [f"/api/v1/users/{2**63}", f"/users/?id={2**63}", f"/ui/users/{2**63}"]
+)
+async def test_out_of_range_id_is_422_not_a_crash(http: httpx.AsyncClient, path: str) -> None:
+    assert_problem(await http.get(path), 422)
 
 
 async def test_patch_changes_only_the_fields_sent(http: httpx.AsyncClient, make_user: Any) -> None:

@@ -31,12 +31,9 @@ class Server(uvicorn.Server):
         self._app = app
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-        self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)  # type: ignore[arg-type]
-
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        self._loop = asyncio.get_running_loop()  # entered by serve(), on the serving loop
         with super().capture_signals():
             yield
             # uvicorn re-raises the signal after draining, so the process dies of it (-15/143);

@@ -11,6 +11,7 @@ from typing import Annotated
 import grpc
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 from users.v1 import users_pb2
 
 from webapp.api import ERRORS
@@ -21,6 +22,8 @@ from webapp.errors import StreamAbortedError
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["streams"])
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 NDJSON = "application/x-ndjson"
 
@@ -105,7 +108,7 @@ async def _lines(call: grpc.aio.UnaryStreamCall, first: object) -> AsyncIterator
 )
 async def stream_users(
     client: Client,
-    id: Annotated[list[int], Query(description="Only these ids.")] = [],  # noqa: B006
+    id: Annotated[list[Int64], Query(description="Only these ids.")] = [],  # noqa: B006
     username: Annotated[list[str], Query(description="Only these usernames.")] = [],  # noqa: B006
 ) -> StreamingResponse:
     """Streams users as NDJSON (one JSON object a line): every user in id order, or only those

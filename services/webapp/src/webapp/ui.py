@@ -15,6 +15,7 @@ from google.protobuf import field_mask_pb2
 from users.v1 import users_pb2
 
 from webapp import csrf
+from webapp.api import UserId
 from webapp.convert import user_json
 from webapp.deps import Client, SettingsDep
 from webapp.errors import field_violations
@@ -155,7 +156,9 @@ async def _detail(
 
 
 @router.get("/ui/users/{user_id:int}", response_class=HTMLResponse)
-async def detail(request: Request, client: Client, user_id: int, updated: bool = False) -> Response:
+async def detail(
+    request: Request, client: Client, user_id: UserId, updated: bool = False
+) -> Response:
     """One user, with the edit and delete forms."""
     return await _detail(request, client, user_id, notice="Saved." if updated else "")
 
@@ -163,7 +166,7 @@ async def detail(request: Request, client: Client, user_id: int, updated: bool =
 @router.post("/ui/users/{user_id:int}/edit", dependencies=[Csrf])
 async def edit(
     request: Request,
-    user_id: int,
+    user_id: UserId,
     *,
     client: Client,
     etag: Annotated[str, Form(max_length=256)] = "",
@@ -195,7 +198,7 @@ async def edit(
 async def delete(
     request: Request,
     client: Client,
-    user_id: int,
+    user_id: UserId,
     etag: Annotated[str, Form(max_length=256)] = "",
     username: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
