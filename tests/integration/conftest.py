@@ -1,0 +1,139 @@
+"""Starts the compose stack once per session (testcontainers DockerCompose); always removes it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+from testcontainers.compose import DockerCompose
+from users.v1 import users_pb2_grpc
+
+from tests.integration.stack import COMPOSE_FILE, ROOT, SERVICES, Stack, free_port, run
+
+# Destructive tests (stopping and killing containers) run last, on a stack the others are done with.
+MODULE_ORDER = ("test_compose", "test_grpc", "test_http", "test_persistence", "test_faults")
+NO_DOCKER: list[str] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the integration tests `docker` and runs them in MODULE_ORDER."""
+    here = os.path.dirname(__file__)
+    ours = [item for item in items if str(item.path).startswith(here)]
+    for item in ours:
+        item.add_marker(pytest.mark.docker)
+
+    def rank(item: pytest.Item) -> int:
+        stem = item.path.stem
+        return MODULE_ORDER.index(stem) if stem in MODULE_ORDER else -1
+
+    if ours:
+        others = [item for item in items if item not in ours]
+        items[:] = others + sorted(ours, key=rank)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Says loudly that the integration tests did not run, when no engine answered."""
+    if NO_DOCKER:
+        terminalreporter.write_sep("!", "INTEGRATION TESTS NOT RUN", red=True, bold=True)
+        terminalreporter.write_line(f"no Docker Engine answered: {NO_DOCKER[0]}", red=True)
+
+
+def _docker_problem() -> str | None:
+    try:
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    return None if result.returncode == 0 else result.stderr.strip() or "docker info failed"
+
+
+def _base_image() -> str:
+    """Wheelhouse and base image for offline builds (scripts/build-inputs.sh): BASE_IMAGE=..."""
+    output = run([str(ROOT / "scripts" / "build-inputs.sh")], env=dict(os.environ), timeout=900)
+    return output.stdout.strip().splitlines()[-1].removeprefix("BASE_IMAGE=")
+
+
+def _stack_env(project: str) -> dict[str, str]:
+    return {
+        "COMPOSE_PROJECT_NAME": project,
+        "BASE_IMAGE": _base_image(),
+        "WEBAPP_SECRET_KEY": secrets.token_urlsafe(32),
+        "USERSTACK_BIND_ADDRESS": "127.0.0.1",
+        "USERSTACK_GRPC_PORT": str(free_port()),
+        "USERSTACK_HTTP_PORT": str(free_port()),
+        "USERS_GRACE_PERIOD_SECONDS": "10",
+    }
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The stack, built and healthy, under a project name of its own; removed with its volumes."""
+    problem = _docker_problem()
+    if problem:
+        NO_DOCKER.append(problem)
+        print(f"\nWARNING: no Docker Engine answers ({problem}); skipping", file=sys.stderr)
+        pytest.skip(f"NO DOCKER ENGINE ANSWERS ({problem}): the compose stack was not tested")
+    project = f"userstack-it-{uuid.uuid4().hex[:8]}"
+    ours = _stack_env(project)
+    stack = Stack(
+        project,
+        int(ours["USERSTACK_GRPC_PORT"]),
+        int(ours["USERSTACK_HTTP_PORT"]),
+        {**os.environ, **ours},
+    )
+    # The `finally` runs after a failed `up` and after crashed tests: nothing is left behind.
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in ours.items():
+                patch.setenv(name, value)
+            compose = DockerCompose(
+                ROOT, compose_file_name=COMPOSE_FILE.name, build=True, wait=True
+            )
+            try:
+                compose.start()
+            except subprocess.CalledProcessError as error:
+                logs = stack.compose("logs", "--no-color").stdout
+                pytest.fail(f"compose up failed: {error.stderr!r}\n{logs}")
+        # Health logs keep only the last few probes: keep the start-up record for the order test.
+        stack.startup = {service: stack.inspect(service) for service in SERVICES}
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans")
+
+
+@pytest.fixture
+def channel(stack: Stack) -> Iterator[grpc.Channel]:
+    """A fresh channel per test (no reconnect backoff inherited from a stopped container)."""
+    with grpc.insecure_channel(stack.grpc_target) as channel:
+        yield channel
+
+
+@pytest.fixture
+def users(channel: grpc.Channel) -> users_pb2_grpc.UserServiceStub:
+    """The users service's stub, through the published gRPC port."""
+    return users_pb2_grpc.UserServiceStub(channel)
+
+
+@pytest.fixture
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    """An HTTP client for the webapp, through the published port."""
+    with httpx.Client(base_url=stack.http_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short prefix that keeps one test's usernames apart from every other test's."""
+    return f"t{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,117 @@
+"""The compose stack under test: its project, published ports, and docker/compose helpers."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "compose.yaml"
+SERVICES = ("users", "webapp")
+APP_UID = "10001"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def docker_time(raw: str) -> datetime:
+    """Parses Docker's RFC 3339 times (nanoseconds, `Z`) into an aware datetime."""
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", raw).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed)
+
+
+@dataclass
+class Stack:
+    """One running compose project, reached only from outside through its published ports.
+
+    Example:
+        >>> stack.compose("restart", "users")  # doctest: +SKIP
+        >>> stack.wait_health("users", "healthy")  # doctest: +SKIP
+    """
+
+    project: str
+    grpc_port: int
+    http_port: int
+    env: dict[str, str]
+    startup: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Runs `docker compose -p PROJECT ARGS` and fails on a non-zero exit."""
+        command = ["docker", "compose", "-p", self.project, "-f", str(COMPOSE_FILE), *args]
+        return run(command, env=self.env, timeout=timeout)
+
+    def container(self, service: str) -> str:
+        """The id of the service's (only) container, running or not."""
+        container_id = self.compose("ps", "--all", "--quiet", service).stdout.strip()
+        assert container_id, f"no container for {service} in {self.project}"
+        return container_id
+
+    def inspect(self, service: str) -> dict[str, Any]:
+        """`docker inspect` of the service's container."""
+        output = run(["docker", "inspect", self.container(service)]).stdout
+        info: dict[str, Any] = json.loads(output)[0]
+        return info
+
+    def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
+        """Runs a command in the service's container; the caller checks the exit code."""
+        return run(["docker", "exec", self.container(service), *command], check=False)
+
+    def run_docker(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Runs `docker ARGS` (kill, stop: the engine's own view of a container)."""
+        return run(["docker", *args], timeout=120)
+
+    def health(self, service: str) -> str:
+        """starting, healthy, unhealthy, or the container's state when it is not running."""
+        state = self.inspect(service)["State"]
+        return str(state["Health"]["Status"]) if state["Running"] else str(state["Status"])
+
+    def wait_health(self, service: str, wanted: str, timeout: float = 60) -> None:
+        """Polls the container's health (Docker's own healthcheck) until it is `wanted`."""
+        deadline = time.monotonic() + timeout
+        while (status := self.health(service)) != wanted:
+            assert time.monotonic() < deadline, f"{service} is {status}, not {wanted}"
+            time.sleep(0.2)
+
+    def wait_exit(self, service: str, timeout: float = 60) -> int:
+        """Waits for the service's container to exit; its exit code."""
+        container_id = self.container(service)
+        code = run(["docker", "wait", container_id], timeout=timeout).stdout.strip()
+        return int(code)
+
+
+def run(
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """A subprocess with its output captured (and shown when it fails)."""
+    result = subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
