@@ -74,6 +74,8 @@ def _stack_env(project: str) -> dict[str, str]:
         "USERSTACK_GRPC_PORT": str(free_port()),
         "USERSTACK_HTTP_PORT": str(free_port()),
         "USERS_GRACE_PERIOD_SECONDS": "10",
+        # DockerCompose starts no reaper, but a testcontainers container here must not pull one.
+        "TESTCONTAINERS_RYUK_DISABLED": "true",
     }
 
 
