@@ -11,7 +11,6 @@ from typing import Any
 import grpc
 import pytest
 from users.v1 import users_pb2, users_pb2_grpc
-
 from users_service.logs import JsonFormatter
 from users_service.server import UsersServer
 from users_service.store import NewUser
@@ -73,7 +72,7 @@ async def test_error_calls_are_logged_with_their_code(
 
 
 async def test_oversized_request_is_resource_exhausted(start_server: Any) -> None:
-    server, port = await start_server(max_message_bytes=64 * 1024)
+    _, port = await start_server(max_message_bytes=64 * 1024)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:

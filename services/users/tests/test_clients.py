@@ -21,7 +21,6 @@ from grpclib.client import UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.const import Status as GrpclibStatus
 from grpclib.exceptions import GRPCError
 from users.v1 import users_pb2
-
 from users_service.server import UsersServer
 
 EXPECTED_SERVICES = {

@@ -16,7 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2, users_pb2_grpc
 
-from .conftest import ServerProcess  # noqa: TID252 - the helper lives with the fixtures
+from .conftest import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,9 @@ async def import_in_flight(
     return await stub.ImportUsers(rows())
 
 
-async def probe_new_connections(target: str, log: list[tuple[float, str]], stop: asyncio.Event) -> None:
+async def probe_new_connections(
+    target: str, log: list[tuple[float, str]], stop: asyncio.Event
+) -> None:
     """Health Checks on fresh channels every 10 ms, recording when each answered what."""
     while not stop.is_set():
         async with grpc.aio.insecure_channel(target) as channel:
@@ -47,7 +49,12 @@ async def probe_new_connections(target: str, log: list[tuple[float, str]], stop:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(), timeout=0.5
                 )
-                log.append((time.monotonic(), health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)))
+                log.append(
+                    (
+                        time.monotonic(),
+                        health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status),
+                    )
+                )
             except grpc.aio.AioRpcError as error:
                 log.append((time.monotonic(), error.code().name))
         await asyncio.sleep(0.01)
@@ -158,7 +165,10 @@ async def test_acknowledged_writes_survive_sigkill(
     async with grpc.aio.insecure_channel(proc.target) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         created = await asyncio.gather(
-            *(stub.CreateUser(users_pb2.CreateUserRequest(username=f"durable{i:03}")) for i in range(200))
+            *(
+                stub.CreateUser(users_pb2.CreateUserRequest(username=f"durable{i:03}"))
+                for i in range(200)
+            )
         )
     proc.process.send_signal(signal.SIGKILL)
     proc.process.wait(timeout=10)

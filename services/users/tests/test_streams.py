@@ -10,7 +10,6 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 from users.v1 import users_pb2
-
 from users_service.events import Broadcaster, SubscriberTooSlow
 from users_service.server import UsersServer
 from users_service.store import NewUser
@@ -25,7 +24,9 @@ async def test_get_users_streams_named_users_ids_then_usernames_skipping_misses(
     stub: Any, server: tuple[UsersServer, int]
 ) -> None:
     ids = await seed(server[0], ["ada", "bob", "cy"])
-    request = users_pb2.GetUsersRequest(ids=[ids[2], 9999, ids[0], -5], usernames=["BOB", "zed", ""])
+    request = users_pb2.GetUsersRequest(
+        ids=[ids[2], 9999, ids[0], -5], usernames=["BOB", "zed", ""]
+    )
     streamed = [user.username async for user in stub.GetUsers(request)]
     assert streamed == ["cy", "ada", "bob"]
 

@@ -124,8 +124,11 @@ async def test_get_user_errors(stub: Any, request_: users_pb2.GetUserRequest, co
 
 
 def update(user_id: int, paths: list[str], etag: str = "", **fields: str) -> Any:
+    user = users_pb2.User(id=user_id)
+    for name, value in fields.items():
+        setattr(user, name, value)
     return users_pb2.UpdateUserRequest(
-        user=users_pb2.User(id=user_id, **fields),
+        user=user,
         update_mask=field_mask_pb2.FieldMask(paths=paths),
         etag=etag,
     )
@@ -193,7 +196,10 @@ async def test_delete_user_removes_it_and_honours_etag(stub: Any) -> None:
         await stub.DeleteUser(users_pb2.DeleteUserRequest(id=user.id, etag=user.etag))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     await stub.DeleteUser(users_pb2.DeleteUserRequest(id=user.id, etag=changed.etag))
-    for request in (users_pb2.GetUserRequest(id=user.id), users_pb2.GetUserRequest(username="doomed")):
+    for request in (
+        users_pb2.GetUserRequest(id=user.id),
+        users_pb2.GetUserRequest(username="doomed"),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.GetUser(request)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,0 +1,90 @@
+"""Settings from the environment, and the process refusing a bad one with a clear message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from users.v1 import users_pb2
+from users_service import pagination, validation
+from users_service.config import ConfigError, Settings
+
+
+def test_defaults_match_the_agreed_interface() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings(
+        listen_address="[::]:50051",
+        database_path=Path("data/users.db"),
+        grace_period_seconds=10.0,
+        log_level="INFO",
+        max_message_bytes=4194304,
+        store_probe_interval_seconds=2.0,
+    )
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "USERS_LISTEN_ADDRESS": "127.0.0.1:6000",
+            "USERS_DATABASE_PATH": "/var/lib/users/users.db",
+            "USERS_GRACE_PERIOD_SECONDS": "2.5",
+            "USERS_LOG_LEVEL": "debug",
+            "USERS_MAX_MESSAGE_BYTES": "65536",
+            "USERS_STORE_PROBE_INTERVAL_SECONDS": "0.5",
+        }
+    )
+    assert settings.listen_address == "127.0.0.1:6000"
+    assert settings.database_path == Path("/var/lib/users/users.db")
+    assert settings.grace_period_seconds == 2.5
+    assert settings.log_level == "DEBUG"
+    assert settings.max_message_bytes == 65536
+    assert settings.store_probe_interval_seconds == 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("USERS_LISTEN_ADDRESS", "no-port"),
+        ("USERS_LISTEN_ADDRESS", "host:99999"),
+        ("USERS_GRACE_PERIOD_SECONDS", "soon"),
+        ("USERS_GRACE_PERIOD_SECONDS", "-1"),
+        ("USERS_LOG_LEVEL", "LOUD"),
+        ("USERS_MAX_MESSAGE_BYTES", "12"),
+        ("USERS_MAX_MESSAGE_BYTES", "4MB"),
+        ("USERS_STORE_PROBE_INTERVAL_SECONDS", "0"),
+    ],
+)
+def test_a_bad_value_is_a_clear_error_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_the_process_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
+    env = {**os.environ, "USERS_GRACE_PERIOD_SECONDS": "forever"}
+    result = subprocess.run(
+        [sys.executable, "-m", "users_service"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "USERS_GRACE_PERIOD_SECONDS='forever' is not valid" in result.stderr
+
+
+def test_page_tokens_round_trip_and_are_bound_to_their_filter() -> None:
+    token = pagination.encode_token(41, "ann")
+    assert pagination.decode_token(token, "ann") == 41
+    assert pagination.decode_token("", "ann") == 0
+    with pytest.raises(validation.InvalidArgument):
+        pagination.decode_token(token, "bob")
+
+
+def test_usernames_are_lowercased_before_validation() -> None:
+    user = validation.new_user(users_pb2.CreateUserRequest(username="Mixed.Case-1"))
+    assert user.username == "mixed.case-1"
