@@ -50,6 +50,19 @@ async def test_create_form_redirects_then_the_list_shows_the_user(
     assert "Form User" in listed.text
 
 
+async def test_submitting_the_same_create_form_twice_creates_one_user(
+    http: httpx.AsyncClient, uname: Any
+) -> None:
+    page = await http.get("/")
+    request_id = re.search(r'name="request_id" value="([0-9a-f]{32})"', page.text)
+    assert request_id
+    form = {"csrf_token": csrf_token(page), "request_id": request_id[1], "username": uname("twice")}
+    first = await http.post("/ui/users", data=form)
+    second = await http.post("/ui/users", data=form)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+
+
 async def test_create_form_shows_each_fields_error_next_to_it(http: httpx.AsyncClient) -> None:
     token = csrf_token(await http.get("/"))
     form = {"csrf_token": token, "username": "x", "email": "bad-address", "display_name": ""}

@@ -112,6 +112,7 @@ async def _index(
         "next_page_token": page.next_page_token,
         "form": form or {},
         "errors": errors or {},
+        "create_request_id": uuid.uuid4().hex,
         **params,
     }
     return render(request, "index.html", context, status_code)
