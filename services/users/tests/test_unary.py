@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -212,3 +213,20 @@ async def test_deleted_ids_are_never_reused(stub: Any) -> None:
     user = await create(stub, "once")
     await stub.DeleteUser(users_pb2.DeleteUserRequest(id=user.id))
     assert (await create(stub, "twice")).id > user.id
+
+
+async def test_concurrent_creates_of_one_username_make_exactly_one_user(stub: Any) -> None:
+    results = await asyncio.gather(
+        *(create(stub, "race" if i % 2 else "RACE") for i in range(20)), return_exceptions=True
+    )
+    made = [r for r in results if isinstance(r, users_pb2.User)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(made) == 1
+    assert {error.code() for error in refused} == {grpc.StatusCode.ALREADY_EXISTS}
+    assert len(refused) == 19
+
+
+async def test_concurrent_creates_each_get_their_own_user(stub: Any) -> None:
+    made = await asyncio.gather(*(create(stub, f"crowd{i:02}") for i in range(50)))
+    assert [user.username for user in made] == [f"crowd{i:02}" for i in range(50)]
+    assert len({user.id for user in made}) == 50

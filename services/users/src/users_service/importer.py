@@ -18,6 +18,10 @@ MAX_REJECTIONS = 1000
 _END = None
 
 Row = tuple[int, users_pb2.CreateUserRequest]
+_KEY_PROBLEMS = {
+    CreateStatus.KEY_REUSED: "request_id was already used to create a different user",
+    CreateStatus.REPLAYED_GONE: "request_id created a user that has since been deleted",
+}
 
 
 class _Summary:
@@ -105,6 +109,4 @@ async def _commit(
         elif outcome.status in (CreateStatus.TAKEN, CreateStatus.REPLAYED):
             summary.response.existing_count += 1
         else:
-            summary.reject(
-                index, row.username, "request_id", "request_id was used for another user"
-            )
+            summary.reject(index, row.username, "request_id", _KEY_PROBLEMS[outcome.status])

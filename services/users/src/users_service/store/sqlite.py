@@ -14,6 +14,7 @@ from typing import TypeVar
 from users_service.store import sql
 from users_service.store.base import CreateOutcome, NewUser, UserChanges, UserRecord
 from users_service.store.errors import NotFound, StoreUnavailable
+from users_service.store.group_commit import GroupCommit
 from users_service.store.migrations import SCHEMA_VERSION, apply_migrations
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class SqliteUserStore:
         self._path = path
         self._writer = _Worker(path, "users-store-writer")
         self._reader = _Worker(path, "users-store-reader")
+        self._creates = GroupCommit(self._insert)
 
     async def open(self) -> None:
         await asyncio.to_thread(self._migrate)
@@ -120,6 +122,9 @@ class SqliteUserStore:
             conn.close()
 
     async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
+        return await self._creates.submit(users)
+
+    async def _insert(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
         return await self._writer.run(partial(sql.insert_users, users=users))
 
     async def get_user(self, user_id: int) -> UserRecord:
