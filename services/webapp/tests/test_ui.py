@@ -149,3 +149,11 @@ async def test_static_assets_are_served_locally(http: httpx.AsyncClient) -> None
     assert "http" not in "".join(re.findall(r'(?:src|href)="([^"]+)"', page.text))
     for asset in ("/static/app.css", "/static/app.js", "/static/swagger/swagger-ui-bundle.js"):
         assert (await http.get(asset)).status_code == 200
+
+
+async def test_the_deleted_notice_only_echoes_a_username(http: httpx.AsyncClient) -> None:
+    shown = await http.get("/", params={"deleted": "old-name"}, headers=HTML)
+    assert "User old-name deleted." in shown.text
+    spoofed = await http.get("/", params={"deleted": "your account is locked"}, headers=HTML)
+    assert spoofed.status_code == 422
+    assert "your account is locked" not in spoofed.text

@@ -82,7 +82,7 @@ async def index(
     q: Annotated[str, Query(max_length=64)] = "",
     page_token: Annotated[str, Query(max_length=4096)] = "",
     created: Annotated[int | None, Query()] = None,
-    deleted: Annotated[str, Query(max_length=64)] = "",
+    deleted: Annotated[str, Query(pattern=r"^[a-z0-9._-]{0,64}$")] = "",  # shown as text
 ) -> Response:
     """The user list, one page at a time, filtered by username prefix."""
     return await _index(
