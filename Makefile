@@ -91,7 +91,7 @@ wheelhouse: .venv/.synced ## Download the images' wheels from uv.lock into wheel
 
 .PHONY: images
 images: system-deps ## Build both images (userstack/users:dev, userstack/webapp:dev) without starting them.
-	scripts/dotenv.sh && export "$$(scripts/build-inputs.sh | tail -n1)" && docker compose build
+	export "$$(scripts/build-inputs.sh | tail -n1)" && WEBAPP_SECRET_KEY=$${WEBAPP_SECRET_KEY:-builds-never-read-it} docker compose build
 
 .PHONY: logs
 logs: ## Follow the stack's logs.
