@@ -16,11 +16,13 @@ from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from grpc_tools import protoc  # type: ignore[import-untyped]  # no stubs; dev-only compiler
 from grpclib.client import Channel as GrpclibChannel
 from grpclib.client import UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.const import Status as GrpclibStatus
 from grpclib.exceptions import GRPCError
 from users.v1 import users_pb2
+from users_service.reflection import enable_reflection
 from users_service.server import UsersServer
 
 EXPECTED_SERVICES = {
@@ -137,3 +139,46 @@ async def test_grpclib_client_drives_unary_and_streaming_calls(
         assert caught.value.status == GrpclibStatus.INVALID_ARGUMENT
     finally:
         channel.close()
+
+
+def descriptor_set_with_comments(tmp_path: Path) -> bytes:
+    """What `protoc --descriptor_set_out --include_source_info --include_imports` writes."""
+    root = Path(__file__).resolve().parents[3] / "protos"
+    out = tmp_path / "users.binpb"
+    args = ["protoc", f"-I{root}", f"-I{Path(protoc.__file__).parent / '_proto'}"]
+    args += [f"--descriptor_set_out={out}", "--include_source_info", "--include_imports"]
+    assert protoc.main([*args, str(root / "users/v1/users.proto")]) == 0
+    return out.read_bytes()
+
+
+def described_with_comments(port: int) -> tuple[str, str]:
+    """The leading comments of UserService and of CreateUser, as reflection serves them."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        file = ProtoReflectionDescriptorDatabase(channel).FindFileContainingSymbol(
+            "users.v1.UserService"
+        )
+    [service_index] = [i for i, s in enumerate(file.service) if s.name == "UserService"]
+    comments = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+    return comments[(6, service_index)], comments[(6, service_index, 2, 0)]
+
+
+async def test_reflection_serves_the_proto_comments_given_a_descriptor_set(
+    tmp_path: Path,
+) -> None:
+    server = grpc.aio.server()
+    enable_reflection(
+        server,
+        ["users.v1.UserService", "grpc.health.v1.Health"],
+        descriptor_set_with_comments(tmp_path),
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        service_comment, method_comment = await asyncio.to_thread(described_with_comments, port)
+        target = f"127.0.0.1:{port}"
+        described = await asyncio.to_thread(grpcurl, target, "describe", "users.v1.UserService")
+    finally:
+        await server.stop(0)
+    assert "UserService stores user accounts durably" in service_comment
+    assert "Creates a user." in method_comment
+    assert "// Creates a user." in described.stdout, described.stderr

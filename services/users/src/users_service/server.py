@@ -17,7 +17,7 @@ from users_service.config import Settings
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
 from users_service.interceptors import RequestContextInterceptor
-from users_service.reflection import enable_reflection
+from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
 from users_service.store.sqlite import SqliteUserStore
 
@@ -57,7 +57,7 @@ class UsersServer:
         )
         users_pb2_grpc.add_UserServiceServicer_to_server(UserService(self.store, self.feed), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        enable_reflection(server, (SERVICE_NAME, HEALTH_SERVICE_NAME))
+        enable_reflection(server, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
         return server
 
     async def start(self) -> int:
