@@ -126,3 +126,27 @@ async def test_client_cancellation_stops_a_streaming_read(
         await asyncio.sleep(0.02)
     [line] = rpc_records(caplog, "GetUsers")
     assert line["code"] in ("CANCELLED", "OK")
+
+
+def read_a_little_then_hang_up(port: int) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = users_pb2_grpc.UserServiceStub(channel)
+        stream = stub.GetUsers(users_pb2.GetUsersRequest(), metadata=(("x-request-id", "hangup"),))
+        for count, _ in enumerate(stream):
+            if count == 10:
+                break
+
+
+async def test_a_client_hanging_up_mid_stream_is_logged_as_cancelled_with_its_request_id(
+    server: tuple[UsersServer, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    await server[0].store.create_users([NewUser(f"hang{i:05}") for i in range(20000)])
+    await asyncio.to_thread(read_a_little_then_hang_up, server[1])
+    for _ in range(200):
+        if rpc_records(caplog, "GetUsers"):
+            break
+        await asyncio.sleep(0.02)
+    [line] = rpc_records(caplog, "GetUsers")
+    assert (line["code"], line["request_id"]) == ("CANCELLED", "hangup")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

@@ -39,15 +39,23 @@ def _final_code(context: grpc.aio.ServicerContext, outcome: str | None) -> str:
 
 @asynccontextmanager
 async def _call_scope(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    token = request_id_var.set(_request_id(context.invocation_metadata()))
+    # Each call runs in its own task, hence its own copy of the context: setting the variable
+    # never leaks into another call, and there is nothing to reset afterwards.
+    request_id = _request_id(context.invocation_metadata())
+    request_id_var.set(request_id)
     started = time.perf_counter()
     outcome: str | None = None
     try:
-        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id_var.get()),))
+        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
         try:
             yield
         except MAPPED_ERRORS as error:
             await abort_with(context, error)
+    except GeneratorExit:
+        # The client stopped reading a server stream; grpc closes the generator, possibly
+        # from another task (so the request id is set again below).
+        outcome = "CANCELLED"
+        raise
     except asyncio.CancelledError:
         remaining = context.time_remaining()
         outcome = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
@@ -61,13 +69,13 @@ async def _call_scope(method: str, context: grpc.aio.ServicerContext) -> AsyncIt
     finally:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         code = _final_code(context, outcome)
+        request_id_var.set(request_id)
         logger.info(
             "rpc %s %s",
             method,
             code,
             extra={"method": method, "code": code, "duration_ms": duration_ms},
         )
-        request_id_var.reset(token)
 
 
 def _wrap_unary_response(method: str, behavior: Callable[..., Awaitable[Any]]) -> Any:
