@@ -88,3 +88,24 @@ def test_page_tokens_round_trip_and_are_bound_to_their_filter() -> None:
 def test_usernames_are_lowercased_before_validation() -> None:
     user = validation.new_user(users_pb2.CreateUserRequest(username="Mixed.Case-1"))
     assert user.username == "mixed.case-1"
+
+
+def test_the_process_exits_1_with_a_clear_message_when_the_database_cannot_open(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    env = {
+        **os.environ,
+        "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
+        "USERS_DATABASE_PATH": str(tmp_path / "a-file" / "users.db"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "users_service"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot start: cannot open database" in result.stderr

@@ -19,6 +19,7 @@ from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMon
 from users_service.interceptors import RequestContextInterceptor
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
+from users_service.store import StoreUnavailable
 from users_service.store.sqlite import SqliteUserStore
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ async def main(settings: Settings) -> int:
     _install_signal_handlers(stop)
     try:
         await server.start()
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, StoreUnavailable) as error:
         logger.error("cannot start: %s", error)  # noqa: TRY400 - the message says it all
         await server.store.close()
         return 1

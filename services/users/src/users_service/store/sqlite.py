@@ -95,7 +95,10 @@ class SqliteUserStore:
         self._creates = GroupCommit(self._insert)
 
     async def open(self) -> None:
-        await asyncio.to_thread(self._migrate)
+        try:
+            await asyncio.to_thread(self._migrate)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreUnavailable(f"cannot open database {self._path}: {error}") from error
         logger.info("store open", extra={"database": str(self._path), "schema": SCHEMA_VERSION})
 
     def _migrate(self) -> None:
