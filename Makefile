@@ -28,10 +28,8 @@ dev: .venv/.synced protos ## Set up the local environment (.venv from uv.lock, g
 .PHONY: protos
 protos: $(PROTO_STAMP) ## Compile protos/ into Python modules and typed stubs (not committed).
 
-$(PROTO_STAMP): $(PROTO_FILES) .venv/.synced
-	$(RUN) python -m grpc_tools.protoc -I protos \
-		--python_out=protos --grpc_python_out=protos --mypy_out=protos --mypy_grpc_out=protos \
-		$(PROTO_FILES)
+$(PROTO_STAMP): $(PROTO_FILES) protos/compile.sh .venv/.synced
+	$(RUN) protos/compile.sh --mypy_out=. --mypy_grpc_out=.
 
 .PHONY: lint
 lint: dev ## ruff (lint and format check) and mypy --strict.
@@ -53,7 +51,7 @@ test-unit: dev ## Service tests against real in-process servers and real SQLite 
 
 .PHONY: clean
 clean: ## Remove the local environment and generated files.
-	rm -rf .venv $(TOOLS) protos/users/v1/*_pb2*.py* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv $(TOOLS) protos/users/v1/*_pb2*.py* protos/users/v1/*.binpb .mypy_cache .ruff_cache .pytest_cache
 
 # --- running locally (no Docker) ---------------------------------------------------------------
 .PHONY: run-users
@@ -65,8 +63,9 @@ run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-use
 	scripts/dotenv.sh && set -a && source .env && set +a && $(RUN) python -m webapp
 
 .PHONY: bench
-bench: dev ## Benchmarks behind every number the README and issue notes quote.
+bench: dev system-deps ## Benchmarks behind every number the README and issue notes quote.
 	$(RUN) python scripts/bench_users.py
+	$(RUN) python scripts/bench_webapp.py
 
 # --- the stack (Docker Compose) ----------------------------------------------------------------
 .PHONY: system-deps
