@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from users.v1 import users_pb2
+from users.v1 import users_pb2, users_pb2_grpc
 from users_service.events import Broadcaster, SubscriberTooSlow
+from users_service.interceptors import RequestContextInterceptor
 from users_service.server import UsersServer
+from users_service.servicer import UserService
 from users_service.store import NewUser
+from users_service.store.sqlite import SqliteUserStore
 
 
 async def seed(server: UsersServer, names: list[str]) -> list[int]:
@@ -120,12 +124,9 @@ async def test_lookup_users_answers_each_lookup_in_order_without_ending_on_a_mis
 
 
 async def watch_started(server: UsersServer, call: Any) -> None:
+    # The headers come after the subscription: nothing to poll for.
     await call.initial_metadata()
-    for _ in range(200):
-        if server.feed.subscriber_count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("WatchUsers never subscribed")
+    assert server.feed.subscriber_count == 1
 
 
 async def test_watch_users_streams_created_updated_and_deleted_events(
@@ -155,6 +156,57 @@ async def test_watch_users_streams_created_updated_and_deleted_events(
     assert events[3].user.username == "imported"
     assert all(event.event_time.seconds > 0 for event in events)
     call.cancel()
+
+
+class _ChangeAsHeadersGo(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Publishes a change at the very moment WatchUsers sends its initial metadata."""
+
+    def __init__(self, feed: Broadcaster) -> None:
+        self._feed = feed
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if not details.method.endswith("/WatchUsers"):
+            return handler
+        feed, inner = self._feed, handler.unary_stream
+
+        class Context:
+            def __init__(self, context: Any) -> None:
+                self._context = context
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._context, name)
+
+            async def send_initial_metadata(self, metadata: Any) -> None:
+                feed.publish(users_pb2.UserEvent(user=users_pb2.User(id=7)))
+                await self._context.send_initial_metadata(metadata)
+
+        async def watch(request: Any, context: Any) -> AsyncIterator[Any]:
+            async for event in inner(request, Context(context)):
+                yield event
+
+        return grpc.unary_stream_rpc_method_handler(
+            watch, handler.request_deserializer, handler.response_serializer
+        )
+
+
+async def test_watch_users_subscribes_before_sending_its_headers(tmp_path: Path) -> None:
+    store, feed = SqliteUserStore(tmp_path / "users.db"), Broadcaster()
+    await store.open()
+    server = grpc.aio.server(interceptors=[_ChangeAsHeadersGo(feed), RequestContextInterceptor()])
+    users_pb2_grpc.add_UserServiceServicer_to_server(UserService(store, feed), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = users_pb2_grpc.UserServiceStub(channel).WatchUsers(
+                users_pb2.WatchUsersRequest(), timeout=2
+            )
+            assert (await call.read()).user.id == 7
+            call.cancel()
+    finally:
+        await server.stop(0)
+        await store.close()
 
 
 async def test_watch_users_ends_ok_when_the_server_drains(

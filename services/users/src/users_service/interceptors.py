@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 def _request_id(metadata: Sequence[tuple[str, Any]] | None) -> str:
@@ -28,6 +29,21 @@ def _request_id(metadata: Sequence[tuple[str, Any]] | None) -> str:
         if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
             return value
     return uuid.uuid4().hex
+
+
+def sends_own_headers(handler: _Handler) -> _Handler:
+    """Marks a streaming handler that sends its initial metadata itself, with send_request_id.
+
+    WatchUsers subscribes to the feed first and only then sends its headers, so a client that
+    has seen the headers sees every later change.
+    """
+    handler.sends_own_headers = True  # type: ignore[attr-defined]
+    return handler
+
+
+async def send_request_id(context: grpc.aio.ServicerContext) -> None:
+    """Sends the initial metadata: the current call's request id."""
+    await context.send_initial_metadata(((REQUEST_ID_KEY, request_id_var.get()),))
 
 
 def _final_code(context: grpc.aio.ServicerContext, outcome: str | None) -> str:
@@ -38,7 +54,9 @@ def _final_code(context: grpc.aio.ServicerContext, outcome: str | None) -> str:
 
 
 @asynccontextmanager
-async def _call_scope(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+async def _call_scope(
+    method: str, context: grpc.aio.ServicerContext, *, send_headers: bool = True
+) -> AsyncIterator[None]:
     # Each call runs in its own task, hence its own copy of the context: setting the variable
     # never leaks into another call, and there is nothing to reset afterwards.
     request_id = _request_id(context.invocation_metadata())
@@ -46,7 +64,8 @@ async def _call_scope(method: str, context: grpc.aio.ServicerContext) -> AsyncIt
     started = time.perf_counter()
     outcome: str | None = None
     try:
-        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        if send_headers:
+            await send_request_id(context)
         try:
             yield
         except MAPPED_ERRORS as error:
@@ -92,8 +111,10 @@ def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Any:
         # A handler that writes with context.write (the health Watch) stays a coroutine.
         return _wrap_unary_response(method, behavior)
 
+    send_headers = not getattr(behavior, "sends_own_headers", False)
+
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async with _call_scope(method, context):
+        async with _call_scope(method, context, send_headers=send_headers):
             async for response in behavior(request, context):
                 yield response
 

@@ -15,6 +15,7 @@ from users_service import validation
 from users_service.convert import timestamp, user_message
 from users_service.events import Broadcaster
 from users_service.importer import import_rows
+from users_service.interceptors import send_request_id, sends_own_headers
 from users_service.pagination import decode_token, encode_token
 from users_service.store import AlreadyExists as UsernameTaken
 from users_service.store import (
@@ -176,8 +177,14 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             return users_pb2.LookupUsersResponse(request=lookup, user=user_message(user))
         return users_pb2.LookupUsersResponse(request=lookup, error=failure)
 
+    @sends_own_headers
     async def WatchUsers(
         self, request: users_pb2.WatchUsersRequest, context: Context
     ) -> AsyncIterator[users_pb2.UserEvent]:
-        async for event in self._feed.subscribe().events():
-            yield event
+        subscription = self._feed.subscribe()  # before the headers: no change falls in between
+        try:
+            await send_request_id(context)
+            async for event in subscription.events():
+                yield event
+        finally:
+            subscription.cancel()
