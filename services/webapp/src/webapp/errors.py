@@ -112,6 +112,13 @@ def _opaque_detail(code: grpc.StatusCode) -> str:
     return "the users service failed"
 
 
+def _field(error: dict[str, Any]) -> str:
+    """The field a validation error names: a dotted path, or "body" for a body that is not JSON."""
+    if error["type"] == "json_invalid":
+        return "body"  # its loc is ("body", <character offset>), which names no field
+    return ".".join(str(p) for p in error["loc"][1:]) or str(error["loc"][0])
+
+
 HtmlRenderer = Callable[[Request, int, str, dict[str, str] | None], Response]
 
 
@@ -158,20 +165,12 @@ def install(app: FastAPI, html: HtmlRenderer | None = None) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         errors = [
-            {
-                "field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
-                "message": e["msg"],
-            }
+            {"field": _field(e), "message": e["msg"]}
             for e in cast(RequestValidationError, exc).errors()
         ]
         return respond(request, 422, "the request is malformed", errors)
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return respond(request, 500, "an internal error occurred; the request id identifies it")
 
     app.add_exception_handler(grpc.aio.AioRpcError, on_grpc_error)
     app.add_exception_handler(DeadlineSpentError, on_deadline_spent)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(Exception, on_unexpected)

@@ -36,8 +36,32 @@ SECURITY_HEADERS = {
 }
 
 
+INTERNAL_ERROR = "an internal error occurred; the request id identifies it"
+
+
+class _Response:
+    """The response side of one request: stamps the headers on its start, remembers the status."""
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self._request_id = request_id
+        self.status = 0
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            out = MutableHeaders(scope=message)
+            out[REQUEST_ID_HEADER] = self._request_id
+            for name, value in SECURITY_HEADERS.items():
+                out.setdefault(name, value)
+        await self._send(message)
+
+
 class RequestContextMiddleware:
-    """Sets the request id and deadline contextvars, echoes X-Request-ID, logs each request."""
+    """Sets the request id and deadline contextvars, echoes X-Request-ID, logs each request.
+
+    Every response passes through it, errors included, so each carries the security headers.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,37 +71,42 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        request_id = accept_request_id(headers.get(REQUEST_ID_HEADER))
-        request_id_var.set(request_id)
+        request_id_var.set(request_id := accept_request_id(headers.get(REQUEST_ID_HEADER)))
         started = time.monotonic()
-        status = 0
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                out = MutableHeaders(scope=message)
-                out[REQUEST_ID_HEADER] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    out.setdefault(name, value)
-            await send(message)
-
+        response = _Response(send, request_id)
         try:
-            request_deadline_var.set(parse_request_timeout(headers.get(REQUEST_TIMEOUT_HEADER)))
-        except ValueError as exc:
-            await problem(400, str(exc))(scope, receive, send_with_headers)
-            return
-        try:
-            await self.app(scope, receive, send_with_headers)
-        except* StreamAbortedError:
-            # Already logged where it happened. Returning with the body unfinished makes uvicorn
-            # close the connection, so the client sees a truncated response, not a short one.
-            pass
+            await self._serve(scope, receive, response, headers)
         finally:
             logger.info(
                 "%s %s %s %.1fms",
                 scope["method"],
                 scope["path"],
-                status,
+                response.status,
                 (time.monotonic() - started) * 1000,
             )
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, response: _Response, headers: Headers
+    ) -> None:
+        try:
+            request_deadline_var.set(parse_request_timeout(headers.get(REQUEST_TIMEOUT_HEADER)))
+        except ValueError as exc:
+            await problem(400, str(exc))(scope, receive, response.send)
+            return
+        try:
+            await self._run_app(scope, receive, response.send)
+        except Exception:
+            if response.status:
+                raise  # the response has begun: too late for a 500, the connection drops
+            # Answered here, not by an app-level handler for Exception: Starlette runs that one
+            # outside every middleware, so its 500 would lack the request id and security headers.
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await problem(500, INTERNAL_ERROR)(scope, receive, response.send)
+
+    async def _run_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except* StreamAbortedError:
+            # Already logged where it happened. Returning with the body unfinished makes uvicorn
+            # close the connection, so the client sees a truncated response, not a short one.
+            pass
