@@ -13,6 +13,19 @@ from users_service import pagination, validation
 from users_service.config import ConfigError, Settings
 
 
+def run_service(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m users_service` in `cwd` until it exits (these tests expect a refusal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "users_service"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=cwd,
+    )
+
+
 def test_defaults_match_the_agreed_interface() -> None:
     settings = Settings.from_env({})
     assert settings == Settings(
@@ -63,16 +76,7 @@ def test_a_bad_value_is_a_clear_error_naming_the_variable(name: str, value: str)
 
 
 def test_the_process_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
-    env = {**os.environ, "USERS_GRACE_PERIOD_SECONDS": "forever"}
-    result = subprocess.run(
-        [sys.executable, "-m", "users_service"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = run_service({"USERS_GRACE_PERIOD_SECONDS": "forever"}, tmp_path)
     assert result.returncode != 0
     assert "USERS_GRACE_PERIOD_SECONDS='forever' is not valid" in result.stderr
 
@@ -95,17 +99,9 @@ def test_the_process_exits_1_with_a_clear_message_when_the_database_cannot_open(
 ) -> None:
     (tmp_path / "a-file").write_text("not a directory")
     env = {
-        **os.environ,
         "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
         "USERS_DATABASE_PATH": str(tmp_path / "a-file" / "users.db"),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "users_service"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_service(env, tmp_path)
     assert result.returncode == 1
     assert "cannot start: cannot open database" in result.stderr
