@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -17,7 +18,10 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from fastapi import FastAPI
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from webapp.app import create_app
+from webapp.config import Settings
 
 SECRET_KEY = secrets.token_urlsafe(32)
 START_TIMEOUT = 20.0
@@ -211,3 +215,25 @@ def spawn_webapp() -> Iterator[Callable[..., Webapp]]:
     yield spawn
     for app in started:
         app.stop()
+
+
+InProcess = Callable[[str], Awaitable[tuple[FastAPI, httpx.AsyncClient]]]
+
+
+@pytest.fixture
+async def in_process() -> AsyncIterator[InProcess]:
+    """Runs the real app in this process (lifespan included) against `users_target`: (app, client).
+
+    For what needs no running users service, or a route added by the test; errors come back as
+    responses, as from uvicorn.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def serve(users_target: str) -> tuple[FastAPI, httpx.AsyncClient]:
+            app = create_app(Settings(secret_key=SECRET_KEY, users_target=users_target))
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            client = httpx.AsyncClient(transport=transport, base_url="http://webapp")
+            return app, await stack.enter_async_context(client)
+
+        yield serve

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from webapp.app import create_app
-from webapp.config import Settings
 
 PROBLEM = "application/problem+json"
 
@@ -19,18 +15,12 @@ async def _fail() -> None:
 
 
 @pytest.fixture
-async def app_client() -> AsyncIterator[httpx.AsyncClient]:
-    """The real app in process (users target unused), with one route that fails unexpectedly."""
-    app: FastAPI = create_app(
-        Settings(secret_key=secrets.token_urlsafe(32), users_target="127.0.0.1:9")
-    )
+async def app_client(in_process: Any) -> httpx.AsyncClient:
+    """The real app (its users target unused) with one route that fails unexpectedly."""
+    app, client = await in_process("127.0.0.1:9")
     app.add_api_route("/fail", _fail)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://webapp") as client,
-    ):
-        yield client
+    served: httpx.AsyncClient = client
+    return served
 
 
 def assert_guarded(response: httpx.Response) -> None:

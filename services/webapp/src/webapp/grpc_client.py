@@ -81,13 +81,14 @@ class UsersClient:
 
     def unary(self) -> dict[str, Any]:
         """Call options for a unary RPC: deadline within the request's budget, request id."""
-        return self._options(self.settings.grpc_timeout_seconds)
+        return self.options(self.settings.grpc_timeout_seconds)
 
     def streaming(self) -> dict[str, Any]:
         """Call options for a long stream (GetUsers, ImportUsers, WatchUsers)."""
-        return self._options(self.settings.stream_timeout_seconds)
+        return self.options(self.settings.stream_timeout_seconds)
 
-    def _options(self, limit: float) -> dict[str, Any]:
+    def options(self, limit: float) -> dict[str, Any]:
+        """Call options: a deadline of `limit`, or less when the request has less left."""
         timeout = remaining_budget(limit)
         if timeout <= 0:
             raise DeadlineSpentError("the request's time budget is spent")
