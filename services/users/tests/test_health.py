@@ -15,7 +15,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2, users_pb2_grpc
+from users_service.health import DrainableHealthServicer, StoreMonitor
 from users_service.server import UsersServer
+from users_service.store.sqlite import SqliteUserStore
 
 SERVICE = "users.v1.UserService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -35,6 +37,37 @@ async def wait_for_status(watch: Any, wanted: int, within: float = 10) -> None:
             pass
 
     await asyncio.wait_for(read_until(), within)
+
+
+class _CancelledAsItProbes(SqliteUserStore):
+    """The real store; each probe ends by cancelling `victim`, as a drain's cancel might land."""
+
+    victim: asyncio.Task[None] | None = None
+
+    async def probe(self) -> None:
+        await super().probe()
+        if self.victim is not None:
+            self.victim.cancel()
+
+
+async def test_the_store_monitor_stops_when_cancelled_as_a_probe_completes(tmp_path: Path) -> None:
+    """A drain cancels the monitor and waits for it: a lost cancellation hangs the drain.
+
+    Python 3.11's asyncio.wait_for returns the result, dropping the cancellation, when the
+    awaited probe is done by the time the cancelled task resumes.
+    """
+    store = _CancelledAsItProbes(tmp_path / "users.db")
+    await store.open()
+    task = store.victim = asyncio.create_task(
+        StoreMonitor(store, DrainableHealthServicer(), interval=60).run()
+    )
+    try:
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert done, "the monitor ignored its cancellation"
+    finally:
+        store.victim = None
+        task.cancel()
+        await store.close()
 
 
 async def test_liveness_and_service_are_serving(channel: Any) -> None:

@@ -67,7 +67,10 @@ class StoreMonitor:
     async def check_once(self) -> None:
         """One probe; logs and publishes a change of status."""
         try:
-            await asyncio.wait_for(self._store.probe(), timeout=max(self._interval, 1.0))
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for drops a cancellation that
+            # lands as the probe completes, and the drain then waits for this task forever.
+            async with asyncio.timeout(max(self._interval, 1.0)):
+                await self._store.probe()
         except (StoreUnavailable, TimeoutError) as error:
             status, reason = NOT_SERVING, str(error) or "store probe timed out"
         else:
