@@ -76,8 +76,7 @@ async def _call_scope(
         outcome = "CANCELLED"
         raise
     except asyncio.CancelledError:
-        remaining = context.time_remaining()
-        outcome = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+        outcome = _cancelled_code(context)
         raise
     except grpc.aio.AbortError:
         raise
@@ -86,15 +85,24 @@ async def _call_scope(
         logger.exception("unhandled error in %s", method)
         raise
     finally:
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        code = _final_code(context, outcome)
         request_id_var.set(request_id)
-        logger.info(
-            "rpc %s %s",
-            method,
-            code,
-            extra={"method": method, "code": code, "duration_ms": duration_ms},
-        )
+        _log_rpc(method, _final_code(context, outcome), started)
+
+
+def _cancelled_code(context: grpc.aio.ServicerContext) -> str:
+    remaining = context.time_remaining()
+    return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+
+
+def _log_rpc(method: str, code: str, started: float) -> None:
+    """The one log line of an RPC: method, status code and duration."""
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    logger.info(
+        "rpc %s %s",
+        method,
+        code,
+        extra={"method": method, "code": code, "duration_ms": duration_ms},
+    )
 
 
 def _wrap_unary_response(method: str, behavior: Callable[..., Awaitable[Any]]) -> Any:
