@@ -144,16 +144,22 @@ def test_watch_users_streams_a_created_event(
     assert first[0].user.username in created
 
 
+def grpcurl(stack: Stack, *args: str) -> str:
+    command = [str(ROOT / ".venv" / "bin" / "grpcurl"), "-plaintext", stack.grpc_target, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
+
+
 def test_reflection_lists_the_services_to_grpcurl(stack: Stack) -> None:
-    listing = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "grpcurl"), "-plaintext", stack.grpc_target, "list"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout.split()
+    listing = grpcurl(stack, "list").split()
     assert {"users.v1.UserService", "grpc.health.v1.Health"} <= set(listing)
     assert any(name.startswith("grpc.reflection.") for name in listing)
+
+
+def test_reflection_describes_the_api_with_the_proto_comments(stack: Stack) -> None:
+    # The image's descriptor set (protos/compile.sh) carries the comments into reflection.
+    description = grpcurl(stack, "describe", "users.v1.UserService")
+    assert "rpc GetUser ( .users.v1.GetUserRequest ) returns ( .users.v1.User );" in description
+    assert "Reads one user by id or by username." in description
 
 
 @pytest.mark.parametrize("service", ["", "users.v1.UserService"])
