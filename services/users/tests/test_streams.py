@@ -193,7 +193,12 @@ class _ChangeAsHeadersGo(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 async def test_watch_users_subscribes_before_sending_its_headers(tmp_path: Path) -> None:
     store, feed = SqliteUserStore(tmp_path / "users.db"), Broadcaster()
     await store.open()
-    server = grpc.aio.server(interceptors=[_ChangeAsHeadersGo(feed), RequestContextInterceptor()])
+    server = grpc.aio.server(
+        interceptors=[
+            _ChangeAsHeadersGo(feed),
+            RequestContextInterceptor(asyncio.Event(), "/users.v1."),
+        ]
+    )
     users_pb2_grpc.add_UserServiceServicer_to_server(UserService(store, feed), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -129,12 +129,35 @@ def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Any:
     return wrapped
 
 
+# (request streaming, response streaming) -> the handler's behaviour, its factory, our wrapper.
+_KINDS: dict[tuple[bool, bool], tuple[str, Callable[..., Any], Callable[..., Any]]] = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler, _wrap_unary_response),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, _wrap_unary_response),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler, _wrap_stream_response),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, _wrap_stream_response),
+}
+
+
+async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+    """The behaviour of every API call that arrives while the server drains."""
+    await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is draining: retry elsewhere")
+
+
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Gives every call a request id (from `x-request-id` or new), logs it, maps domain errors.
 
+    Once `draining` is set, calls to the API (`gated_prefix`) are refused with UNAVAILABLE
+    while health and reflection still answer.
+
     Example:
-        >>> server = grpc.aio.server(interceptors=[RequestContextInterceptor()])  # doctest: +SKIP
+        >>> draining = asyncio.Event()
+        >>> interceptor = RequestContextInterceptor(draining, "/users.v1.")
+        >>> server = grpc.aio.server(interceptors=[interceptor])  # doctest: +SKIP
     """
+
+    def __init__(self, draining: asyncio.Event, gated_prefix: str) -> None:
+        self._draining = draining
+        self._gated_prefix = gated_prefix
 
     async def intercept_service(
         self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any
@@ -143,18 +166,11 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         if handler is None:
             return None
         method = handler_call_details.method
-        serdes = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.request_streaming and handler.response_streaming:
-            wrapped = _wrap_stream_response(method, handler.stream_stream)
-            return grpc.stream_stream_rpc_method_handler(wrapped, **serdes)
-        if handler.request_streaming:
-            wrapped = _wrap_unary_response(method, handler.stream_unary)
-            return grpc.stream_unary_rpc_method_handler(wrapped, **serdes)
-        if handler.response_streaming:
-            wrapped = _wrap_stream_response(method, handler.unary_stream)
-            return grpc.unary_stream_rpc_method_handler(wrapped, **serdes)
-        wrapped = _wrap_unary_response(method, handler.unary_unary)
-        return grpc.unary_unary_rpc_method_handler(wrapped, **serdes)
+        refused = self._draining.is_set() and method.startswith(self._gated_prefix)
+        attribute, factory, wrap = _KINDS[handler.request_streaming, handler.response_streaming]
+        behavior = _refuse if refused else getattr(handler, attribute)
+        return factory(
+            wrap(method, behavior),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

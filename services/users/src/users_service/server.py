@@ -24,6 +24,7 @@ from users_service.store.sqlite import SqliteUserStore
 
 logger = logging.getLogger(__name__)
 
+LAME_DUCK_SECONDS = 0.5
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
@@ -44,12 +45,13 @@ class UsersServer:
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
         self._server: Any = None
+        self._draining = asyncio.Event()
         self._drained = False
 
     def _build(self) -> Any:
         limit = self.settings.max_message_bytes
         server = grpc.aio.server(
-            interceptors=[RequestContextInterceptor()],
+            interceptors=[RequestContextInterceptor(self._draining, f"/{SERVICE_NAME}/")],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -83,9 +85,14 @@ class UsersServer:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor_task
+        self._draining.set()  # new API calls: UNAVAILABLE from here on
         await self.health.drain()
         self.feed.close()
         if self._server is not None:
+            # Lame duck: calls that reach grpc core but not yet the application when stop() runs
+            # are cancelled (the client sees CANCELLED). Answering them UNAVAILABLE for a moment
+            # first lets clients and balancers learn that this server is going away.
+            await asyncio.sleep(min(LAME_DUCK_SECONDS, grace))
             await self._server.stop(grace)
         await self.store.close()
         logger.info("stopped")
