@@ -46,8 +46,8 @@ fmt: dev ## Format and autofix with ruff.
 test: lint test-unit test-integration ## Everything CI runs: lint, types, unit and integration tests.
 
 .PHONY: test-unit
-test-unit: dev ## Service tests against real in-process servers and real SQLite files.
-	$(RUN) pytest services/users/tests services/webapp/tests
+test-unit: dev ## Service tests (real servers, real SQLite files, real Chromium) and deploy/ checks.
+	$(RUN) pytest services/users/tests services/webapp/tests tests/deploy
 
 .PHONY: clean
 clean: ## Remove the local environment and generated files.
@@ -68,6 +68,10 @@ bench: dev system-deps ## Benchmarks behind every number the README and issue no
 	$(RUN) python scripts/bench_webapp.py
 
 # --- the stack (Docker Compose) ----------------------------------------------------------------
+# compose.yaml requires WEBAPP_SECRET_KEY; the gitignored .env gets a random one once.
+.env:
+	scripts/dotenv.sh
+
 .PHONY: system-deps
 system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugin, chromium, debootstrap).
 	scripts/system-deps.sh
@@ -77,7 +81,7 @@ up: system-deps ## Build and start the stack; returns once every service is heal
 	scripts/stack-up.sh
 
 .PHONY: down
-down: ## Stop the stack (the database volume is kept).
+down: .env ## Stop the stack (the database volume is kept).
 	docker compose down
 
 .PHONY: base-image
@@ -93,11 +97,11 @@ images: system-deps ## Build both images (userstack/users:dev, userstack/webapp:
 	export "$$(scripts/build-inputs.sh | tail -n1)" && WEBAPP_SECRET_KEY=$${WEBAPP_SECRET_KEY:-builds-never-read-it} docker compose build
 
 .PHONY: logs
-logs: ## Follow the stack's logs.
+logs: .env ## Follow the stack's logs.
 	docker compose logs -f
 
 .PHONY: ps
-ps: ## Show the stack's services and their health.
+ps: .env ## Show the stack's services and their health.
 	docker compose ps
 
 .PHONY: test-integration
