@@ -114,6 +114,12 @@ async def test_grpcurl_lists_describes_and_calls_without_a_proto(
     )
     assert again.returncode != 0
     assert "AlreadyExists" in again.stderr
+    invalid = await asyncio.to_thread(
+        grpcurl, "-d", '{"username": "no"}', target, "users.v1.UserService/CreateUser"
+    )
+    assert "InvalidArgument" in invalid.stderr
+    # grpcurl decodes google.rpc.BadRequest only if reflection serves error_details.proto.
+    assert '"field_violations":[{"field":"username"' in invalid.stderr, invalid.stderr
     health = await asyncio.to_thread(
         grpcurl, "-d", '{"service": "users.v1.UserService"}', target, "grpc.health.v1.Health/Check"
     )

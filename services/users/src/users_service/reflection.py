@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
@@ -84,16 +85,29 @@ def _servicer(names: tuple[str, ...], descriptor_set: bytes | None) -> Any:
 
 
 def _pool_with(files: Iterable[bytes]) -> Any:
-    """A pool of the descriptor set's files plus health and both reflections."""
+    """A pool of the descriptor set's files plus health, both reflections and error details.
+
+    google.rpc.BadRequest rides in error details: served here, clients such as grpcurl decode it.
+    """
     pool = descriptor_pool.DescriptorPool()
     for file in files:
         pool.AddSerializedFile(file)
-    for module in (health_pb2, v1alpha_pb2):
-        proto = descriptor_pb2.FileDescriptorProto()
-        module.DESCRIPTOR.CopyToProto(proto)
-        pool.AddSerializedFile(proto.SerializeToString())
+    for module in (health_pb2, v1alpha_pb2, error_details_pb2):
+        _add_file(pool, module.DESCRIPTOR)
     pool.AddSerializedFile(_v1_file().SerializeToString())
     return pool
+
+
+def _add_file(pool: Any, file: Any) -> None:
+    """Adds a compiled file to `pool`, after the files it imports; skips what is there."""
+    try:
+        pool.FindFileByName(file.name)
+    except KeyError:
+        for dependency in file.dependencies:
+            _add_file(pool, dependency)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        pool.AddSerializedFile(proto.SerializeToString())
 
 
 def enable_reflection(
