@@ -11,7 +11,7 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from google.rpc import error_details_pb2  # type: ignore[import-untyped]  # stubs, no py.typed
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from starlette.exceptions import HTTPException
 
