@@ -45,6 +45,29 @@ async def test_get_users_without_names_streams_everyone_in_id_order(
     assert [user.id for user in streamed] == sorted(user.id for user in streamed)
 
 
+async def test_a_stream_the_drain_outlasts_ends_unavailable_not_cancelled(
+    stub: Any, server: tuple[UsersServer, int]
+) -> None:
+    total = 30_000  # several seconds of streaming: longer than the grace below
+    await seed(server[0], [f"user{i:05}" for i in range(total)])
+    call = stub.GetUsers(users_pb2.GetUsersRequest())
+    received = 0 if await call.read() == grpc.aio.EOF else 1
+    drain = asyncio.create_task(server[0].drain(grace=1.5))
+
+    async def read_on() -> None:
+        nonlocal received
+        while await call.read() != grpc.aio.EOF:
+            received += 1
+
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await read_on()
+    await drain
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE, ended.value.details()
+    # Not grpc's own "Cancelling all calls" as the grace runs out: ours, with where to resume.
+    assert f"stopped before the stream ended (after id {received})" in ended.value.details()
+    assert 1 < received < total
+
+
 async def rows(requests: list[users_pb2.CreateUserRequest]) -> AsyncIterator[Any]:
     for request in requests:
         yield request

@@ -25,6 +25,7 @@ from users_service.store.sqlite import SqliteUserStore
 logger = logging.getLogger(__name__)
 
 LAME_DUCK_SECONDS = 0.5
+STREAM_CUTOFF_MARGIN_SECONDS = 1.0
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
@@ -46,6 +47,7 @@ class UsersServer:
         self._monitor_task: asyncio.Task[None] | None = None
         self._server: Any = None
         self._draining = asyncio.Event()
+        self._cutoff = asyncio.Event()
         self._drained = False
 
     def _build(self) -> Any:
@@ -58,7 +60,9 @@ class UsersServer:
                 ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share
             ],
         )
-        users_pb2_grpc.add_UserServiceServicer_to_server(UserService(self.store, self.feed), server)
+        users_pb2_grpc.add_UserServiceServicer_to_server(
+            UserService(self.store, self.feed, self._cutoff), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         enable_reflection(server, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
         return server
@@ -93,7 +97,12 @@ class UsersServer:
             # are cancelled (the client sees CANCELLED). Answering them UNAVAILABLE for a moment
             # first lets clients and balancers learn that this server is going away.
             await asyncio.sleep(min(LAME_DUCK_SECONDS, grace))
-            await self._server.stop(grace)
+            stopping = asyncio.ensure_future(self._server.stop(grace))
+            # Streams still running as the grace runs out would be cancelled (CANCELLED to the
+            # client): a moment before, they end UNAVAILABLE, which clients know to retry.
+            await asyncio.wait({stopping}, timeout=max(grace - STREAM_CUTOFF_MARGIN_SECONDS, 0))
+            self._cutoff.set()
+            await stopping
         await self.store.close()
         logger.info("stopped")
 

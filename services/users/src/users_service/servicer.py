@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from users_service.convert import timestamp, user_message
 from users_service.events import Broadcaster
 from users_service.importer import import_rows
 from users_service.interceptors import send_request_id, sends_own_headers
+from users_service.lifecycle import ShuttingDown
 from users_service.pagination import decode_token, encode_token
 from users_service.store import AlreadyExists as UsernameTaken
 from users_service.store import (
@@ -41,9 +43,13 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         >>> users_pb2_grpc.add_UserServiceServicer_to_server(UserService(store, feed), server)
     """
 
-    def __init__(self, store: UserStore, feed: Broadcaster) -> None:
+    def __init__(
+        self, store: UserStore, feed: Broadcaster, cutoff: asyncio.Event | None = None
+    ) -> None:
         self._store = store
         self._feed = feed
+        # Set by the drain when its grace is nearly spent: long streams then end UNAVAILABLE.
+        self._cutoff = cutoff or asyncio.Event()
 
     def _publish(self, kind: users_pb2.UserEventType.ValueType, user: UserRecord) -> None:
         moment = (
@@ -136,8 +142,12 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         after = 0
         while batch := await self._store.list_users(after, STREAM_BATCH_SIZE, ""):
             for user in batch:
+                if self._cutoff.is_set():
+                    raise ShuttingDown(
+                        f"the server stopped before the stream ended (after id {after})"
+                    )
                 yield user
-            after = batch[-1].id
+                after = user.id
 
     async def ImportUsers(
         self, request_iterator: AsyncIterator[users_pb2.CreateUserRequest], context: Context

@@ -14,6 +14,7 @@ from google.rpc import (
 from grpc_status import rpc_status
 
 from users_service.events import SubscriberTooSlow
+from users_service.lifecycle import ShuttingDown
 from users_service.store import (
     AlreadyExists,
     IdempotencyKeyReused,
@@ -31,6 +32,7 @@ MAPPED_ERRORS: tuple[type[Exception], ...] = (
     StaleEtag,
     StoreUnavailable,
     SubscriberTooSlow,
+    ShuttingDown,
 )
 
 _CODES: dict[type[Exception], Any] = {
@@ -39,6 +41,7 @@ _CODES: dict[type[Exception], Any] = {
     StaleEtag: grpc.StatusCode.FAILED_PRECONDITION,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ShuttingDown: grpc.StatusCode.UNAVAILABLE,
 }
 
 
