@@ -95,6 +95,8 @@ async def test_grpcurl_lists_describes_and_calls_without_a_proto(
     assert set(listed.stdout.split()) == EXPECTED_SERVICES, listed.stderr
     described = await asyncio.to_thread(grpcurl, target, "describe", "users.v1.UserService")
     assert "rpc LookupUsers ( stream .users.v1.LookupUsersRequest )" in described.stdout
+    method = await asyncio.to_thread(grpcurl, target, "describe", "users.v1.UserService.CreateUser")
+    assert "users.v1.UserService.CreateUser is a method:" in method.stdout, method.stderr
     created = await asyncio.to_thread(
         grpcurl,
         "-H",

@@ -52,15 +52,19 @@ def load_descriptor_set() -> bytes | None:
     return resource.read_bytes() if resource.is_file() else None
 
 
-class _CommentedReflectionServicer(reflection.aio.ReflectionServicer):  # type: ignore[misc]
+class _ReflectionServicer(reflection.aio.ReflectionServicer):  # type: ignore[misc]
     """The library's servicer, answering with the descriptor set's own files (with comments).
 
-    A DescriptorPool drops source_code_info, so the files are swapped back in by name.
+    A DescriptorPool drops source_code_info, so the files are swapped back in by name. It also
+    finds methods (`users.v1.UserService.CreateUser`, as `grpcurl describe` asks), which the
+    pool alone cannot.
     """
 
-    def __init__(self, names: Iterable[str], pool: Any, originals: dict[str, bytes]) -> None:
+    def __init__(
+        self, names: Iterable[str], pool: Any = None, originals: dict[str, bytes] | None = None
+    ) -> None:
         super().__init__(names, pool=pool)
-        self._originals = originals
+        self._originals = originals or {}
 
     def _commented(self, response: Any) -> Any:
         files = response.file_descriptor_response.file_descriptor_proto
@@ -73,15 +77,25 @@ class _CommentedReflectionServicer(reflection.aio.ReflectionServicer):  # type: 
         return self._commented(super()._file_by_filename(request, filename))
 
     def _file_containing_symbol(self, request: Any, symbol: str) -> Any:
-        return self._commented(super()._file_containing_symbol(request, symbol))
+        owner = _service_of_method(self._pool, symbol) or symbol
+        return self._commented(super()._file_containing_symbol(request, owner))
+
+
+def _service_of_method(pool: Any, symbol: str) -> str | None:
+    """The service `symbol` is a method of, or None when it is not a method."""
+    service, _, method = symbol.rpartition(".")
+    try:
+        return service if method in pool.FindServiceByName(service).methods_by_name else None
+    except KeyError:
+        return None
 
 
 def _servicer(names: tuple[str, ...], descriptor_set: bytes | None) -> Any:
     if descriptor_set is None:
-        return reflection.aio.ReflectionServicer(names)
+        return _ReflectionServicer(names)
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set).file
     originals = {file.name: file.SerializeToString() for file in files}
-    return _CommentedReflectionServicer(names, _pool_with(originals.values()), originals)
+    return _ReflectionServicer(names, _pool_with(originals.values()), originals)
 
 
 def _pool_with(files: Iterable[bytes]) -> Any:
