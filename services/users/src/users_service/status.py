@@ -24,17 +24,6 @@ from users_service.store import (
 )
 from users_service.validation import FieldViolation, InvalidArgument
 
-MAPPED_ERRORS: tuple[type[Exception], ...] = (
-    InvalidArgument,
-    IdempotencyKeyReused,
-    NotFound,
-    AlreadyExists,
-    StaleEtag,
-    StoreUnavailable,
-    SubscriberTooSlow,
-    ShuttingDown,
-)
-
 _CODES: dict[type[Exception], Any] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
@@ -43,6 +32,9 @@ _CODES: dict[type[Exception], Any] = {
     SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
 }
+# Derived, so an error added to _CODES is caught by the interceptor too. The first two become
+# INVALID_ARGUMENT with BadRequest details in abort_with.
+MAPPED_ERRORS: tuple[type[Exception], ...] = (InvalidArgument, IdempotencyKeyReused, *_CODES)
 
 
 def bad_request_status(message: str, violations: list[FieldViolation]) -> Any:
