@@ -50,9 +50,15 @@ class Settings:
             users_target=_get(env, "WEBAPP_USERS_TARGET", str, cls.users_target),
             host=_get(env, "WEBAPP_HOST", str, cls.host),
             port=_get(env, "WEBAPP_PORT", _port, cls.port),
-            grpc_timeout_seconds=_get(env, "WEBAPP_GRPC_TIMEOUT_SECONDS", _positive, 5.0),
-            stream_timeout_seconds=_get(env, "WEBAPP_STREAM_TIMEOUT_SECONDS", _positive, 3600.0),
-            shutdown_grace_seconds=_get(env, "WEBAPP_SHUTDOWN_GRACE_SECONDS", _positive, 10.0),
+            grpc_timeout_seconds=_get(
+                env, "WEBAPP_GRPC_TIMEOUT_SECONDS", _positive, cls.grpc_timeout_seconds
+            ),
+            stream_timeout_seconds=_get(
+                env, "WEBAPP_STREAM_TIMEOUT_SECONDS", _positive, cls.stream_timeout_seconds
+            ),
+            shutdown_grace_seconds=_get(
+                env, "WEBAPP_SHUTDOWN_GRACE_SECONDS", _positive, cls.shutdown_grace_seconds
+            ),
             log_level=_get(env, "WEBAPP_LOG_LEVEL", _log_level, cls.log_level),
         )
 
