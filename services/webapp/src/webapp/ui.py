@@ -18,7 +18,7 @@ from webapp import csrf
 from webapp.api import UserId
 from webapp.convert import user_json
 from webapp.deps import Client, SettingsDep
-from webapp.errors import field_violations
+from webapp.errors import field_violations, http_status_for
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -66,12 +66,6 @@ def form_errors(exc: grpc.aio.AioRpcError) -> dict[str, str] | None:
         field, message = _CONFLICT[exc.code()]
         return {field: message}
     return None
-
-
-def _status(exc: grpc.aio.AioRpcError) -> int:
-    return {grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.FAILED_PRECONDITION: 412}.get(
-        exc.code(), 422
-    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -136,7 +130,9 @@ async def create(
     except grpc.aio.AioRpcError as exc:
         if (errors := form_errors(exc)) is None:
             raise
-        return await _index(request, client, form=form, errors=errors, status_code=_status(exc))
+        return await _index(
+            request, client, form=form, errors=errors, status_code=http_status_for(exc.code())
+        )
     return RedirectResponse(f"/?created={user.id}", status_code=303)
 
 
@@ -190,7 +186,12 @@ async def edit(
         stale = exc.code() == grpc.StatusCode.FAILED_PRECONDITION
         shown_form = None if stale else form
         return await _detail(
-            request, client, user_id, form=shown_form, errors=errors, status_code=_status(exc)
+            request,
+            client,
+            user_id,
+            form=shown_form,
+            errors=errors,
+            status_code=http_status_for(exc.code()),
         )
     return RedirectResponse(f"/ui/users/{user_id}?updated=1", status_code=303)
 
