@@ -76,18 +76,18 @@ def _path(raw: str) -> Path:
     return Path(raw)
 
 
-def _seconds(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value <= 3600:
-        raise ValueError("expected a number of seconds between 0 and 3600")
-    return value
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected a number of seconds between {low:g} and {high:g}")
+        return value
+
+    return parse
 
 
-def _interval(raw: str) -> float:
-    value = float(raw)
-    if not 0.01 <= value <= 3600:
-        raise ValueError("expected a number of seconds between 0.01 and 3600")
-    return value
+_seconds = _seconds_between(0, 3600)
+_interval = _seconds_between(0.01, 3600)
 
 
 def _log_level(raw: str) -> str:
