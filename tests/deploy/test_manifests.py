@@ -24,11 +24,16 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-def container(name: str) -> dict[str, Any]:
-    """The one container of the Deployment `name` in deploy/<name>.yaml."""
+def pod(name: str) -> dict[str, Any]:
+    """The pod spec of the Deployment `name` in deploy/<name>.yaml."""
     documents = yaml.safe_load_all((DEPLOY / f"{name}.yaml").read_text())
     deployment = next(d for d in documents if d["kind"] == "Deployment")
-    (spec,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(deployment["spec"]["template"]["spec"])
+
+
+def container(name: str) -> dict[str, Any]:
+    """The one container of the Deployment `name`."""
+    (spec,) = pod(name)["containers"]
     return dict(spec)
 
 
@@ -91,11 +96,9 @@ def test_webapp_http_probes_name_routes_of_the_real_app() -> None:
 
 @pytest.mark.parametrize("name", ["users", "webapp"])
 def test_pods_are_hardened_like_the_compose_services(name: str) -> None:
-    documents = yaml.safe_load_all((DEPLOY / f"{name}.yaml").read_text())
-    deployment = next(d for d in documents if d["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    (spec,) = pod["containers"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
+    pod_spec = pod(name)
+    (spec,) = pod_spec["containers"]
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
