@@ -28,8 +28,8 @@ CACHE_SECONDS = 1.0
 class _Verdict:
     ready: bool
     reason: str
-    at: float
     cacheable: bool = True
+    at: float = dataclasses.field(default_factory=time.monotonic)
 
 
 class Readiness:
@@ -54,7 +54,7 @@ class Readiness:
 
     async def _ask(self, client: UsersClient) -> _Verdict:
         if client.stopping.is_set():
-            return _Verdict(False, "the webapp is shutting down", time.monotonic())
+            return _Verdict(False, "the webapp is shutting down")
         request = health_pb2.HealthCheckRequest(service=USERS_SERVICE)
         options = client.options(CHECK_TIMEOUT_SECONDS)  # less when the request has less left
         try:
@@ -64,14 +64,10 @@ class Readiness:
             # A check cut short by this request's own budget says nothing for other callers.
             cut_short = options["timeout"] < CHECK_TIMEOUT_SECONDS
             timed_out = exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            return _Verdict(
-                False, reason, time.monotonic(), cacheable=not (cut_short and timed_out)
-            )
+            return _Verdict(False, reason, cacheable=not (cut_short and timed_out))
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         reason = f"users service is {status}"
-        return _Verdict(
-            reply.status == health_pb2.HealthCheckResponse.SERVING, reason, time.monotonic()
-        )
+        return _Verdict(reply.status == health_pb2.HealthCheckResponse.SERVING, reason)
 
 
 @router.get("/healthz")
