@@ -34,7 +34,7 @@ def settings(tmp_path: Path) -> Settings:
     """Settings for a test server: ephemeral port, a database file in tmp_path, fast probes."""
     return Settings(
         listen_address="127.0.0.1:0",
-        database_path=tmp_path / "data" / "users.db",
+        database_url=f"sqlite:///{tmp_path / 'data' / 'users.db'}",
         grace_period_seconds=1.0,
         store_probe_interval_seconds=0.1,
     )
@@ -79,11 +79,11 @@ def stub(channel: Any) -> Any:
 class ServerProcess:
     """`python -m users_service` in a subprocess; its JSON log lines collected as they come."""
 
-    def __init__(self, db_path: Path, **env: str) -> None:
+    def __init__(self, db_path: Path | str, **env: str) -> None:
         full_env = {
             **os.environ,
             "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
-            "USERS_DATABASE_PATH": str(db_path),
+            "USERS_DATABASE_URL": db_path if isinstance(db_path, str) else f"sqlite:///{db_path}",
             **env,
         }
         self.process = subprocess.Popen(
@@ -137,7 +137,7 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Starts server subprocesses; kills any still running at the end."""
     processes: list[ServerProcess] = []
 
-    def spawn(db_path: Path | None = None, **env: str) -> ServerProcess:
+    def spawn(db_path: Path | str | None = None, **env: str) -> ServerProcess:
         proc = ServerProcess(db_path or tmp_path / "proc" / "users.db", **env)
         processes.append(proc)
         return proc

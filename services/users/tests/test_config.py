@@ -30,7 +30,7 @@ def test_defaults_match_the_agreed_interface() -> None:
     settings = Settings.from_env({})
     assert settings == Settings(
         listen_address="[::]:50051",
-        database_path=Path("data/users.db"),
+        database_url="sqlite:///data/users.db",
         grace_period_seconds=10.0,
         log_level="INFO",
         max_message_bytes=4194304,
@@ -42,7 +42,7 @@ def test_every_variable_is_read() -> None:
     settings = Settings.from_env(
         {
             "USERS_LISTEN_ADDRESS": "127.0.0.1:6000",
-            "USERS_DATABASE_PATH": "/var/lib/users/users.db",
+            "USERS_DATABASE_URL": "sqlite:////var/lib/users/users.db",
             "USERS_GRACE_PERIOD_SECONDS": "2.5",
             "USERS_LOG_LEVEL": "debug",
             "USERS_MAX_MESSAGE_BYTES": "65536",
@@ -50,7 +50,7 @@ def test_every_variable_is_read() -> None:
         }
     )
     assert settings.listen_address == "127.0.0.1:6000"
-    assert settings.database_path == Path("/var/lib/users/users.db")
+    assert settings.database_url == "sqlite:////var/lib/users/users.db"
     assert settings.grace_period_seconds == 2.5
     assert settings.log_level == "DEBUG"
     assert settings.max_message_bytes == 65536
@@ -100,7 +100,7 @@ def test_the_process_exits_1_with_a_clear_message_when_the_database_cannot_open(
     (tmp_path / "a-file").write_text("not a directory")
     env = {
         "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
-        "USERS_DATABASE_PATH": str(tmp_path / "a-file" / "users.db"),
+        "USERS_DATABASE_URL": f"sqlite:///{tmp_path / 'a-file' / 'users.db'}",
     }
     result = run_service(env, tmp_path)
     assert result.returncode == 1
