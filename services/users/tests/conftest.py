@@ -1,4 +1,5 @@
-"""Fixtures: a real in-process server on port 0 over a real SQLite file, and server subprocesses."""
+"""Fixtures: real in-process servers on port 0 over a real SQLite file or PostgreSQL database,
+server subprocesses, and a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +21,8 @@ from users.v1 import users_pb2_grpc
 from users_service.config import Settings
 from users_service.logs import install_request_id_factory
 from users_service.server import UsersServer
+
+from .pg_server import PostgresServer, find_bindir
 
 ServerFactory = Callable[..., Any]
 
@@ -145,3 +149,30 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield spawn
     for proc in processes:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (Debian's `postgresql` package), always stopped."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail(
+            "PostgreSQL server binaries (initdb, postgres) not found:"
+            " run `make system-deps` (it installs Debian's postgresql package)",
+            pytrace=False,
+        )
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh database of its own on the session's PostgreSQL server."""
+    name = f"users_{uuid.uuid4().hex[:12]}"
+    postgres_server.create_database(name)
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
