@@ -46,7 +46,7 @@ fmt: dev ## Format and autofix with ruff.
 test: lint test-unit test-integration ## Everything CI runs: lint, types, unit and integration tests.
 
 .PHONY: test-unit
-test-unit: dev ## Service tests (real servers, real SQLite files, real Chromium) and deploy/ checks.
+test-unit: dev system-deps ## Service tests (real servers, SQLite files, a PostgreSQL server, Chromium), deploy/ checks.
 	$(RUN) pytest services/users/tests services/webapp/tests tests/deploy
 
 .PHONY: clean
@@ -73,7 +73,7 @@ bench: dev system-deps ## Benchmarks behind every number the README and issue no
 	scripts/dotenv.sh
 
 .PHONY: system-deps
-system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugin, chromium, debootstrap).
+system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugin, chromium, postgresql, debootstrap).
 	scripts/system-deps.sh
 
 .PHONY: up
