@@ -11,6 +11,10 @@ import pytest
 from users.v1 import users_pb2
 from users_service import pagination, validation
 from users_service.config import ConfigError, Settings
+from users_service.store.factory import build_store
+from users_service.store.postgres import PostgresUserStore
+from users_service.store.sqlite import SqliteUserStore
+from users_service.store.urls import redact, sqlite_path
 
 
 def run_service(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -105,3 +109,48 @@ def test_the_process_exits_1_with_a_clear_message_when_the_database_cannot_open(
     result = run_service(env, tmp_path)
     assert result.returncode == 1
     assert "cannot start: cannot open database" in result.stderr
+
+
+async def test_the_database_url_scheme_picks_the_store() -> None:
+    assert sqlite_path("sqlite:///data/users.db") == Path("data/users.db")
+    assert sqlite_path("sqlite:////var/lib/users.db") == Path("/var/lib/users.db")
+    assert isinstance(build_store("sqlite:///data/users.db"), SqliteUserStore)
+    for url in ("postgresql://app:pw@db:5432/users", "postgres://db/users"):
+        assert Settings.from_env({"USERS_DATABASE_URL": url}).database_url == url
+        assert isinstance(build_store(url), PostgresUserStore)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://app:hunter2@db/users",
+        "sqlite://relative.db",
+        "sqlite:///",
+        "/data/users.db",
+        "postgresql://app:hunter2@db/users?nosuchoption=1",
+        "postgresql://app:hunter2@[db/users",
+    ],
+)
+def test_a_bad_database_url_is_a_clear_error_without_the_password(url: str) -> None:
+    with pytest.raises(ConfigError, match="USERS_DATABASE_URL") as caught:
+        Settings.from_env({"USERS_DATABASE_URL": url})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_old_database_path_variable_is_refused_with_a_pointer_to_the_new() -> None:
+    with pytest.raises(ConfigError, match="set USERS_DATABASE_URL instead"):
+        Settings.from_env({"USERS_DATABASE_PATH": "/data/users.db"})
+
+
+def test_the_password_is_redacted_for_logs_and_left_out_of_the_settings_repr() -> None:
+    url = "postgresql://app:hunter2@db:5432/users?sslmode=require&password=hunter3"
+    assert redact(url) == "postgresql://app:***@db:5432/users?sslmode=require&password=***"
+    assert redact("postgresql://db/users") == "postgresql://db/users"
+    assert "hunter2" not in repr(Settings.from_env({"USERS_DATABASE_URL": url}))
+
+
+def test_the_process_refuses_an_unknown_database_scheme(tmp_path: Path) -> None:
+    result = run_service({"USERS_DATABASE_URL": "mysql://app:hunter2@db/users"}, tmp_path)
+    assert result.returncode != 0
+    assert "USERS_DATABASE_URL='mysql://app:***@db/users' is not valid" in result.stderr
+    assert "hunter2" not in result.stderr

@@ -107,6 +107,8 @@ class PostgresUserStore:
             raise StoreUnavailable(f"database {self._label} cannot serve: {error}") from error
 
     async def probe(self) -> None:
+        if self._feed is not None and not self._feed.connected:
+            raise StoreUnavailable(f"the change feed from {self._label} is disconnected")
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
                 await self._run(sql.write_probe)

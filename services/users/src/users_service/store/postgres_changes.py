@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "users_changes"
 MIN_BACKOFF_SECONDS = 0.1
-MAX_BACKOFF_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 2.0
 
 
 def _us(moment: datetime) -> int:
@@ -69,7 +69,8 @@ class ChangeFeed:
     """One dedicated connection that LISTENs and hands every change, from any replica, on.
 
     A lost connection is reopened with backoff; changes committed meanwhile are not heard
-    (NOTIFY is not stored), and the log says so.
+    (NOTIFY is not stored), and the log says so. The store's probe fails while `connected`
+    is False, so that health sends no new WatchUsers calls to a replica that cannot serve them.
 
     Example:
         >>> feed = ChangeFeed("postgresql://db/users", print)
@@ -82,10 +83,12 @@ class ChangeFeed:
         self._on_change = on_change
         self._label = label  # the redacted URL, for the log
         self._task: asyncio.Task[None] | None = None
+        self.connected = False  # False from a lost connection until the next one listens
 
     async def start(self) -> None:
         """Listens from now on; raises psycopg.Error if the first connection fails."""
         conn = await self._listen()
+        self.connected = True
         self._task = asyncio.create_task(self._run(conn), name="store-change-feed")
 
     async def close(self) -> None:
@@ -110,6 +113,7 @@ class ChangeFeed:
                 async for notify in conn.notifies():
                     self._deliver(notify.payload)
             except psycopg.Error as error:
+                self.connected = False
                 logger.warning(
                     "change feed lost: WatchUsers misses changes until it reconnects: %s",
                     error,
@@ -118,6 +122,7 @@ class ChangeFeed:
             finally:
                 await conn.close()
             conn = await self._reconnect()
+            self.connected = True
 
     async def _reconnect(self) -> psycopg.AsyncConnection[Any]:
         backoff = MIN_BACKOFF_SECONDS

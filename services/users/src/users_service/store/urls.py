@@ -49,12 +49,18 @@ def check_url(url: str) -> str:
     try:
         psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.Error as error:
-        raise ValueError(f"libpq cannot parse it ({_without_secrets(str(error), url)})") from None
+        raise ValueError(
+            f"libpq cannot parse it ({_without_secrets(str(error).strip(), url)})"
+        ) from None
     return url
 
 
 def _without_secrets(message: str, url: str) -> str:
-    password = urlsplit(url).password
+    message = message.replace(url, redact(url))  # libpq quotes a URL it cannot parse
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return message
     return message.replace(password, _HIDDEN) if password else message
 
 
