@@ -101,9 +101,7 @@ class PostgresUserStore:
         try:
             async with self._pool.connection() as conn:
                 return await work(conn)
-        except psycopg.IntegrityError:
-            raise
-        except psycopg.Error as error:
+        except psycopg.Error as error:  # constraint violations are outcomes, handled in sql
             raise StoreUnavailable(f"database {self._label} cannot serve: {error}") from error
 
     async def probe(self) -> None:
