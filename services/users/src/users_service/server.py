@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 LAME_DUCK_SECONDS = 0.5
 STREAM_CUTOFF_MARGIN_SECONDS = 1.0
+MAX_CONNECTION_AGE_MS = 30_000
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
@@ -58,6 +59,14 @@ class UsersServer:
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share
+                # A connection lives at most ~30 s (grpc adds jitter), then GOAWAY: clients
+                # re-resolve the name and reconnect, so replicas added later get their share.
+                # Calls and streams in flight finish on the old connection (no age grace limit).
+                ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+                # Clients may ping every 10 s even when idle (the webapp's keepalive is 20 s),
+                # so dead connections are found without earning a "too_many_pings" GOAWAY.
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
         users_pb2_grpc.add_UserServiceServicer_to_server(
