@@ -46,7 +46,7 @@ fmt: dev ## Format and autofix with ruff.
 test: lint test-unit test-integration ## Everything CI runs: lint, types, unit and integration tests.
 
 .PHONY: test-unit
-test-unit: dev ## Service tests (real servers, real SQLite files, real Chromium) and deploy/ checks.
+test-unit: dev system-deps ## Service tests (real servers, SQLite files, a PostgreSQL server, Chromium), deploy/ checks.
 	$(RUN) pytest services/users/tests services/webapp/tests tests/deploy
 
 .PHONY: clean
@@ -56,7 +56,7 @@ clean: ## Remove the local environment and generated files.
 # --- running locally (no Docker) ---------------------------------------------------------------
 .PHONY: run-users
 run-users: dev ## Run the users service on localhost:50051, its database in ./data (Ctrl-C drains).
-	USERS_DATABASE_PATH=$${USERS_DATABASE_PATH:-data/users.db} $(RUN) python -m users_service
+	USERS_DATABASE_URL=$${USERS_DATABASE_URL:-sqlite:///data/users.db} $(RUN) python -m users_service
 
 .PHONY: run-webapp
 run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-users`.
@@ -78,7 +78,7 @@ dotenv:
 	@scripts/dotenv.sh
 
 .PHONY: system-deps
-system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugin, chromium, debootstrap).
+system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugin, chromium, postgresql, debootstrap).
 	scripts/system-deps.sh
 
 .PHONY: up

@@ -30,7 +30,11 @@ def start_server(db: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
 
     It logs at INFO, one line per RPC, into `log`, as it would in production.
     """
-    env = {**os.environ, "USERS_LISTEN_ADDRESS": "127.0.0.1:0", "USERS_DATABASE_PATH": str(db)}
+    env = {
+        **os.environ,
+        "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
+        "USERS_DATABASE_URL": f"sqlite:///{db}",
+    }
     with log.open("wb") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "users_service"], env=env, stderr=sink)
     deadline = time.monotonic() + 20

@@ -48,7 +48,7 @@ def start_users(directory: Path, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "USERS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
-        "USERS_DATABASE_PATH": str(directory / "users.db"),
+        "USERS_DATABASE_URL": f"sqlite:///{directory / 'users.db'}",
         "USERS_LOG_LEVEL": "WARNING",
         "USERS_GRACE_PERIOD_SECONDS": "1",
     }

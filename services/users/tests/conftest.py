@@ -1,4 +1,5 @@
-"""Fixtures: a real in-process server on port 0 over a real SQLite file, and server subprocesses."""
+"""Fixtures: real in-process servers on port 0 over a real SQLite file or PostgreSQL database,
+server subprocesses, and a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +21,8 @@ from users.v1 import users_pb2_grpc
 from users_service.config import Settings
 from users_service.logs import install_request_id_factory
 from users_service.server import UsersServer
+
+from .pg_server import PostgresServer, find_bindir
 
 ServerFactory = Callable[..., Any]
 
@@ -34,7 +38,7 @@ def settings(tmp_path: Path) -> Settings:
     """Settings for a test server: ephemeral port, a database file in tmp_path, fast probes."""
     return Settings(
         listen_address="127.0.0.1:0",
-        database_path=tmp_path / "data" / "users.db",
+        database_url=f"sqlite:///{tmp_path / 'data' / 'users.db'}",
         grace_period_seconds=1.0,
         store_probe_interval_seconds=0.1,
     )
@@ -79,11 +83,11 @@ def stub(channel: Any) -> Any:
 class ServerProcess:
     """`python -m users_service` in a subprocess; its JSON log lines collected as they come."""
 
-    def __init__(self, db_path: Path, **env: str) -> None:
+    def __init__(self, db_path: Path | str, **env: str) -> None:
         full_env = {
             **os.environ,
             "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
-            "USERS_DATABASE_PATH": str(db_path),
+            "USERS_DATABASE_URL": db_path if isinstance(db_path, str) else f"sqlite:///{db_path}",
             **env,
         }
         self.process = subprocess.Popen(
@@ -137,7 +141,7 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Starts server subprocesses; kills any still running at the end."""
     processes: list[ServerProcess] = []
 
-    def spawn(db_path: Path | None = None, **env: str) -> ServerProcess:
+    def spawn(db_path: Path | str | None = None, **env: str) -> ServerProcess:
         proc = ServerProcess(db_path or tmp_path / "proc" / "users.db", **env)
         processes.append(proc)
         return proc
@@ -145,3 +149,30 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield spawn
     for proc in processes:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (Debian's `postgresql` package), always stopped."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail(
+            "PostgreSQL server binaries (initdb, postgres) not found:"
+            " run `make system-deps` (it installs Debian's postgresql package)",
+            pytrace=False,
+        )
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh database of its own on the session's PostgreSQL server."""
+    name = f"users_{uuid.uuid4().hex[:12]}"
+    postgres_server.create_database(name)
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)

@@ -11,6 +11,10 @@ import pytest
 from users.v1 import users_pb2
 from users_service import pagination, validation
 from users_service.config import ConfigError, Settings
+from users_service.store.factory import build_store
+from users_service.store.postgres import PostgresUserStore
+from users_service.store.sqlite import SqliteUserStore
+from users_service.store.urls import redact, sqlite_path
 
 
 def run_service(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -30,7 +34,7 @@ def test_defaults_match_the_agreed_interface() -> None:
     settings = Settings.from_env({})
     assert settings == Settings(
         listen_address="[::]:50051",
-        database_path=Path("data/users.db"),
+        database_url="sqlite:///data/users.db",
         grace_period_seconds=10.0,
         log_level="INFO",
         max_message_bytes=4194304,
@@ -42,7 +46,7 @@ def test_every_variable_is_read() -> None:
     settings = Settings.from_env(
         {
             "USERS_LISTEN_ADDRESS": "127.0.0.1:6000",
-            "USERS_DATABASE_PATH": "/var/lib/users/users.db",
+            "USERS_DATABASE_URL": "sqlite:////var/lib/users/users.db",
             "USERS_GRACE_PERIOD_SECONDS": "2.5",
             "USERS_LOG_LEVEL": "debug",
             "USERS_MAX_MESSAGE_BYTES": "65536",
@@ -50,7 +54,7 @@ def test_every_variable_is_read() -> None:
         }
     )
     assert settings.listen_address == "127.0.0.1:6000"
-    assert settings.database_path == Path("/var/lib/users/users.db")
+    assert settings.database_url == "sqlite:////var/lib/users/users.db"
     assert settings.grace_period_seconds == 2.5
     assert settings.log_level == "DEBUG"
     assert settings.max_message_bytes == 65536
@@ -100,8 +104,53 @@ def test_the_process_exits_1_with_a_clear_message_when_the_database_cannot_open(
     (tmp_path / "a-file").write_text("not a directory")
     env = {
         "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
-        "USERS_DATABASE_PATH": str(tmp_path / "a-file" / "users.db"),
+        "USERS_DATABASE_URL": f"sqlite:///{tmp_path / 'a-file' / 'users.db'}",
     }
     result = run_service(env, tmp_path)
     assert result.returncode == 1
     assert "cannot start: cannot open database" in result.stderr
+
+
+async def test_the_database_url_scheme_picks_the_store() -> None:
+    assert sqlite_path("sqlite:///data/users.db") == Path("data/users.db")
+    assert sqlite_path("sqlite:////var/lib/users.db") == Path("/var/lib/users.db")
+    assert isinstance(build_store("sqlite:///data/users.db"), SqliteUserStore)
+    for url in ("postgresql://app:pw@db:5432/users", "postgres://db/users"):
+        assert Settings.from_env({"USERS_DATABASE_URL": url}).database_url == url
+        assert isinstance(build_store(url), PostgresUserStore)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://app:hunter2@db/users",
+        "sqlite://relative.db",
+        "sqlite:///",
+        "/data/users.db",
+        "postgresql://app:hunter2@db/users?nosuchoption=1",
+        "postgresql://app:hunter2@[db/users",
+    ],
+)
+def test_a_bad_database_url_is_a_clear_error_without_the_password(url: str) -> None:
+    with pytest.raises(ConfigError, match="USERS_DATABASE_URL") as caught:
+        Settings.from_env({"USERS_DATABASE_URL": url})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_old_database_path_variable_is_refused_with_a_pointer_to_the_new() -> None:
+    with pytest.raises(ConfigError, match="set USERS_DATABASE_URL instead"):
+        Settings.from_env({"USERS_DATABASE_PATH": "/data/users.db"})
+
+
+def test_the_password_is_redacted_for_logs_and_left_out_of_the_settings_repr() -> None:
+    url = "postgresql://app:hunter2@db:5432/users?sslmode=require&password=hunter3"
+    assert redact(url) == "postgresql://app:***@db:5432/users?sslmode=require&password=***"
+    assert redact("postgresql://db/users") == "postgresql://db/users"
+    assert "hunter2" not in repr(Settings.from_env({"USERS_DATABASE_URL": url}))
+
+
+def test_the_process_refuses_an_unknown_database_scheme(tmp_path: Path) -> None:
+    result = run_service({"USERS_DATABASE_URL": "mysql://app:hunter2@db/users"}, tmp_path)
+    assert result.returncode != 0
+    assert "USERS_DATABASE_URL='mysql://app:***@db/users' is not valid" in result.stderr
+    assert "hunter2" not in result.stderr

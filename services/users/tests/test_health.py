@@ -18,6 +18,7 @@ from users.v1 import users_pb2, users_pb2_grpc
 from users_service.health import DrainableHealthServicer, StoreMonitor
 from users_service.server import UsersServer
 from users_service.store.sqlite import SqliteUserStore
+from users_service.store.urls import sqlite_path
 
 SERVICE = "users.v1.UserService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -81,7 +82,7 @@ async def test_liveness_and_service_are_serving(channel: Any) -> None:
 async def test_service_goes_not_serving_while_the_database_file_is_unreadable_and_back(
     channel: Any, server: tuple[UsersServer, int]
 ) -> None:
-    db = server[0].settings.database_path
+    db = sqlite_path(server[0].settings.database_url)
     watch = health_pb2_grpc.HealthStub(channel).Watch(
         health_pb2.HealthCheckRequest(service=SERVICE)
     )
@@ -129,7 +130,7 @@ def fill(directory: Path) -> Path:
 async def test_service_goes_not_serving_on_a_full_filesystem_and_back(
     tiny_filesystem: Path, start_server: Any
 ) -> None:
-    _, port = await start_server(database_path=tiny_filesystem / "users.db")
+    _, port = await start_server(database_url=f"sqlite:///{tiny_filesystem / 'users.db'}")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         watch = health_pb2_grpc.HealthStub(channel).Watch(

@@ -90,7 +90,7 @@ class UsersService:
     def start(self) -> UsersService:
         env = {
             "USERS_LISTEN_ADDRESS": self.address,
-            "USERS_DATABASE_PATH": str(self.directory / "users.db"),
+            "USERS_DATABASE_URL": f"sqlite:///{self.directory / 'users.db'}",
             "USERS_GRACE_PERIOD_SECONDS": "2",
         }
         self.process = Process([sys.executable, "-m", "users_service"], env, marker=None)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TypeVar
+
+from users_service.store.urls import check_url, redact
 
 _T = TypeVar("_T")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -26,7 +27,8 @@ class Settings:
     """
 
     listen_address: str = "[::]:50051"
-    database_path: Path = Path("data/users.db")
+    # Not in repr: a PostgreSQL URL may carry a password (log store.urls.redact(url) instead).
+    database_url: str = field(default="sqlite:///data/users.db", repr=False)
     grace_period_seconds: float = 10.0
     log_level: str = "INFO"
     max_message_bytes: int = 4 * 1024 * 1024
@@ -38,7 +40,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             listen_address=_read(env, "USERS_LISTEN_ADDRESS", cls.listen_address, _address),
-            database_path=_read(env, "USERS_DATABASE_PATH", cls.database_path, _path),
+            database_url=_database_url(env, cls.database_url),
             grace_period_seconds=_read(
                 env, "USERS_GRACE_PERIOD_SECONDS", cls.grace_period_seconds, _seconds
             ),
@@ -72,8 +74,20 @@ def _address(raw: str) -> str:
     return raw
 
 
-def _path(raw: str) -> Path:
-    return Path(raw)
+def _database_url(env: Mapping[str, str], default: str) -> str:
+    if env.get("USERS_DATABASE_PATH", "").strip():
+        raise ConfigError(
+            "USERS_DATABASE_PATH is no longer read: set USERS_DATABASE_URL instead"
+            " (sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://...)"
+        )
+    raw = env.get("USERS_DATABASE_URL", "").strip()
+    if not raw:
+        return default
+    try:
+        return check_url(raw)
+    except ValueError as error:
+        # Never echo the raw value: it may carry a password.
+        raise ConfigError(f"USERS_DATABASE_URL={redact(raw)!r} is not valid: {error}") from None
 
 
 def _seconds_between(low: float, high: float) -> Callable[[str], float]:

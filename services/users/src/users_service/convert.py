@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from users.v1 import users_pb2
 
-from users_service.store import UserRecord
+from users_service.store import ChangeKind, UserChange, UserRecord
 
 
 def timestamp(moment: datetime) -> Timestamp:
@@ -27,4 +27,20 @@ def user_message(user: UserRecord) -> users_pb2.User:
         create_time=timestamp(user.create_time),
         update_time=timestamp(user.update_time),
         etag=user.etag,
+    )
+
+
+_EVENT_TYPES = {
+    ChangeKind.CREATED: users_pb2.USER_EVENT_TYPE_CREATED,
+    ChangeKind.UPDATED: users_pb2.USER_EVENT_TYPE_UPDATED,
+    ChangeKind.DELETED: users_pb2.USER_EVENT_TYPE_DELETED,
+}
+
+
+def user_event(change: UserChange) -> users_pb2.UserEvent:
+    """The users.v1.UserEvent of a committed change."""
+    return users_pb2.UserEvent(
+        type=_EVENT_TYPES[change.kind],
+        user=user_message(change.user),
+        event_time=timestamp(change.time),
     )

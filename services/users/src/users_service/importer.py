@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from users.v1 import users_pb2
 
 from users_service import validation
-from users_service.store import CreateStatus, NewUser, UserRecord, UserStore
+from users_service.store import CreateStatus, NewUser, UserStore
 from users_service.validation import InvalidArgument
 
 # Rows waiting in the queue are committed together: one fsync per batch instead of per row,
@@ -73,7 +73,6 @@ class _RowQueue:
 async def import_rows(
     store: UserStore,
     rows: AsyncIterator[users_pb2.CreateUserRequest],
-    on_created: Callable[[UserRecord], None],
 ) -> users_pb2.ImportUsersResponse:
     """Creates every valid row; returns the counts and the first rejections with reasons."""
     summary = _Summary()
@@ -81,7 +80,7 @@ async def import_rows(
     reader = asyncio.create_task(queue.read_all(rows))
     try:
         while batch := await queue.next_batch():
-            await _commit(store, batch, summary, on_created)
+            await _commit(store, batch, summary)
         await reader  # re-raises a failure of the request stream
     finally:
         reader.cancel()
@@ -92,7 +91,6 @@ async def _commit(
     store: UserStore,
     batch: list[Row],
     summary: _Summary,
-    on_created: Callable[[UserRecord], None],
 ) -> None:
     valid: list[tuple[int, users_pb2.CreateUserRequest, NewUser]] = []
     for index, row in batch:
@@ -103,9 +101,8 @@ async def _commit(
             summary.reject(index, row.username, first.field, f"{first.field} {first.description}")
     outcomes = await store.create_users([user for _, _, user in valid]) if valid else []
     for (index, row, _), outcome in zip(valid, outcomes, strict=True):
-        if outcome.status is CreateStatus.CREATED and outcome.user is not None:
+        if outcome.status is CreateStatus.CREATED:
             summary.response.created_count += 1
-            on_created(outcome.user)
         elif outcome.status in (CreateStatus.TAKEN, CreateStatus.REPLAYED):
             summary.response.existing_count += 1
         else:

@@ -14,13 +14,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2_grpc
 
 from users_service.config import Settings
+from users_service.convert import user_event
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
 from users_service.interceptors import RequestContextInterceptor
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
-from users_service.store import StoreUnavailable
-from users_service.store.sqlite import SqliteUserStore
+from users_service.store import StoreUnavailable, UserChange
+from users_service.store.factory import build_store
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ class UsersServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SqliteUserStore(settings.database_path)
         self.feed = Broadcaster()
+        # The store reports every committed change (with PostgreSQL: every replica's) to the feed.
+        self.store = build_store(settings.database_url, self._publish)
         self.health = DrainableHealthServicer()
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
@@ -50,6 +52,9 @@ class UsersServer:
         self._draining = asyncio.Event()
         self._cutoff = asyncio.Event()
         self._drained = False
+
+    def _publish(self, change: UserChange) -> None:
+        self.feed.publish(user_event(change))
 
     def _build(self) -> Any:
         limit = self.settings.max_message_bytes

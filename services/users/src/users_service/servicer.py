@@ -1,11 +1,10 @@
-"""The users.v1.UserService handlers: validate, call the store, publish changes."""
+"""The users.v1.UserService handlers: validate, call the store, stream the store's changes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import TypeAlias
 
 import grpc
@@ -13,7 +12,7 @@ from google.protobuf import empty_pb2
 from users.v1 import users_pb2, users_pb2_grpc
 
 from users_service import validation
-from users_service.convert import timestamp, user_message
+from users_service.convert import user_message
 from users_service.events import Broadcaster
 from users_service.importer import import_rows
 from users_service.interceptors import send_request_id, sends_own_headers
@@ -51,15 +50,6 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         # Set by the drain when its grace is nearly spent: long streams then end UNAVAILABLE.
         self._cutoff = cutoff or asyncio.Event()
 
-    def _publish(self, kind: users_pb2.UserEventType.ValueType, user: UserRecord) -> None:
-        moment = (
-            datetime.now(UTC) if kind == users_pb2.USER_EVENT_TYPE_DELETED else user.update_time
-        )
-        event = users_pb2.UserEvent(
-            type=kind, user=user_message(user), event_time=timestamp(moment)
-        )
-        self._feed.publish(event)
-
     async def CreateUser(
         self, request: users_pb2.CreateUserRequest, context: Context
     ) -> users_pb2.User:
@@ -67,10 +57,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         return user_message(self._created(outcome, request))
 
     def _created(self, outcome: CreateOutcome, request: users_pb2.CreateUserRequest) -> UserRecord:
-        if outcome.status is CreateStatus.CREATED and outcome.user is not None:
-            self._publish(users_pb2.USER_EVENT_TYPE_CREATED, outcome.user)
-            return outcome.user
-        if outcome.status is CreateStatus.REPLAYED and outcome.user is not None:
+        if outcome.status in (CreateStatus.CREATED, CreateStatus.REPLAYED) and outcome.user:
             return outcome.user
         if outcome.status is CreateStatus.TAKEN:
             raise UsernameTaken(f"username {request.username.lower()!r} is already taken")
@@ -98,14 +85,12 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     ) -> users_pb2.User:
         changes = validation.user_changes(request)
         user = await self._store.update_user(request.user.id, changes, request.etag)
-        self._publish(users_pb2.USER_EVENT_TYPE_UPDATED, user)
         return user_message(user)
 
     async def DeleteUser(
         self, request: users_pb2.DeleteUserRequest, context: Context
     ) -> empty_pb2.Empty:
-        user = await self._store.delete_user(validation.user_id(request.id, "id"), request.etag)
-        self._publish(users_pb2.USER_EVENT_TYPE_DELETED, user)
+        await self._store.delete_user(validation.user_id(request.id, "id"), request.etag)
         return empty_pb2.Empty()
 
     async def ListUsers(
@@ -152,7 +137,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def ImportUsers(
         self, request_iterator: AsyncIterator[users_pb2.CreateUserRequest], context: Context
     ) -> users_pb2.ImportUsersResponse:
-        summary = await import_rows(self._store, request_iterator, self._on_imported)
+        summary = await import_rows(self._store, request_iterator)
         logger.info(
             "import done",
             extra={
@@ -162,9 +147,6 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             },
         )
         return summary
-
-    def _on_imported(self, user: UserRecord) -> None:
-        self._publish(users_pb2.USER_EVENT_TYPE_CREATED, user)
 
     async def LookupUsers(
         self, request_iterator: AsyncIterator[users_pb2.LookupUsersRequest], context: Context

@@ -1,9 +1,12 @@
-"""Persistence: the UserStore interface, its records and errors, and the SQLite implementation."""
+"""Persistence: the UserStore interface, its records and errors; SQLite and PostgreSQL stores."""
 
 from users_service.store.base import (
+    ChangeKind,
+    ChangeListener,
     CreateOutcome,
     CreateStatus,
     NewUser,
+    UserChange,
     UserChanges,
     UserRecord,
     UserStore,
@@ -19,6 +22,8 @@ from users_service.store.errors import (
 
 __all__ = [
     "AlreadyExists",
+    "ChangeKind",
+    "ChangeListener",
     "CreateOutcome",
     "CreateStatus",
     "IdempotencyKeyReused",
@@ -27,6 +32,7 @@ __all__ = [
     "StaleEtag",
     "StoreError",
     "StoreUnavailable",
+    "UserChange",
     "UserChanges",
     "UserRecord",
     "UserStore",

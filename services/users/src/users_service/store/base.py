@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -59,8 +59,36 @@ class CreateOutcome:
     user: UserRecord | None = None
 
 
+class ChangeKind(enum.Enum):
+    """What a committed write did to a user."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """One committed change, as the store reports it to its listener (the WatchUsers feed).
+
+    `user` is the user after the change (as it was, for DELETED); `time` is when it happened.
+    """
+
+    kind: ChangeKind
+    user: UserRecord
+    time: datetime
+
+
+# Called on the event loop, in commit order, once per committed change; it must not block.
+ChangeListener = Callable[[UserChange], None]
+
+
 class UserStore(Protocol):
     """Durable user storage. Raises only store errors (users_service.store.errors).
+
+    Every committed change is reported to the ChangeListener the store was built with: the
+    SQLite store after its commit, the PostgreSQL store from LISTEN/NOTIFY, so that a replica
+    also hears the changes made through the others.
 
     Example:
         >>> store = SqliteUserStore(Path("users.db"))  # doctest: +SKIP

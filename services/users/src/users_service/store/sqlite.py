@@ -7,12 +7,22 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from users_service.store import sql
-from users_service.store.base import CreateOutcome, NewUser, UserChanges, UserRecord
+from users_service.store.base import (
+    ChangeKind,
+    ChangeListener,
+    CreateOutcome,
+    CreateStatus,
+    NewUser,
+    UserChange,
+    UserChanges,
+    UserRecord,
+)
 from users_service.store.errors import NotFound, StoreUnavailable
 from users_service.store.group_commit import GroupCommit
 from users_service.store.migrations import SCHEMA_VERSION, apply_migrations
@@ -88,8 +98,9 @@ class SqliteUserStore:
         >>> user = await store.get_user(1)
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_change: ChangeListener | None = None) -> None:
         self._path = path
+        self._on_change = on_change
         self._writer = _Worker(path, "users-store-writer")
         self._reader = _Worker(path, "users-store-reader")
         self._creates = GroupCommit(self._insert)
@@ -128,7 +139,16 @@ class SqliteUserStore:
         return await self._creates.submit(users)
 
     async def _insert(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
-        return await self._writer.run(partial(sql.insert_users, users=users))
+        outcomes = await self._writer.run(partial(sql.insert_users, users=users))
+        for outcome in outcomes:
+            if outcome.status is CreateStatus.CREATED and outcome.user is not None:
+                self._changed(ChangeKind.CREATED, outcome.user, outcome.user.update_time)
+        return outcomes
+
+    def _changed(self, kind: ChangeKind, user: UserRecord, time: datetime) -> None:
+        # After the commit, on the event loop: the one writer thread commits in this order.
+        if self._on_change is not None:
+            self._on_change(UserChange(kind, user, time))
 
     async def get_user(self, user_id: int) -> UserRecord:
         user = await self._reader.run(partial(sql.select_user, user_id=user_id))
@@ -143,12 +163,16 @@ class SqliteUserStore:
         return user
 
     async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
-        return await self._writer.run(
+        user = await self._writer.run(
             partial(sql.update_user, user_id=user_id, changes=changes, etag=etag)
         )
+        self._changed(ChangeKind.UPDATED, user, user.update_time)
+        return user
 
     async def delete_user(self, user_id: int, etag: str) -> UserRecord:
-        return await self._writer.run(partial(sql.delete_user, user_id=user_id, etag=etag))
+        user = await self._writer.run(partial(sql.delete_user, user_id=user_id, etag=etag))
+        self._changed(ChangeKind.DELETED, user, datetime.now(UTC))
+        return user
 
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
         return await self._reader.run(

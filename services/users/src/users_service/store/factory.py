@@ -1,0 +1,22 @@
+"""The store a database URL names: SQLite for sqlite:///, PostgreSQL for postgresql://."""
+
+from __future__ import annotations
+
+from users_service.store.base import ChangeListener, UserStore
+from users_service.store.postgres import PostgresUserStore
+from users_service.store.sqlite import SqliteUserStore
+from users_service.store.urls import SQLITE_PREFIX, check_url, sqlite_path
+
+
+def build_store(url: str, on_change: ChangeListener | None = None) -> UserStore:
+    """The store the URL's scheme names (not yet opened); every change goes to `on_change`.
+
+    Example:
+        >>> store = build_store("sqlite:///data/users.db")
+        >>> type(store).__name__
+        'SqliteUserStore'
+    """
+    check_url(url)
+    if url.startswith(SQLITE_PREFIX):
+        return SqliteUserStore(sqlite_path(url), on_change)
+    return PostgresUserStore(url, on_change)

@@ -1,0 +1,154 @@
+"""The PostgreSQL UserStore: a psycopg async pool, NOTIFY for changes, group commit for creates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from users_service.store import postgres_sql as sql
+from users_service.store.base import (
+    ChangeListener,
+    CreateOutcome,
+    NewUser,
+    UserChanges,
+    UserRecord,
+)
+from users_service.store.errors import NotFound, StoreUnavailable
+from users_service.store.group_commit import GroupCommit
+from users_service.store.postgres_changes import ChangeFeed
+from users_service.store.postgres_migrations import SCHEMA_VERSION, apply_migrations
+from users_service.store.urls import redact
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 8
+# How long a call waits for a pooled connection before it fails UNAVAILABLE.
+POOL_TIMEOUT_SECONDS = 5.0
+# A dead database must turn health NOT_SERVING within a probe interval or two, not hang it.
+PROBE_TIMEOUT_SECONDS = 2.0
+# Two replicas creating overlapping usernames in opposite orders can deadlock; PostgreSQL
+# aborts one transaction, which is then safe to run again.
+DEADLOCK_RETRIES = 3
+# Defaults a URL may override: fail fast on an unreachable server, notice a silent peer.
+_CONNECTION_DEFAULTS = {
+    "application_name": "users-service",
+    "connect_timeout": "5",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "15000",
+}
+
+
+def conninfo(url: str) -> str:
+    """The URL's connection string with the service's defaults for what the URL leaves out."""
+    return make_conninfo(url, **{**_CONNECTION_DEFAULTS, **conninfo_to_dict(url)})
+
+
+class PostgresUserStore:
+    """A UserStore in a PostgreSQL database that several replicas may share.
+
+    Example:
+        >>> store = PostgresUserStore("postgresql://users:secret@db/users", on_change=print)
+        >>> await store.open()  # doctest: +SKIP
+        >>> [outcome] = await store.create_users([NewUser("ada")])
+    """
+
+    def __init__(self, url: str, on_change: ChangeListener | None = None) -> None:
+        self._label = redact(url)
+        self._conninfo = conninfo(url)
+        self._pool = AsyncConnectionPool(
+            self._conninfo,
+            min_size=POOL_MIN_SIZE,
+            max_size=POOL_MAX_SIZE,
+            timeout=POOL_TIMEOUT_SECONDS,
+            reconnect_timeout=30.0,
+            kwargs={"autocommit": True},  # transactions are explicit: conn.transaction()
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+            name="users-store",
+        )
+        self._feed = ChangeFeed(self._conninfo, on_change, self._label) if on_change else None
+        self._creates = GroupCommit(self._insert)
+
+    async def open(self) -> None:
+        try:
+            async with await psycopg.AsyncConnection.connect(self._conninfo) as conn:
+                await apply_migrations(conn)
+            await self._pool.open(wait=True, timeout=POOL_TIMEOUT_SECONDS)
+            if self._feed is not None:
+                await self._feed.start()
+        except psycopg.Error as error:
+            await self.close()
+            raise StoreUnavailable(f"cannot open database {self._label}: {error}") from error
+        logger.info("store open", extra={"database": self._label, "schema": SCHEMA_VERSION})
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            await self._feed.close()
+        await self._pool.close()
+
+    async def _run(self, work: Callable[[sql.Conn], Awaitable[_T]]) -> _T:
+        try:
+            async with self._pool.connection() as conn:
+                return await work(conn)
+        except psycopg.IntegrityError:
+            raise
+        except psycopg.Error as error:
+            raise StoreUnavailable(f"database {self._label} cannot serve: {error}") from error
+
+    async def probe(self) -> None:
+        if self._feed is not None and not self._feed.connected:
+            raise StoreUnavailable(f"the change feed from {self._label} is disconnected")
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                await self._run(sql.write_probe)
+        except TimeoutError:
+            raise StoreUnavailable(f"database {self._label} did not answer in time") from None
+
+    async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
+        return await self._creates.submit(users)
+
+    async def _insert(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
+        for _ in range(DEADLOCK_RETRIES):
+            try:
+                return await self._run(partial(sql.insert_users, users=users))
+            except StoreUnavailable as error:
+                if not isinstance(error.__cause__, psycopg.errors.DeadlockDetected):
+                    raise
+                logger.info("create transaction deadlocked with another; running it again")
+        return await self._run(partial(sql.insert_users, users=users))
+
+    async def get_user(self, user_id: int) -> UserRecord:
+        user = await self._run(partial(sql.select_user, user_id=user_id))
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return user
+
+    async def get_user_by_username(self, username: str) -> UserRecord:
+        user = await self._run(partial(sql.select_user_by_username, username=username))
+        if user is None:
+            raise NotFound(f"user {username!r} not found")
+        return user
+
+    async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
+        return await self._run(
+            partial(sql.update_user, user_id=user_id, changes=changes, etag=etag)
+        )
+
+    async def delete_user(self, user_id: int, etag: str) -> UserRecord:
+        return await self._run(partial(sql.delete_user, user_id=user_id, etag=etag))
+
+    async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
+        return await self._run(
+            partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
+        )

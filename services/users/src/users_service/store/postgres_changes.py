@@ -1,0 +1,148 @@
+"""Changes over LISTEN/NOTIFY: the payload, and the connection that hears every replica's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from users_service.store.base import ChangeKind, ChangeListener, UserChange, UserRecord
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "users_changes"
+MIN_BACKOFF_SECONDS = 0.1
+MAX_BACKOFF_SECONDS = 2.0
+
+
+def _us(moment: datetime) -> int:
+    return round(moment.timestamp() * 1_000_000)
+
+
+def _moment(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
+def encode(change: UserChange) -> str:
+    """The NOTIFY payload of a change: compact JSON, far below PostgreSQL's 8000-byte limit."""
+    user = change.user
+    return json.dumps(
+        {
+            "kind": change.kind.value,
+            "time_us": _us(change.time),
+            "user": [
+                user.id,
+                user.username,
+                user.email,
+                user.display_name,
+                _us(user.create_time),
+                _us(user.update_time),
+                user.etag,
+            ],
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode(payload: str) -> UserChange:
+    """The change a payload of `encode` carries; ValueError/KeyError/TypeError if malformed."""
+    data = json.loads(payload)
+    uid, username, email, display_name, created_us, updated_us, etag = data["user"]
+    user = UserRecord(
+        id=int(uid),
+        username=str(username),
+        email=str(email),
+        display_name=str(display_name),
+        create_time=_moment(int(created_us)),
+        update_time=_moment(int(updated_us)),
+        etag=str(etag),
+    )
+    return UserChange(ChangeKind(data["kind"]), user, _moment(int(data["time_us"])))
+
+
+class ChangeFeed:
+    """One dedicated connection that LISTENs and hands every change, from any replica, on.
+
+    A lost connection is reopened with backoff; changes committed meanwhile are not heard
+    (NOTIFY is not stored), and the log says so. The store's probe fails while `connected`
+    is False, so that health sends no new WatchUsers calls to a replica that cannot serve them.
+
+    Example:
+        >>> feed = ChangeFeed("postgresql://db/users", print)
+        >>> await feed.start()  # doctest: +SKIP
+        >>> await feed.close()
+    """
+
+    def __init__(self, conninfo: str, on_change: ChangeListener, label: str) -> None:
+        self._conninfo = conninfo
+        self._on_change = on_change
+        self._label = label  # the redacted URL, for the log
+        self._task: asyncio.Task[None] | None = None
+        self.connected = False  # False from a lost connection until the next one listens
+
+    async def start(self) -> None:
+        """Listens from now on; raises psycopg.Error if the first connection fails."""
+        conn = await self._listen()
+        self.connected = True
+        self._task = asyncio.create_task(self._run(conn), name="store-change-feed")
+
+    async def close(self) -> None:
+        """Stops listening and closes the connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        try:
+            await conn.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _run(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        while True:
+            try:
+                async for notify in conn.notifies():
+                    self._deliver(notify.payload)
+            except psycopg.Error as error:
+                self.connected = False
+                logger.warning(
+                    "change feed lost: WatchUsers misses changes until it reconnects: %s",
+                    error,
+                    extra={"database": self._label},
+                )
+            finally:
+                await conn.close()
+            conn = await self._reconnect()
+            self.connected = True
+
+    async def _reconnect(self) -> psycopg.AsyncConnection[Any]:
+        backoff = MIN_BACKOFF_SECONDS
+        while True:
+            await asyncio.sleep(backoff)
+            try:
+                conn = await self._listen()
+            except psycopg.Error:
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            logger.warning(
+                "change feed reconnected: changes made while it was down were not delivered",
+                extra={"database": self._label},
+            )
+            return conn
+
+    def _deliver(self, payload: str) -> None:
+        try:
+            change = decode(payload)
+        except (ValueError, KeyError, TypeError):
+            logger.exception("ignored a malformed %s notification", CHANNEL)
+            return
+        self._on_change(change)

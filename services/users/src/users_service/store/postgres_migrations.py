@@ -1,0 +1,62 @@
+"""Versioned PostgreSQL schema migrations, applied at start under an advisory lock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+# Append only: never edit a migration that has shipped; add the next version instead.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE users (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            username text NOT NULL,
+            email text NOT NULL DEFAULT '',
+            display_name text NOT NULL DEFAULT '',
+            create_time timestamptz NOT NULL,
+            update_time timestamptz NOT NULL,
+            etag text NOT NULL
+        )""",
+        # The database, not a read-then-write, keeps usernames unique case-insensitively, so
+        # concurrent creates through several replicas cannot both win.
+        "CREATE UNIQUE INDEX users_username ON users (lower(username))",
+        """CREATE TABLE idempotency_keys (
+            request_id text PRIMARY KEY,
+            user_id bigint NOT NULL,
+            fingerprint text NOT NULL,
+            create_time timestamptz NOT NULL
+        )""",
+        "CREATE TABLE store_probe (id integer PRIMARY KEY CHECK (id = 1), token text NOT NULL)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+# Any constant: every replica takes the same lock, so one migrates while the others wait.
+MIGRATION_LOCK = 0x75736572735F7631  # "users_v1"
+
+
+async def apply_migrations(conn: psycopg.AsyncConnection[Any]) -> int:
+    """Applies every migration newer than the database's; returns the schema version.
+
+    One transaction holds the advisory lock, the DDL and the version rows: replicas starting
+    together apply each migration once, and a failed migration leaves nothing behind.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, applied_time timestamptz NOT NULL DEFAULT now())"
+        )
+        cursor = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        row = await cursor.fetchone()
+        current = int(row[0]) if row is not None else 0
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema v{current} is newer than this code (v{SCHEMA_VERSION})"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+    return SCHEMA_VERSION

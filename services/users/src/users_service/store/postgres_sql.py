@@ -1,0 +1,210 @@
+"""The SQL of the PostgreSQL store: async functions over one pooled connection."""
+
+# Queries are composed only from constants of this module (column lists, fixed field names);
+# every value travels as a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, LiteralString
+
+import psycopg
+
+from users_service.store.base import (
+    ChangeKind,
+    CreateOutcome,
+    CreateStatus,
+    NewUser,
+    UserChange,
+    UserChanges,
+    UserRecord,
+)
+from users_service.store.errors import AlreadyExists, NotFound, StaleEtag, StoreError
+from users_service.store.postgres_changes import CHANNEL, encode
+
+Conn = psycopg.AsyncConnection[Any]
+_COLUMNS = "id, username, email, display_name, create_time, update_time, etag"
+
+
+async def _one(conn: Conn, query: LiteralString, params: Sequence[Any]) -> Any:
+    cursor = await conn.execute(query, params)
+    return await cursor.fetchone()
+
+
+def _record(row: Sequence[Any]) -> UserRecord:
+    return UserRecord(
+        id=row[0],
+        username=row[1],
+        email=row[2],
+        display_name=row[3],
+        create_time=row[4].astimezone(UTC),
+        update_time=row[5].astimezone(UTC),
+        etag=row[6],
+    )
+
+
+async def select_user(conn: Conn, user_id: int) -> UserRecord | None:
+    """The user with this id, or None."""
+    row = await _one(conn, f"SELECT {_COLUMNS} FROM users WHERE id = %s", (user_id,))
+    return None if row is None else _record(row)
+
+
+async def select_user_by_username(conn: Conn, username: str) -> UserRecord | None:
+    """The user with this username (case-insensitively, through the unique index), or None."""
+    query = f"SELECT {_COLUMNS} FROM users WHERE lower(username) = lower(%s)"
+    row = await _one(conn, query, (username,))
+    return None if row is None else _record(row)
+
+
+async def select_page(conn: Conn, after_id: int, limit: int, prefix: str) -> list[UserRecord]:
+    """Up to `limit` users with id > after_id whose username starts with `prefix`, by id."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    cursor = await conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE id > %s AND lower(username) LIKE lower(%s)"
+        " ORDER BY id LIMIT %s",
+        (after_id, pattern, limit),
+    )
+    return [_record(row) for row in await cursor.fetchall()]
+
+
+async def notify(conn: Conn, changes: Sequence[UserChange]) -> None:
+    """NOTIFY every replica of the changes, in order, when (and only if) the transaction commits."""
+    if changes:
+        await conn.execute(
+            "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) WITH ORDINALITY AS c(payload, n)"
+            " ORDER BY n",
+            (CHANNEL, [encode(change) for change in changes]),
+        )
+
+
+async def insert_users(conn: Conn, users: Sequence[NewUser]) -> list[CreateOutcome]:
+    """Creates the users in one transaction; a taken username is an outcome, not an abort."""
+    async with conn.transaction():
+        outcomes = [await _insert_one(conn, user) for user in users]
+        created = [o.user for o in outcomes if o.status is CreateStatus.CREATED and o.user]
+        await notify(conn, [UserChange(ChangeKind.CREATED, u, u.update_time) for u in created])
+    return outcomes
+
+
+def _fingerprint(user: NewUser) -> str:
+    return json.dumps([user.username, user.email, user.display_name])
+
+
+async def _insert_one(conn: Conn, user: NewUser) -> CreateOutcome:
+    if user.request_id and (replay := await _replay(conn, user)) is not None:
+        return replay
+    # ON CONFLICT DO NOTHING waits for a concurrent insert of the same username to end: if it
+    # committed, no row comes back, and the statements below see what it committed.
+    row = await _one(
+        conn,
+        "INSERT INTO users (username, email, display_name, create_time, update_time, etag)"
+        f" VALUES (%s, %s, %s, now(), now(), %s) ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
+        (user.username, user.email, user.display_name, secrets.token_hex(8)),
+    )
+    if row is None:  # taken; perhaps by another replica running this very request_id
+        replay = await _replay(conn, user) if user.request_id else None
+        return replay or CreateOutcome(CreateStatus.TAKEN)
+    created = _record(row)
+    if user.request_id and not await _claim(conn, user, created.id):
+        # Another replica committed this request_id (for another username) meanwhile.
+        await conn.execute("DELETE FROM users WHERE id = %s", (created.id,))
+        replay = await _replay(conn, user)
+        if replay is None:
+            raise StoreError(f"request_id {user.request_id!r} vanished while it was claimed")
+        return replay
+    return CreateOutcome(CreateStatus.CREATED, created)
+
+
+async def _claim(conn: Conn, user: NewUser, user_id: int) -> bool:
+    row = await _one(
+        conn,
+        "INSERT INTO idempotency_keys (request_id, user_id, fingerprint, create_time)"
+        " VALUES (%s, %s, %s, now()) ON CONFLICT DO NOTHING RETURNING request_id",
+        (user.request_id, user_id, _fingerprint(user)),
+    )
+    return row is not None
+
+
+async def _replay(conn: Conn, user: NewUser) -> CreateOutcome | None:
+    key = await _one(
+        conn,
+        "SELECT user_id, fingerprint FROM idempotency_keys WHERE request_id = %s",
+        (user.request_id,),
+    )
+    if key is None:
+        return None
+    if key[1] != _fingerprint(user):
+        return CreateOutcome(CreateStatus.KEY_REUSED)
+    existing = await select_user(conn, key[0])
+    if existing is None:
+        return CreateOutcome(CreateStatus.REPLAYED_GONE)
+    return CreateOutcome(CreateStatus.REPLAYED, existing)
+
+
+async def _missing_or_stale(conn: Conn, user_id: int, etag: str) -> StoreError:
+    if await select_user(conn, user_id) is None:
+        return NotFound(f"user {user_id} not found")
+    return StaleEtag(f"user {user_id} has changed since etag {etag!r} was read")
+
+
+async def update_user(conn: Conn, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
+    """Applies the non-None changes if the etag (when given) still matches; one statement."""
+    fields = {
+        name: value
+        for name, value in (
+            ("username", changes.username),
+            ("email", changes.email),
+            ("display_name", changes.display_name),
+        )
+        if value is not None
+    }
+    assignments = "".join(f"{name} = %s, " for name in fields)  # names from the fixed list above
+    try:
+        async with conn.transaction():
+            row = await _one(
+                conn,
+                f"UPDATE users SET {assignments}update_time = now(), etag = %s"
+                f" WHERE id = %s AND (%s::text = '' OR etag = %s) RETURNING {_COLUMNS}",
+                (*fields.values(), secrets.token_hex(8), user_id, etag, etag),
+            )
+            if row is None:
+                raise await _missing_or_stale(conn, user_id, etag)
+            user = _record(row)
+            await notify(conn, [UserChange(ChangeKind.UPDATED, user, user.update_time)])
+    except psycopg.errors.UniqueViolation:
+        raise AlreadyExists(f"username {changes.username!r} is already taken") from None
+    return user
+
+
+async def delete_user(conn: Conn, user_id: int, etag: str) -> UserRecord:
+    """Deletes the user if the etag (when given) still matches; returns it as it was."""
+    async with conn.transaction():
+        row = await _one(
+            conn,
+            "DELETE FROM users WHERE id = %s AND (%s::text = '' OR etag = %s)"
+            f" RETURNING {_COLUMNS}",
+            (user_id, etag, etag),
+        )
+        if row is None:
+            raise await _missing_or_stale(conn, user_id, etag)
+        user = _record(row)
+        await notify(conn, [UserChange(ChangeKind.DELETED, user, datetime.now(UTC))])
+    return user
+
+
+async def write_probe(conn: Conn) -> None:
+    """A real write and read-back in one transaction (another replica may probe concurrently)."""
+    token = secrets.token_hex(8)
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO store_probe (id, token) VALUES (1, %s)"
+            " ON CONFLICT (id) DO UPDATE SET token = excluded.token",
+            (token,),
+        )
+        row = await _one(conn, "SELECT token FROM store_probe WHERE id = 1", ())
+    if row is None or row[0] != token:
+        raise psycopg.DataError("the probe row did not read back")

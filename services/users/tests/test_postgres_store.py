@@ -1,0 +1,142 @@
+"""What only the PostgreSQL store does: changes across replicas, the feed's reconnection,
+migrations under a lock, failing to open without leaking the password."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import psycopg
+import pytest
+from users_service.store import ChangeKind, NewUser, StoreUnavailable, UserChange, UserChanges
+from users_service.store.postgres import PostgresUserStore
+from users_service.store.postgres_migrations import SCHEMA_VERSION
+
+from .pg_server import PASSWORD, PostgresServer
+
+
+class Heard:
+    """A ChangeListener that can be awaited."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[UserChange] = asyncio.Queue()
+
+    def record(self, change: UserChange) -> None:
+        self.queue.put_nowait(change)
+
+    async def next(self, within: float = 5) -> UserChange:
+        return await asyncio.wait_for(self.queue.get(), within)
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10) -> None:
+    """Returns once `condition()` holds; fails after `within` seconds."""
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still false after {within} s")
+
+
+@pytest.fixture
+async def two_replicas(postgres_url: str) -> AsyncIterator[tuple[PostgresUserStore, Heard]]:
+    """Store `a` (which nobody listens to) and the listener of store `b`, on one database."""
+    heard = Heard()
+    a, b = PostgresUserStore(postgres_url), PostgresUserStore(postgres_url, heard.record)
+    await a.open()
+    await b.open()
+    yield a, heard
+    await a.close()
+    await b.close()
+
+
+async def test_a_change_made_through_one_store_is_heard_by_another(
+    two_replicas: tuple[PostgresUserStore, Heard],
+) -> None:
+    a, heard = two_replicas
+    [outcome] = await a.create_users([NewUser("ada")])
+    assert outcome.user is not None
+    updated = await a.update_user(outcome.user.id, UserChanges(display_name="Ada"), "")
+    await a.delete_user(updated.id, updated.etag)
+    kinds = [(await heard.next()).kind for _ in range(3)]
+    assert kinds == [ChangeKind.CREATED, ChangeKind.UPDATED, ChangeKind.DELETED]
+
+
+async def test_the_change_feed_reconnects_after_its_connection_is_killed(
+    two_replicas: tuple[PostgresUserStore, Heard],
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, heard = two_replicas
+    database = postgres_url.rsplit("/", 1)[1]
+    with caplog.at_level(logging.WARNING), postgres_server.admin() as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND query LIKE 'LISTEN%%'",
+            (database,),
+        ).fetchone()
+        assert killed == (1,)
+        await eventually(lambda: "change feed reconnected" in caplog.text)
+    assert "change feed lost" in caplog.text
+    await a.create_users([NewUser("after")])
+    assert (await heard.next()).user.username == "after"
+
+
+async def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    stores = [PostgresUserStore(postgres_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+    finally:
+        for store in stores:
+            await store.close()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cursor = await conn.execute("SELECT version FROM schema_migrations ORDER BY version")
+        assert await cursor.fetchall() == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+async def test_a_schema_newer_than_the_code_is_refused(postgres_url: str) -> None:
+    store = PostgresUserStore(postgres_url)
+    await store.open()
+    await store.close()
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO schema_migrations (version) VALUES (999)")
+    with pytest.raises(RuntimeError, match="v999 is newer than this code"):
+        await PostgresUserStore(postgres_url).open()
+
+
+async def test_an_unreachable_database_fails_to_open_without_showing_the_password(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.url("postgres").replace(f":{postgres_server.port}/", ":1/")
+    with pytest.raises(StoreUnavailable) as caught:
+        await PostgresUserStore(url).open()
+    assert "cannot open database postgresql://userstack:***@127.0.0.1:1/postgres" in str(
+        caught.value
+    )
+    assert PASSWORD not in str(caught.value)
+
+
+async def test_the_probe_fails_while_the_database_is_gone_and_passes_once_back(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    store = PostgresUserStore(postgres_url)  # no change feed: the pool's connections alone
+    await store.open()
+    database = postgres_url.rsplit("/", 1)[1]
+    try:
+        await store.probe()
+        postgres_server.cut_off(database)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.probe()
+        finally:
+            postgres_server.restore(database)
+        for _ in range(60):  # the pool reconnects with backoff: a few seconds at most
+            try:
+                await store.probe()
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.25)
+        await store.probe()
+    finally:
+        await store.close()

@@ -1,0 +1,133 @@
+"""Several users replicas on one PostgreSQL database: one set of users, one change feed, and
+health that follows each replica's own connection to the database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from users.v1 import users_pb2, users_pb2_grpc
+from users_service.server import UsersServer
+
+from .conftest import ServerFactory, ServerProcess
+from .pg_server import PASSWORD, PostgresServer
+from .test_health import NOT_SERVING, SERVICE, SERVING, check, wait_for_status
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One users server, and a channel and UserService stub to it."""
+
+    server: UsersServer
+    channel: Any
+    stub: Any
+
+
+@pytest.fixture
+async def replicas(
+    start_server: ServerFactory, postgres_url: str
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    """Two in-process users servers (each its own pool and LISTEN connection) on one database."""
+    started: list[Replica] = []
+    for _ in range(2):
+        server, port = await start_server(database_url=postgres_url)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        started.append(Replica(server, channel, users_pb2_grpc.UserServiceStub(channel)))
+    yield started[0], started[1]
+    for replica in started:
+        await replica.channel.close()
+
+
+async def outcome(call: Any) -> grpc.StatusCode:
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_concurrent_creates_of_one_username_through_two_replicas_make_one_user(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    stubs = [replica.stub for replica in replicas]
+    codes = await asyncio.gather(
+        *(
+            outcome(stubs[i % 2].CreateUser(users_pb2.CreateUserRequest(username=name)))
+            for i, name in enumerate(["taken", "TAKEN", "Taken", "tAkEn"] * 4)
+        )
+    )
+    assert codes.count(grpc.StatusCode.OK) == 1
+    assert codes.count(grpc.StatusCode.ALREADY_EXISTS) == 15
+    listed = await stubs[0].ListUsers(users_pb2.ListUsersRequest())
+    assert [user.username for user in listed.users] == ["taken"]
+
+
+async def test_one_request_id_through_two_replicas_makes_one_user(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    request = users_pb2.CreateUserRequest(username="ada", request_id="client-retry-7")
+    users = await asyncio.gather(*(replicas[i % 2].stub.CreateUser(request) for i in range(10)))
+    assert len({user.id for user in users}) == 1
+    assert len({user.etag for user in users}) == 1
+    listed = await replicas[1].stub.ListUsers(users_pb2.ListUsersRequest())
+    assert [user.id for user in listed.users] == [users[0].id]
+
+
+async def test_watch_users_on_one_replica_sees_changes_made_through_another(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    on_a, on_b = replicas[0].stub, replicas[1].stub
+    watch = on_a.WatchUsers(users_pb2.WatchUsersRequest())
+    await watch.initial_metadata()  # subscribed: every later change reaches this watcher
+    created = await on_b.CreateUser(users_pb2.CreateUserRequest(username="ada"))
+    update = users_pb2.UpdateUserRequest(
+        user=users_pb2.User(id=created.id, display_name="Ada"), etag=created.etag
+    )
+    update.update_mask.paths.append("display_name")
+    updated = await on_b.UpdateUser(update)
+    await on_b.DeleteUser(users_pb2.DeleteUserRequest(id=created.id))
+    events = [await asyncio.wait_for(watch.read(), 5) for _ in range(3)]
+    assert [(e.type, e.user) for e in events] == [
+        (users_pb2.USER_EVENT_TYPE_CREATED, created),
+        (users_pb2.USER_EVENT_TYPE_UPDATED, updated),
+        (users_pb2.USER_EVENT_TYPE_DELETED, updated),
+    ]
+    watch.cancel()
+
+
+async def test_a_replica_is_not_serving_while_its_database_is_gone_and_serving_once_back(
+    replicas: tuple[Replica, Replica], postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    channel, stub = replicas[0].channel, replicas[0].stub
+    database = postgres_url.rsplit("/", 1)[1]
+    watch = health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service=SERVICE)
+    )
+    await wait_for_status(watch, SERVING)
+    postgres_server.cut_off(database)
+    try:
+        await wait_for_status(watch, NOT_SERVING)
+        assert await check(channel, "") == SERVING, "liveness must not depend on the database"
+    finally:
+        postgres_server.restore(database)
+    await wait_for_status(watch, SERVING, within=15)
+    watch.cancel()
+    feed = stub.WatchUsers(users_pb2.WatchUsersRequest())
+    await feed.initial_metadata()
+    created = await stub.CreateUser(users_pb2.CreateUserRequest(username="back"))
+    assert (await asyncio.wait_for(feed.read(), 10)).user == created
+    feed.cancel()
+
+
+def test_the_database_password_never_reaches_the_log(
+    spawn_server: Callable[..., ServerProcess], postgres_url: str
+) -> None:
+    proc = spawn_server(postgres_url)
+    line = proc.wait_for_log(r'"message": "store open"')
+    assert "userstack:***@127.0.0.1" in line
+    assert not any(PASSWORD in logged for logged in proc.lines)
