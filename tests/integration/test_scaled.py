@@ -66,6 +66,17 @@ def served_by(stack: Stack, request_ids: set[str]) -> Counter[str]:
     return counts
 
 
+def trace(stack: Stack, request_ids: set[str]) -> str:
+    """Every log line of the stack's containers that carries one of these request ids."""
+    lines = [
+        f"{container_id[:12]} {entry}"
+        for container_id in stack.containers("users") + stack.containers("webapp")
+        for entry in log_entries(container_id)
+        if entry.get("request_id") in request_ids
+    ]
+    return "\n".join(lines)
+
+
 def get_many(http: httpx.Client, path: str, count: int) -> set[str]:
     """GETs `path` `count` times, each with its own X-Request-ID; every answer must be 200."""
     ids = {f"scaled-{uuid.uuid4().hex}" for _ in range(count)}
@@ -194,7 +205,8 @@ def scale(stack: Stack, replicas: int) -> None:
 def steady_load(
     http_url: str, prefix: str, stop: threading.Event, acked: list[int], failures: list[str]
 ) -> None:
-    """Create-then-read pairs until `stop` (bounded: 2000 pairs, 90 s); acks and failures."""
+    """Create-then-read pairs until `stop` (bounded: 2000 pairs, 90 s): acked ids, and the
+    request ids of the calls that failed."""
     deadline = time.monotonic() + 90
     with httpx.Client(base_url=http_url, timeout=TIMEOUT) as http:
         for n in range(2000):
@@ -202,13 +214,13 @@ def steady_load(
                 return
             created = http.post("/api/v1/users", json={"username": f"{prefix}-{n}"})
             if created.status_code != 201:
-                failures.append(f"create {created.status_code} {created.text}")
+                failures.append(created.headers["x-request-id"])
                 continue
             user_id = created.json()["id"]
             acked.append(user_id)
             read = http.get(f"/api/v1/users/{user_id}")
             if read.status_code != 200:
-                failures.append(f"read {read.status_code} {read.text}")
+                failures.append(read.headers["x-request-id"])
 
 
 def watch_health(target: str, seen: list[tuple[int, datetime]]) -> None:
@@ -243,7 +255,7 @@ def test_stopping_a_replica_under_load_fails_no_call_and_loses_no_write(
         stop.set()
     watcher.join(timeout=30)
 
-    assert failures == []
+    assert failures == [], trace(scaled_stack, set(failures))
     ids = [user_id for part in acked for user_id in part]
     assert len(ids) >= 50, "the load never got going"
     with httpx.Client(base_url=scaled_stack.http_url, timeout=TIMEOUT) as http:
