@@ -36,9 +36,17 @@ class Pod:
 
 def allowed(policies: list[dict[str, Any]], source: Pod, target: Pod, port: Port) -> bool:
     """Whether `source` may open a connection to `port` of `target`."""
-    sends = _permits(policies, source, EGRESS, target, port)
-    takes = _permits(policies, target, INGRESS, source, port)
-    return sends and takes
+    return sends(policies, source, target, port) and takes(policies, source, target, port)
+
+
+def sends(policies: list[dict[str, Any]], source: Pod, target: Pod, port: Port) -> bool:
+    """Whether the Egress side lets `source` open a connection to `port` of `target`."""
+    return _permits(policies, source, EGRESS, target, port)
+
+
+def takes(policies: list[dict[str, Any]], source: Pod, target: Pod, port: Port) -> bool:
+    """Whether the Ingress side lets `target` take a connection to `port` from `source`."""
+    return _permits(policies, target, INGRESS, source, port)
 
 
 def _permits(

@@ -8,6 +8,7 @@ NetworkPolicies that allow exactly the paths the stack uses.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import PurePosixPath
 
 import pytest
@@ -31,7 +32,7 @@ from tests.deploy.manifests import (
     selects,
     workloads,
 )
-from tests.deploy.netpol import Pod, Port, allowed
+from tests.deploy.netpol import Pod, Port, allowed, sends, takes
 
 NAMESPACE = "userstack"
 # The uid our images run as (services/*/Dockerfile), and the official postgres image's.
@@ -281,32 +282,50 @@ def our_pods(resources: tuple[Resource, ...]) -> list[Pod]:
     return [*pods, stranger]
 
 
-def expected_paths(ours: set[str]) -> set[tuple[str, str, Port]]:
-    paths: set[tuple[str, str, Port]] = {
-        ("outside", "webapp", ("TCP", 8000)),
-        ("kube-dns", "webapp", ("TCP", 8000)),  # webapp ingress is open to every source
-        ("webapp", "users", ("TCP", 50051)),
-    }
-    if "postgres" in ours:
-        paths.add(("users", "postgres", ("TCP", 5432)))
-    return paths | {(pod, "kube-dns", port) for pod in ours for port in DNS}
+Path = tuple[str, str, Port]  # (source, target, port)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_network_policies_allow_exactly_the_paths_the_stack_uses(overlay: str) -> None:
-    resources = render(overlay)
+def paths(resources: tuple[Resource, ...], check: Callable[..., bool]) -> set[Path]:
+    """Every (source, target, port) with one of our pods at an end that `check` lets through."""
     policies = of_kind(resources, "NetworkPolicy")
     ours = our_pods(resources)
     everyone = [*ours, KUBE_DNS, OUTSIDE]
-    paths = {
+    return {
         (source.name, target.name, port)
         for source in everyone
         for target in everyone
         if source in ours or target in ours
         for port in target.ports
-        if allowed(policies, source, target, port)
+        if check(policies, source, target, port)
     }
-    assert paths == expected_paths({p.name for p in ours})
+
+
+def intended(ours: set[str]) -> dict[str, set[Path]]:
+    """What the ingress side lets into our pods, the egress side out of them, and both."""
+    everyone = {*ours, "kube-dns", "outside"}
+    used = {("webapp", "users", ("TCP", 50051))}
+    if "postgres" in ours:
+        used.add(("users", "postgres", ("TCP", 5432)))
+    public = {(source, "webapp", ("TCP", 8000)) for source in everyone}  # open to all
+    dns = {(pod, "kube-dns", port) for pod in ours for port in DNS}
+    return {
+        "ingress": used | public,
+        "egress": used | dns,
+        # Public paths from our own pods are shut on their egress side.
+        "both": used | dns | {p for p in public if p[0] not in ours},
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_allow_exactly_the_paths_the_stack_uses(overlay: str) -> None:
+    resources = render(overlay)
+    ours = {p.name for p in our_pods(resources)}
+    expected = intended(ours)
+    # Each side on its own, so that dropping one side's rule is seen even where the other side
+    # still blocks the path; then both together, which is what a connection needs.
+    assert {p for p in paths(resources, takes) if p[1] in ours} == expected["ingress"]
+    assert {p for p in paths(resources, sends) if p[0] in ours} == expected["egress"]
+    assert paths(resources, allowed) == expected["both"]
 
 
 def test_the_evaluator_sees_an_open_namespace_as_open() -> None:
