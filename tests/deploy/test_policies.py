@@ -84,16 +84,20 @@ def workload(overlay: str, name: str) -> Resource:
 @pytest.mark.parametrize(("overlay", "name"), named_workloads())
 def test_pod_meets_pod_security_restricted(overlay: str, name: str) -> None:
     spec = pod_spec(workload(overlay, name))
-    assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["securityContext"]["runAsUser"] == UIDS[name]
-    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert not {"hostNetwork", "hostPID", "hostIPC", "hostUsers"} & set(spec)
+    context = spec["securityContext"]
+    # Nothing else (sysctls, supplementalGroups policy, ...) without a look at this test.
+    assert set(context) <= {"runAsNonRoot", "runAsUser", "runAsGroup", "fsGroup", "seccompProfile"}
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == context["runAsGroup"] == UIDS[name]
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(spec)
     assert spec["automountServiceAccountToken"] is False
     assert spec["enableServiceLinks"] is False  # a Service "webapp" would set WEBAPP_PORT
     for volume in spec.get("volumes", []):
         assert set(volume) - {"name"} <= RESTRICTED_VOLUMES, volume
     for spec_c in all_containers(workload(overlay, name)):
         assert spec_c["securityContext"] == RESTRICTED_CONTAINER, spec_c["name"]
+        assert not any("hostPort" in port for port in spec_c.get("ports", [])), spec_c["name"]
 
 
 @pytest.mark.parametrize(("overlay", "name"), named_workloads())
