@@ -17,6 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 OVERLAYS = ("sqlite", "postgres")
+NAMESPACE = "userstack"  # every overlay's
 NAME_LABEL = "app.kubernetes.io/name"
 
 Resource = dict[str, Any]

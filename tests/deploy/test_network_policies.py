@@ -13,6 +13,7 @@ import pytest
 
 from tests.deploy.manifests import (
     NAME_LABEL,
+    NAMESPACE,
     OVERLAYS,
     Resource,
     all_containers,
@@ -24,7 +25,6 @@ from tests.deploy.manifests import (
 )
 from tests.deploy.netpol import Pod, Port, allowed, sends, takes
 
-NAMESPACE = "userstack"
 DNS = (("UDP", 53), ("TCP", 53))
 KUBE_DNS = Pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"},
                {"kubernetes.io/metadata.name": "kube-system"}, DNS)  # fmt: skip

@@ -17,6 +17,7 @@ from users_service.server import LAME_DUCK_SECONDS
 from webapp.config import Settings as WebappSettings
 
 from tests.deploy.manifests import (
+    NAMESPACE,
     OVERLAYS,
     Resource,
     all_containers,
@@ -31,7 +32,6 @@ from tests.deploy.manifests import (
     workloads,
 )
 
-NAMESPACE = "userstack"
 # The uid our images run as (services/*/Dockerfile), and the official postgres image's.
 UIDS = {"users": 10001, "webapp": 10001, "postgres": 999}
 RESTRICTED_CONTAINER = {

@@ -14,6 +14,7 @@ import pytest
 from webapp.config import MIN_SECRET_KEY_LENGTH
 
 from tests.deploy.manifests import (
+    NAMESPACE,
     OVERLAYS,
     Resource,
     find,
@@ -24,7 +25,6 @@ from tests.deploy.manifests import (
 )
 
 KUBERNETES_VERSION = "1.37"
-NAMESPACE = "userstack"
 
 
 def validate(resource: Resource) -> None:
