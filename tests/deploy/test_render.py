@@ -7,6 +7,8 @@ of being dropped by a lenient apply.
 
 from __future__ import annotations
 
+import sysconfig
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import kubernetes_validate
@@ -19,6 +21,7 @@ from tests.deploy.manifests import (
     Resource,
     find,
     generated_secrets,
+    kubectl,
     render,
     secret_refs,
     secrets_script,
@@ -35,6 +38,24 @@ def validate(resource: Resource) -> None:
         where = ".".join(str(p) for p in error.path)
         name = f"{resource['kind']}/{resource['metadata']['name']}"
         pytest.fail(f"{name} at {where}: {error.message}", pytrace=False)
+
+
+def test_a_machine_without_kubectl_fails_and_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A failure, not a skip: a skipped render would let every check here go unseen.
+    real_get_path = sysconfig.get_path
+    monkeypatch.setattr(
+        sysconfig,
+        "get_path",
+        lambda name, *a: str(tmp_path) if name == "scripts" else real_get_path(name, *a),
+    )
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception)) as outcome:
+        kubectl()
+    assert outcome.type is pytest.fail.Exception
+    assert "kubectl not found" in str(outcome.value)
+    assert "make dev" in str(outcome.value)
 
 
 def test_the_schemas_of_that_kubernetes_version_are_bundled() -> None:
