@@ -12,7 +12,7 @@ PROTO_STAMP := protos/users/v1/users_pb2.py
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -112,6 +112,18 @@ logs: dotenv ## Follow the stack's logs.
 .PHONY: ps
 ps: dotenv ## Show the stack's services and their health.
 	$(COMPOSE_ANY) ps
+
+# --- Kubernetes (deploy/README.md) -------------------------------------------------------------
+OVERLAY ?= postgres
+
+.PHONY: k8s-render
+k8s-render: dev ## Print deploy/overlays/$(OVERLAY) rendered (OVERLAY=postgres or sqlite).
+	@$(RUN) kubectl kustomize deploy/overlays/$(OVERLAY)
+
+.PHONY: k8s-secrets
+k8s-secrets: ## Create the Secrets deploy/overlays/$(OVERLAY) needs, random, in the current cluster (once).
+	kubectl apply -f deploy/base/namespace.yaml
+	python3 scripts/k8s_secrets.py $(OVERLAY) | kubectl create -f -
 
 .PHONY: test-integration
 test-integration: dev system-deps ## Spin the stack up with testcontainers and test it from outside.
