@@ -12,7 +12,7 @@ PROTO_STAMP := protos/users/v1/users_pb2.py
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -68,9 +68,14 @@ bench: dev system-deps ## Benchmarks behind every number the README and issue no
 	$(RUN) python scripts/bench_webapp.py
 
 # --- the stack (Docker Compose) ----------------------------------------------------------------
-# compose.yaml requires WEBAPP_SECRET_KEY; the gitignored .env gets a random one once.
-.env:
-	scripts/dotenv.sh
+# compose.yaml requires WEBAPP_SECRET_KEY and compose.scale.yaml POSTGRES_PASSWORD; the
+# gitignored .env gets random ones once. down/logs/ps name both files, so they see either variant.
+COMPOSE_ANY := docker compose -f compose.yaml -f compose.scale.yaml
+REPLICAS ?= 3
+
+.PHONY: dotenv
+dotenv:
+	@scripts/dotenv.sh
 
 .PHONY: system-deps
 system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugin, chromium, postgresql, debootstrap).
@@ -80,9 +85,13 @@ system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugi
 up: system-deps ## Build and start the stack; returns once every service is healthy.
 	scripts/stack-up.sh
 
+.PHONY: up-scaled
+up-scaled: system-deps ## The scaled variant: REPLICAS users replicas (default 3) on PostgreSQL.
+	scripts/stack-up.sh --scaled $(REPLICAS)
+
 .PHONY: down
-down: .env ## Stop the stack (the database volume is kept).
-	docker compose down
+down: dotenv ## Stop the stack, either variant (the database volumes are kept).
+	$(COMPOSE_ANY) down --remove-orphans
 
 .PHONY: base-image
 base-image: system-deps ## Build local/python:3.11-bookworm from Debian packages (for engines with no registry).
@@ -97,12 +106,24 @@ images: system-deps ## Build both images (userstack/users:dev, userstack/webapp:
 	export "$$(scripts/build-inputs.sh | tail -n1)" && WEBAPP_SECRET_KEY=$${WEBAPP_SECRET_KEY:-builds-never-read-it} docker compose build
 
 .PHONY: logs
-logs: .env ## Follow the stack's logs.
-	docker compose logs -f
+logs: dotenv ## Follow the stack's logs.
+	$(COMPOSE_ANY) logs -f
 
 .PHONY: ps
-ps: .env ## Show the stack's services and their health.
-	docker compose ps
+ps: dotenv ## Show the stack's services and their health.
+	$(COMPOSE_ANY) ps
+
+# --- Kubernetes (deploy/README.md) -------------------------------------------------------------
+OVERLAY ?= postgres
+
+.PHONY: k8s-render
+k8s-render: dev ## Print deploy/overlays/$(OVERLAY) rendered (OVERLAY=postgres or sqlite).
+	@$(RUN) kubectl kustomize deploy/overlays/$(OVERLAY)
+
+.PHONY: k8s-secrets
+k8s-secrets: ## Create the Secrets deploy/overlays/$(OVERLAY) needs, random, in the current cluster (once).
+	kubectl apply -f deploy/base/namespace.yaml
+	python3 scripts/k8s_secrets.py $(OVERLAY) | kubectl create -f -
 
 .PHONY: test-integration
 test-integration: dev system-deps ## Spin the stack up with testcontainers and test it from outside.

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Writes a random WEBAPP_SECRET_KEY into the gitignored .env once, so compose's defaults work
-# (compose.yaml requires the variable: run by hand without it, compose fails loudly).
+# Writes random secrets into the gitignored .env once, so compose's defaults work: WEBAPP_SECRET_KEY
+# (compose.yaml requires it) and POSTGRES_PASSWORD (compose.scale.yaml requires it). Run by hand
+# without them, compose fails loudly. Both are URL-safe (the password goes into a database URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! grep -qs '^WEBAPP_SECRET_KEY=' .env; then
-  echo "WEBAPP_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" >>.env
-  echo "wrote a random WEBAPP_SECRET_KEY into .env" >&2
-fi
+for name in WEBAPP_SECRET_KEY POSTGRES_PASSWORD; do
+  if ! grep -qs "^$name=" .env; then
+    echo "$name=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" >>.env
+    echo "wrote a random $name into .env" >&2
+  fi
+done

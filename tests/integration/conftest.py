@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import grpc
 import httpx
@@ -15,10 +18,26 @@ import pytest
 from testcontainers.compose import DockerCompose
 from users.v1 import users_pb2_grpc
 
-from tests.integration.stack import COMPOSE_FILE, ROOT, SERVICES, Stack, free_port, run
+from tests.integration.stack import (
+    COMPOSE_FILE,
+    ROOT,
+    SCALE_FILE,
+    SERVICES,
+    Stack,
+    free_port,
+    run,
+)
 
-# Destructive tests (stopping and killing containers) run last, on a stack the others are done with.
-MODULE_ORDER = ("test_compose", "test_grpc", "test_http", "test_persistence", "test_faults")
+# Destructive tests (stopping and killing containers) run last, on a stack the others are done with;
+# then the scaled variant, on a stack of its own.
+MODULE_ORDER = (
+    "test_compose",
+    "test_grpc",
+    "test_http",
+    "test_persistence",
+    "test_faults",
+    "test_scaled",
+)
 NO_DOCKER: list[str] = []
 STACK_START_SECONDS = 1200
 
@@ -37,8 +56,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if ours:
         others = [item for item in items if item not in ours]
         ours.sort(key=rank)
-        # The first test also pays for the session's stack: base image, wheels, cold builds.
-        ours[0].add_marker(pytest.mark.timeout(STACK_START_SECONDS))
+        # A module's first test also pays for its stack: base image, wheels, cold builds.
+        firsts = {item.path: item for item in reversed(ours)}
+        for item in firsts.values():
+            item.add_marker(pytest.mark.timeout(STACK_START_SECONDS))
         items[:] = others + ours
 
 
@@ -63,10 +84,16 @@ def _docker_problem() -> str | None:
     return None if result.returncode == 0 else result.stderr.strip() or "docker info failed"
 
 
+def _build_input(script: str, **env: str) -> str:
+    """The KEY=value line a build-input script prints last (progress goes to stderr)."""
+    output = run([str(ROOT / "scripts" / script)], env={**os.environ, **env}, timeout=900)
+    return output.stdout.strip().splitlines()[-1].partition("=")[2]
+
+
+@functools.cache
 def _base_image() -> str:
-    """Wheelhouse and base image for offline builds (scripts/build-inputs.sh): BASE_IMAGE=..."""
-    output = run([str(ROOT / "scripts" / "build-inputs.sh")], env=dict(os.environ), timeout=900)
-    return output.stdout.strip().splitlines()[-1].removeprefix("BASE_IMAGE=")
+    """Wheelhouse and base image for offline builds (scripts/build-inputs.sh)."""
+    return _build_input("build-inputs.sh")
 
 
 def _stack_env(project: str) -> dict[str, str]:
@@ -83,40 +110,68 @@ def _stack_env(project: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    """The stack, built and healthy, under a project name of its own; removed with its volumes."""
+def _require_docker() -> None:
     problem = _docker_problem()
     if problem:
         NO_DOCKER.append(problem)
         print(f"\nWARNING: no Docker Engine answers ({problem}); skipping", file=sys.stderr)
         pytest.skip(f"NO DOCKER ENGINE ANSWERS ({problem}): the compose stack was not tested")
-    project = f"userstack-it-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def _compose_stack(name: str, files: tuple[Path, ...], **extra_env: str) -> Iterator[Stack]:
+    """A compose project of its own, built and healthy; removed with its volumes afterwards."""
+    _require_docker()
+    project = f"userstack-{name}-{uuid.uuid4().hex[:8]}"
     ours = _stack_env(project)
+    if extra_env:
+        ours.update(extra_env)
     stack = Stack(
         project,
         int(ours["USERSTACK_GRPC_PORT"]),
         int(ours["USERSTACK_HTTP_PORT"]),
         {**os.environ, **ours},
+        files,
     )
     # The `finally` runs after a failed `up` and after crashed tests: nothing is left behind.
     try:
         with pytest.MonkeyPatch.context() as patch:
-            for name, value in ours.items():
-                patch.setenv(name, value)
+            for key, value in ours.items():
+                patch.setenv(key, value)
             compose = DockerCompose(
-                ROOT, compose_file_name=COMPOSE_FILE.name, build=True, wait=True
+                ROOT, compose_file_name=[path.name for path in files], build=True, wait=True
             )
             try:
                 compose.start()
             except subprocess.CalledProcessError as error:
                 logs = stack.compose("logs", "--no-color").stdout
                 pytest.fail(f"compose up failed: {error.stderr!r}\n{logs}")
-        # Health logs keep only the last few probes: keep the start-up record for the order test.
-        stack.startup = {service: stack.inspect(service) for service in SERVICES}
         yield stack
     finally:
         stack.compose("down", "--volumes", "--remove-orphans")
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The stack (compose.yaml), built and healthy, under a project name of its own."""
+    with _compose_stack("it", (COMPOSE_FILE,)) as stack:
+        # Health logs keep only the last few probes: keep the start-up record for the order test.
+        stack.startup = {service: stack.inspect(service) for service in SERVICES}
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def scaled_stack() -> Iterator[Stack]:
+    """The scaled variant (compose.scale.yaml): three users replicas on PostgreSQL."""
+    _require_docker()
+    postgres_image = _build_input("postgres-image.sh", BASE_IMAGE=_base_image())
+    with _compose_stack(
+        "scaled",
+        (COMPOSE_FILE, SCALE_FILE),
+        POSTGRES_IMAGE=postgres_image,
+        POSTGRES_PASSWORD=secrets.token_urlsafe(24),
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture

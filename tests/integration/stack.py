@@ -14,6 +14,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
+SCALE_FILE = ROOT / "compose.scale.yaml"
 SERVICES = ("users", "webapp")
 APP_UID = "10001"
 
@@ -45,6 +46,7 @@ class Stack:
     grpc_port: int
     http_port: int
     env: dict[str, str]
+    files: tuple[Path, ...] = (COMPOSE_FILE,)
     startup: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -57,14 +59,20 @@ class Stack:
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Runs `docker compose -p PROJECT ARGS` and fails on a non-zero exit."""
-        command = ["docker", "compose", "-p", self.project, "-f", str(COMPOSE_FILE), *args]
+        files = [arg for path in self.files for arg in ("-f", str(path))]
+        command = ["docker", "compose", "-p", self.project, *files, *args]
         return run(command, env=self.env, timeout=timeout)
 
     def container(self, service: str) -> str:
         """The id of the service's (only) container, running or not."""
-        container_id = self.compose("ps", "--all", "--quiet", service).stdout.strip()
-        assert container_id, f"no container for {service} in {self.project}"
+        [container_id] = self.containers(service)
         return container_id
+
+    def containers(self, service: str) -> list[str]:
+        """The ids of the service's containers (its replicas), running or not."""
+        ids = self.compose("ps", "--all", "--quiet", service).stdout.split()
+        assert ids, f"no container for {service} in {self.project}"
+        return ids
 
     def inspect(self, service: str) -> dict[str, Any]:
         """`docker inspect` of the service's container."""

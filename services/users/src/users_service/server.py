@@ -25,8 +25,10 @@ from users_service.store.factory import build_store
 
 logger = logging.getLogger(__name__)
 
+DEREGISTER_SECONDS = 0.5
 LAME_DUCK_SECONDS = 0.5
 STREAM_CUTOFF_MARGIN_SECONDS = 1.0
+MAX_CONNECTION_AGE_MS = 30_000
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
@@ -63,6 +65,14 @@ class UsersServer:
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share
+                # A connection lives at most ~30 s (grpc adds jitter), then GOAWAY: clients
+                # re-resolve the name and reconnect, so replicas added later get their share.
+                # Calls and streams in flight finish on the old connection (no age grace limit).
+                ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+                # Clients may ping every 10 s even when idle (the webapp's keepalive is 20 s),
+                # so dead connections are found without earning a "too_many_pings" GOAWAY.
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
         users_pb2_grpc.add_UserServiceServicer_to_server(
@@ -94,13 +104,17 @@ class UsersServer:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor_task
-        self._draining.set()  # new API calls: UNAVAILABLE from here on
+        # NOT_SERVING first, still answering calls: clients that health-check each backend
+        # (the webapp's round_robin) and balancers take this replica out of rotation before a
+        # single call is refused.
         await self.health.drain()
         self.feed.close()
         if self._server is not None:
+            await asyncio.sleep(min(DEREGISTER_SECONDS, grace))
             # Lame duck: calls that reach grpc core but not yet the application when stop() runs
             # are cancelled (the client sees CANCELLED). Answering them UNAVAILABLE for a moment
-            # first lets clients and balancers learn that this server is going away.
+            # first tells clients that do not health-check to go elsewhere.
+            self._draining.set()
             await asyncio.sleep(min(LAME_DUCK_SECONDS, grace))
             stopping = asyncio.ensure_future(self._server.stop(grace))
             # Streams still running as the grace runs out would be cancelled (CANCELLED to the

@@ -39,6 +39,12 @@ SERVICE_CONFIG = {
         }
     ],
     "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+    # Several replicas behind one DNS name (compose --scale, a headless Kubernetes Service): a
+    # connection to every address, calls spread round robin over those that are ready, and a
+    # replica leaves the rotation as soon as it reports NOT_SERVING on the health service
+    # (draining, or its database is gone), before it refuses a single call.
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "healthCheckConfig": {"serviceName": USERS_SERVICE},
 }
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
@@ -52,10 +58,12 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_reconnect_backoff_ms", 1000),
     # A restarted container may come back on another address: re-resolve the name promptly.
     ("grpc.dns_min_time_between_resolutions_ms", 1000),
-    # Keepalive pings find dead connections; 5 min is what a grpc server accepts by default
-    # (more frequent pings on an idle connection earn a GOAWAY "too_many_pings").
-    ("grpc.keepalive_time_ms", 300_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
+    # Keepalive pings find a replica that vanished without closing its connections (a killed
+    # node, a cut network) within ~25 s. The users server permits pings every 10 s (server.py);
+    # its max connection age makes clients re-resolve the name, so new replicas get traffic.
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.primary_user_agent", "userstack-webapp"),
 ]
 

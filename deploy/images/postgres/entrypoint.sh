@@ -1,0 +1,31 @@
+#!/bin/sh
+# First start: initdb with POSTGRES_USER (default postgres) and POSTGRES_PASSWORD (required),
+# create POSTGRES_DB (default: the user's name); then run the server, listening on all addresses.
+# Local socket connections (inside the container only) are trusted; TCP needs scram-sha-256.
+set -eu
+
+if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+  if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+    echo "error: POSTGRES_PASSWORD is required to initialise the database" >&2
+    exit 1
+  fi
+  user="${POSTGRES_USER:-postgres}"
+  db="${POSTGRES_DB:-$user}"
+  echo "initialising $PGDATA for user $user, database $db" >&2
+  pwfile="$(mktemp)"
+  printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+  initdb --pgdata="$PGDATA" --username="$user" --pwfile="$pwfile" --encoding=UTF8 \
+    --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  rm -f "$pwfile"
+  echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+  if [ "$db" != postgres ]; then
+    echo "CREATE DATABASE \"$db\" OWNER \"$user\";" \
+      | postgres --single -j -D "$PGDATA" postgres >/dev/null
+  fi
+fi
+
+if [ "${1:-}" = postgres ]; then
+  shift
+  exec postgres -c listen_addresses='*' "$@"
+fi
+exec "$@"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prints the PostgreSQL image for compose.scale.yaml as `POSTGRES_IMAGE=...`: the caller's
+# POSTGRES_IMAGE if set; else the official postgres:15-bookworm when present or pullable; else
+# local/postgres:15-bookworm, built once from Debian's postgresql-15 (deploy/images/postgres) on
+# BASE_IMAGE (a Debian bookworm image: scripts/build-inputs.sh picks one). Progress goes to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+official="postgres:15-bookworm"
+local_image="${LOCAL_POSTGRES_IMAGE:-local/postgres:15-bookworm}"
+if [[ -z "${POSTGRES_IMAGE:-}" ]]; then
+  if docker image inspect "$official" >/dev/null 2>&1 \
+    || timeout 120 docker pull --quiet "$official" >/dev/null 2>&1; then
+    POSTGRES_IMAGE="$official"
+  else
+    POSTGRES_IMAGE="$local_image"
+    if ! docker image inspect "$POSTGRES_IMAGE" >/dev/null 2>&1; then
+      : "${BASE_IMAGE:?BASE_IMAGE (a Debian bookworm image) is needed to build $POSTGRES_IMAGE}"
+      echo "no registry answers: building $POSTGRES_IMAGE from Debian packages on $BASE_IMAGE" >&2
+      start=$SECONDS
+      docker build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$POSTGRES_IMAGE" \
+        deploy/images/postgres >/dev/null
+      echo "built $POSTGRES_IMAGE in $((SECONDS - start)) s" >&2
+    fi
+  fi
+fi
+echo "POSTGRES_IMAGE=$POSTGRES_IMAGE"

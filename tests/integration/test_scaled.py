@@ -1,0 +1,272 @@
+"""The scaled variant (compose.scale.yaml): users replicas on one PostgreSQL behind one webapp.
+
+Which replica served a call is read from the replicas' own logs: every RPC's log line carries the
+request id the webapp forwarded (X-Request-ID in, x-request-id to gRPC). The tests that stop or add
+replicas run last.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from users.v1 import users_pb2, users_pb2_grpc
+
+from tests.integration.stack import Stack, docker_time, run
+
+REPLICAS = 3
+USERS_SERVICE = "users.v1.UserService"
+TIMEOUT = 10
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.fixture
+def http(scaled_stack: Stack) -> Iterator[httpx.Client]:
+    """An HTTP client for the scaled stack's webapp."""
+    with httpx.Client(base_url=scaled_stack.http_url, timeout=TIMEOUT) as client:
+        yield client
+
+
+def inspect(container_id: str) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(run(["docker", "inspect", container_id]).stdout)[0]
+    return info
+
+
+def log_entries(container_id: str) -> list[dict[str, Any]]:
+    """A container's JSON log lines (the service logs to stderr; docker keeps both streams)."""
+    result = run(["docker", "logs", container_id])
+    lines = (result.stdout + result.stderr).splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def replica_target(container_id: str) -> str:
+    """host:port of one replica's published gRPC port (each replica has an ephemeral one)."""
+    [binding] = inspect(container_id)["NetworkSettings"]["Ports"]["50051/tcp"]
+    return f"127.0.0.1:{binding['HostPort']}"
+
+
+def served_by(stack: Stack, request_ids: set[str]) -> Counter[str]:
+    """How many RPCs carrying these request ids each users replica logged."""
+    counts: Counter[str] = Counter()
+    for container_id in stack.containers("users"):
+        for entry in log_entries(container_id):
+            if entry.get("request_id") in request_ids and "method" in entry:
+                counts[container_id] += 1
+    return counts
+
+
+def trace(stack: Stack, request_ids: set[str]) -> str:
+    """Every log line of the stack's containers that carries one of these request ids."""
+    lines = [
+        f"{container_id[:12]} {entry}"
+        for container_id in stack.containers("users") + stack.containers("webapp")
+        for entry in log_entries(container_id)
+        if entry.get("request_id") in request_ids
+    ]
+    return "\n".join(lines)
+
+
+def get_many(http: httpx.Client, path: str, count: int) -> set[str]:
+    """GETs `path` `count` times, each with its own X-Request-ID; every answer must be 200."""
+    ids = {f"scaled-{uuid.uuid4().hex}" for _ in range(count)}
+    for request_id in ids:
+        response = http.get(path, headers={"X-Request-ID": request_id})
+        assert response.status_code == 200, response.text
+    return ids
+
+
+def create(http: httpx.Client, username: str) -> dict[str, object]:
+    response = http.post("/api/v1/users", json={"username": username})
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def stubs(stack: Stack) -> Iterator[tuple[grpc.Channel, users_pb2_grpc.UserServiceStub]]:
+    for container_id in stack.containers("users"):
+        channel = grpc.insecure_channel(replica_target(container_id))
+        yield channel, users_pb2_grpc.UserServiceStub(channel)
+
+
+def test_every_replica_serves_from_postgres(scaled_stack: Stack) -> None:
+    containers = scaled_stack.containers("users")
+    assert len(containers) == REPLICAS
+    for container_id in containers:
+        env = inspect(container_id)["Config"]["Env"]
+        assert any(str(var).startswith("USERS_DATABASE_URL=postgresql://") for var in env)
+        with grpc.insecure_channel(replica_target(container_id)) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = health.Check(health_pb2.HealthCheckRequest(service=USERS_SERVICE), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_webapp_spreads_calls_over_every_replica(
+    scaled_stack: Stack, http: httpx.Client, unique: str
+) -> None:
+    user = create(http, f"{unique}-rr")
+    ids = get_many(http, f"/api/v1/users/{user['id']}", 30)
+    counts = served_by(scaled_stack, ids)
+    assert sum(counts.values()) == 30
+    assert len(counts) == REPLICAS, f"calls landed on {len(counts)} replicas: {counts}"
+    assert min(counts.values()) >= 5, counts  # round robin: about 10 each
+
+
+def test_a_username_is_taken_once_across_replicas(scaled_stack: Stack, unique: str) -> None:
+    replicas = list(stubs(scaled_stack))
+    request = users_pb2.CreateUserRequest(username=f"{unique}-race")
+
+    def attempt(n: int) -> grpc.StatusCode:
+        _, users = replicas[n % len(replicas)]
+        try:
+            users.CreateUser(request, timeout=TIMEOUT)
+        except grpc.RpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            codes = Counter(pool.map(attempt, range(12)))
+    finally:
+        for channel, _ in replicas:
+            channel.close()
+    assert codes == {grpc.StatusCode.OK: 1, grpc.StatusCode.ALREADY_EXISTS: 11}
+
+
+def test_one_request_id_through_two_replicas_creates_one_user(
+    scaled_stack: Stack, unique: str
+) -> None:
+    (first, a), (second, b), *rest = stubs(scaled_stack)
+    request = users_pb2.CreateUserRequest(username=f"{unique}-idem", request_id=uuid.uuid4().hex)
+    try:
+        created = a.CreateUser(request, timeout=TIMEOUT)
+        replayed = b.CreateUser(request, timeout=TIMEOUT)
+    finally:
+        for channel in (first, second, *(channel for channel, _ in rest)):
+            channel.close()
+    assert replayed == created
+
+
+def test_a_watcher_on_one_replica_sees_a_create_through_another(
+    scaled_stack: Stack, unique: str
+) -> None:
+    (first, a), (second, b), *rest = stubs(scaled_stack)
+    try:
+        watch = a.WatchUsers(users_pb2.WatchUsersRequest(), timeout=30)
+        watch.initial_metadata()  # the subscription exists once the headers are back
+        created = b.CreateUser(users_pb2.CreateUserRequest(username=f"{unique}-w"), timeout=5)
+        event = next(
+            event for event in watch if event.user.id == created.id
+        )  # bounded by the call's 30 s deadline
+        watch.cancel()
+    finally:
+        for channel in (first, second, *(channel for channel, _ in rest)):
+            channel.close()
+    assert event.type == users_pb2.USER_EVENT_TYPE_CREATED
+    assert event.user.username == f"{unique}-w"
+
+
+def test_a_new_replica_gets_traffic_without_restarting_the_webapp(
+    scaled_stack: Stack, http: httpx.Client, unique: str
+) -> None:
+    before = set(scaled_stack.containers("users"))
+    scale(scaled_stack, REPLICAS + 1)
+    [added] = set(scaled_stack.containers("users")) - before
+    user = create(http, f"{unique}-new")
+    # The webapp learns of it when a connection reaches its max age (30 s) and the name is
+    # resolved again; poll for that, bounded.
+    deadline = time.monotonic() + 90
+    while True:
+        ids = get_many(http, f"/api/v1/users/{user['id']}", 8)
+        if served_by(scaled_stack, ids)[added]:
+            break
+        assert time.monotonic() < deadline, "the new replica got no traffic within 90 s"
+        time.sleep(2)
+    scale(scaled_stack, REPLICAS)
+
+
+def scale(stack: Stack, replicas: int) -> None:
+    """`compose up --scale users=N`, leaving the running containers as they are."""
+    stack.compose(
+        "up", "--detach", "--wait", "--no-build", "--no-recreate", "--scale", f"users={replicas}"
+    )
+
+
+def steady_load(
+    http_url: str, prefix: str, stop: threading.Event, acked: list[int], failures: list[str]
+) -> None:
+    """Create-then-read pairs until `stop` (bounded: 2000 pairs, 90 s): acked ids, and the
+    request ids of the calls that failed."""
+    deadline = time.monotonic() + 90
+    with httpx.Client(base_url=http_url, timeout=TIMEOUT) as http:
+        for n in range(2000):
+            if stop.is_set() or time.monotonic() > deadline:
+                return
+            created = http.post("/api/v1/users", json={"username": f"{prefix}-{n}"})
+            if created.status_code != 201:
+                failures.append(created.headers["x-request-id"])
+                continue
+            user_id = created.json()["id"]
+            acked.append(user_id)
+            read = http.get(f"/api/v1/users/{user_id}")
+            if read.status_code != 200:
+                failures.append(read.headers["x-request-id"])
+
+
+def watch_health(target: str, seen: list[tuple[int, datetime]]) -> None:
+    """Records each status the replica's health Watch reports until the stream ends."""
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest(service=USERS_SERVICE)
+        try:
+            for reply in health.Watch(request, timeout=60):
+                seen.append((reply.status, datetime.now(UTC)))
+        except grpc.RpcError:
+            return  # ended by the drain, or the process exited
+
+
+def test_stopping_a_replica_under_load_fails_no_call_and_loses_no_write(
+    scaled_stack: Stack, unique: str
+) -> None:
+    victim = scaled_stack.containers("users")[1]
+    seen: list[tuple[int, datetime]] = []
+    watcher = threading.Thread(target=watch_health, args=(replica_target(victim), seen))
+    watcher.start()
+    acked: list[list[int]] = [[] for _ in range(4)]
+    failures: list[str] = []
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for n, ids in enumerate(acked):
+            pool.submit(steady_load, scaled_stack.http_url, f"{unique}-{n}", stop, ids, failures)
+        time.sleep(2)
+        stopped_at = datetime.now(UTC)
+        scaled_stack.run_docker("stop", victim)
+        time.sleep(2)  # load goes on against the survivors
+        stop.set()
+    watcher.join(timeout=30)
+
+    assert failures == [], trace(scaled_stack, set(failures))
+    ids = [user_id for part in acked for user_id in part]
+    assert len(ids) >= 50, "the load never got going"
+    with httpx.Client(base_url=scaled_stack.http_url, timeout=TIMEOUT) as http:
+        missing = [i for i in ids if http.get(f"/api/v1/users/{i}").status_code != 200]
+    assert missing == []
+
+    state = inspect(victim)["State"]
+    assert state["ExitCode"] == 0
+    finished = docker_time(state["FinishedAt"])
+    not_serving = [at for status, at in seen if status == NOT_SERVING]
+    assert not_serving, f"the replica never reported NOT_SERVING: {seen}"
+    assert stopped_at <= not_serving[0] < finished
+    messages = [entry["message"] for entry in log_entries(victim)]
+    assert messages.index("draining") < messages.index("stopped")
