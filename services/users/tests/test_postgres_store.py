@@ -1,11 +1,12 @@
 """What only the PostgreSQL store does: changes across replicas, the feed's reconnection,
-migrations under a lock, failing to open without leaking the password."""
+migrations under a lock, failing to open without leaking the password, deadlocks run again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import psycopg
 import pytest
@@ -140,3 +141,51 @@ async def test_the_probe_fails_while_the_database_is_gone_and_passes_once_back(
         await store.probe()
     finally:
         await store.close()
+
+
+async def _lock_waits(observer: psycopg.AsyncConnection[Any], count: int) -> None:
+    for _ in range(200):
+        cursor = await observer.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if await cursor.fetchone() == (count,):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never saw {count} transactions waiting for a lock")
+
+
+async def test_creates_that_deadlock_across_replicas_are_run_again(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two replicas' batches take the same usernames in opposite orders: PostgreSQL aborts one.
+
+    A third transaction holds `pause` so that b has `y` and waits while a takes `x`; once it
+    rolls back, b wants `x` (a's) while a wants `y` (b's).
+    """
+    caplog.set_level(logging.INFO, logger="users_service.store.postgres")
+    a, b = PostgresUserStore(postgres_url), PostgresUserStore(postgres_url)
+    await a.open()
+    await b.open()
+    conn = psycopg.AsyncConnection.connect
+    try:
+        async with (
+            await conn(postgres_url) as blocker,
+            await conn(postgres_url, autocommit=True) as observer,
+        ):
+            await blocker.execute(
+                "INSERT INTO users (username, create_time, update_time, etag)"
+                " VALUES ('pause', now(), now(), '-')"
+            )
+            second = asyncio.create_task(b.create_users([NewUser(n) for n in ("y", "pause", "x")]))
+            await _lock_waits(observer, 1)
+            first = asyncio.create_task(a.create_users([NewUser("x"), NewUser("y")]))
+            await _lock_waits(observer, 2)
+            await blocker.rollback()
+            outcomes = [o for each in await asyncio.gather(first, second) for o in each]
+    finally:
+        await a.close()
+        await b.close()
+    created = sorted(o.user.username for o in outcomes if o.user is not None)
+    assert created == ["pause", "x", "y"]
+    assert "deadlocked with another; running it again" in caplog.text
