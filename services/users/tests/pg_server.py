@@ -90,7 +90,8 @@ class PostgresServer:
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
                 [
-                    *self._as_postgres, str(self._bindir / "postgres"), "-D", str(data),
+                    *self._as_postgres, *self._stop_with_us(), str(self._bindir / "postgres"),
+                    "-D", str(data),
                     "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}",
                     "-c", f"unix_socket_directories={self.directory}",
                     "-c", "fsync=off", "-c", "synchronous_commit=off",
@@ -100,6 +101,14 @@ class PostgresServer:
                 stderr=log,
             )  # fmt: skip
         self._wait_ready()
+
+    @staticmethod
+    def _stop_with_us() -> list[str]:
+        # A test run killed outright (no fixture teardown) must not leave a server behind:
+        # the kernel sends postgres SIGINT (fast shutdown) when this process dies.
+        if shutil.which("setpriv") is None:
+            return []
+        return ["setpriv", "--pdeathsig=SIGINT"]
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
