@@ -3,6 +3,7 @@ server subprocesses, and a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -175,4 +176,7 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     name = f"users_{uuid.uuid4().hex[:12]}"
     postgres_server.create_database(name)
     yield postgres_server.url(name)
+    # A pool closed while it was connecting drops a half-authenticated connection that only the
+    # garbage collector closes; its backend would hold DROP DATABASE for authentication_timeout.
+    gc.collect()
     postgres_server.drop_database(name)

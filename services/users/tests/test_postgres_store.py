@@ -189,3 +189,21 @@ async def test_creates_that_deadlock_across_replicas_are_run_again(
     created = sorted(o.user.username for o in outcomes if o.user is not None)
     assert created == ["pause", "x", "y"]
     assert "deadlocked with another; running it again" in caplog.text
+
+
+async def test_a_listener_that_fails_stops_the_feed_and_the_probe_says_so(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(change: UserChange) -> None:
+        raise RuntimeError(f"cannot handle {change.kind}")
+
+    store = PostgresUserStore(postgres_url, broken)
+    await store.open()
+    try:
+        await store.probe()
+        await store.create_users([NewUser("ada")])
+        await eventually(lambda: "change feed stopped" in caplog.text)
+        with pytest.raises(StoreUnavailable, match="change feed"):
+            await store.probe()
+    finally:
+        await store.close()

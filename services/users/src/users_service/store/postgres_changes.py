@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -83,20 +82,25 @@ class ChangeFeed:
         self._on_change = on_change
         self._label = label  # the redacted URL, for the log
         self._task: asyncio.Task[None] | None = None
-        self.connected = False  # False from a lost connection until the next one listens
+        self._listening = False  # False from a lost connection until the next one listens
 
     async def start(self) -> None:
         """Listens from now on; raises psycopg.Error if the first connection fails."""
         conn = await self._listen()
-        self.connected = True
+        self._listening = True
         self._task = asyncio.create_task(self._run(conn), name="store-change-feed")
+        self._task.add_done_callback(_log_crash)
+
+    @property
+    def connected(self) -> bool:
+        """Whether changes are being heard: listening now, and the feed has not crashed."""
+        return self._listening and self._task is not None and not self._task.done()
 
     async def close(self) -> None:
         """Stops listening and closes the connection."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})
 
     async def _listen(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
@@ -113,7 +117,7 @@ class ChangeFeed:
                 async for notify in conn.notifies():
                     self._deliver(notify.payload)
             except psycopg.Error as error:
-                self.connected = False
+                self._listening = False
                 logger.warning(
                     "change feed lost: WatchUsers misses changes until it reconnects: %s",
                     error,
@@ -122,7 +126,7 @@ class ChangeFeed:
             finally:
                 await conn.close()
             conn = await self._reconnect()
-            self.connected = True
+            self._listening = True
 
     async def _reconnect(self) -> psycopg.AsyncConnection[Any]:
         backoff = MIN_BACKOFF_SECONDS
@@ -146,3 +150,8 @@ class ChangeFeed:
             logger.exception("ignored a malformed %s notification", CHANNEL)
             return
         self._on_change(change)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.error("change feed stopped: WatchUsers hears no more changes", exc_info=error)
