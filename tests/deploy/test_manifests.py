@@ -76,10 +76,7 @@ async def test_users_grpc_probes_get_serving_from_a_real_server(
 
     # The pod's environment, on loopback and a database of this test's own.
     database = tmp_path / "users.db"
-    if "USERS_DATABASE_URL" in names_read_by("users"):
-        local_database = {"USERS_DATABASE_URL": f"sqlite:///{database}"}
-    else:  # until the PostgreSQL store's settings are merged
-        local_database = {"USERS_DATABASE_PATH": str(database)}
+    local_database = {"USERS_DATABASE_URL": f"sqlite:///{database}"}
     local = UsersSettings.from_env({**env, "USERS_LISTEN_ADDRESS": "127.0.0.1:0", **local_database})
     server = UsersServer(local)
     bound = await server.start()

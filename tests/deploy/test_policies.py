@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 import pytest
 from users_service.config import Settings as UsersSettings
 from users_service.health import SERVICE_NAME
-from users_service.server import LAME_DUCK_SECONDS
+from users_service.server import DEREGISTER_SECONDS, LAME_DUCK_SECONDS
 from webapp.config import Settings as WebappSettings
 
 from tests.deploy.manifests import (
@@ -53,9 +53,10 @@ STALE_TRAFFIC_SECONDS = {"users": 6, "webapp": 5}
 
 
 def users_drain_seconds(overlay: str) -> float:
-    """SIGTERM to exit: lame duck, stop(grace), exit (services/users server.drain)."""
+    """SIGTERM to exit: NOT_SERVING while serving, lame duck, stop(grace), exit (server.drain)."""
     settings = UsersSettings.from_env(environment(overlay, container(render(overlay), "users")))
-    return LAME_DUCK_SECONDS + settings.grace_period_seconds + EXIT_SECONDS
+    drain = DEREGISTER_SECONDS + LAME_DUCK_SECONDS + settings.grace_period_seconds
+    return drain + EXIT_SECONDS
 
 
 def webapp_drain_seconds(overlay: str) -> float:

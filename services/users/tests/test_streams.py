@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.events import Broadcaster, SubscriberTooSlow
 from users_service.interceptors import RequestContextInterceptor
@@ -244,6 +245,22 @@ async def test_watch_users_ends_ok_when_the_server_drains(
     await watch_started(server[0], call)
     await asyncio.wait_for(server[0].drain(grace=5), timeout=3)
     assert await call.code() == grpc.StatusCode.OK
+
+
+async def test_a_watch_that_arrives_while_the_server_drains_is_sent_elsewhere(
+    stub: Any, server: tuple[UsersServer, int]
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server[1]}") as channel:
+        health = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        assert (await health.read()).status == health_pb2.HealthCheckResponse.SERVING
+        drain = asyncio.create_task(server[0].drain(grace=5))
+        # NOT_SERVING: the feed is closed, but for a moment calls are still served, not refused.
+        assert (await health.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await anext(aiter(stub.WatchUsers(users_pb2.WatchUsersRequest())))
+        await drain
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "watch on another replica" in refused.value.details()
 
 
 async def test_a_slow_subscriber_is_dropped_without_blocking_the_writer() -> None:

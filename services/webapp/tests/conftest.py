@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -63,6 +64,16 @@ class Process:
 
     def log(self) -> str:
         return "".join(self.lines)
+
+    def wait_for_line(self, *parts: str, timeout: float = 5.0) -> str:
+        """The first line containing every part, waiting for the reader thread (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((line for line in self.lines if all(p in line for p in parts)), None)
+            if found is not None:
+                return found
+            assert time.monotonic() < deadline, f"no line with {parts} in:\n{self.log()}"
+            time.sleep(0.02)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:

@@ -195,7 +195,7 @@ async def test_grpc_deadline_exceeded_is_504(users: Any, spawn_webapp: Any) -> N
         response = await client.get("/api/v1/users/1")
     body = assert_problem(response, 504)
     assert "time budget" in body["detail"]
-    assert "DEADLINE_EXCEEDED" in app.process.log()
+    assert app.process.wait_for_line("DEADLINE_EXCEEDED")
 
 
 async def test_request_id_is_echoed_and_reaches_the_users_service(
@@ -207,7 +207,8 @@ async def test_request_id_is_echoed_and_reaches_the_users_service(
     )
     assert response.status_code == 201
     assert response.headers["x-request-id"] == request_id
-    assert any(request_id in line and "CreateUser" in line for line in users.process.lines)
+    # The users service logs a call as it ends, racing its answer to us: wait for the line.
+    assert users.process.wait_for_line(request_id, "CreateUser")
 
 
 async def test_a_malformed_request_id_is_replaced(http: httpx.AsyncClient) -> None:

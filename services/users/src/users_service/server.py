@@ -104,11 +104,12 @@ class UsersServer:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor_task
-        # NOT_SERVING first, still answering calls: clients that health-check each backend
-        # (the webapp's round_robin) and balancers take this replica out of rotation before a
-        # single call is refused.
-        await self.health.drain()
+        # The change feed first: open watches end, new ones are sent elsewhere (UNAVAILABLE).
         self.feed.close()
+        # NOT_SERVING, still answering calls: clients that health-check each backend (the
+        # webapp's round_robin) and balancers take this replica out of rotation before a single
+        # call is refused.
+        await self.health.drain()
         if self._server is not None:
             await asyncio.sleep(min(DEREGISTER_SECONDS, grace))
             # Lame duck: calls that reach grpc core but not yet the application when stop() runs

@@ -174,6 +174,10 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.WatchUsersRequest, context: Context
     ) -> AsyncIterator[users_pb2.UserEvent]:
         subscription = self._feed.subscribe()  # before the headers: no change falls in between
+        if subscription.ended:
+            # The feed closed as the drain began: an empty stream ending OK would invite the
+            # client to call again here at once; UNAVAILABLE sends it to another replica.
+            raise ShuttingDown("the server is draining: watch on another replica")
         try:
             await send_request_id(context)
             async for event in subscription.events():
