@@ -88,7 +88,8 @@ async def test_sigterm_ends_open_event_streams_and_finishes_in_flight_responses(
         client.stream("GET", "/api/v1/users/events") as events,
         client.stream("GET", "/users/") as ndjson,
     ):
-        assert events.status_code == ndjson.status_code == 200
+        statuses = (events.status_code, ndjson.status_code)
+        assert statuses == (200, 200), f"{statuses}\n{app.process.log()}"
         lines = ndjson.aiter_lines()
         first = json.loads(await anext(lines))
         started = time.monotonic()
