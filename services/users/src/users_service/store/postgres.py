@@ -16,6 +16,7 @@ from users_service.store import postgres_sql as sql
 from users_service.store.base import (
     ChangeListener,
     CreateOutcome,
+    FeedStateListener,
     NewUser,
     UserChanges,
     UserRecord,
@@ -63,7 +64,12 @@ class PostgresUserStore:
         >>> [outcome] = await store.create_users([NewUser("ada")])
     """
 
-    def __init__(self, url: str, on_change: ChangeListener | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_change: ChangeListener | None = None,
+        on_feed_state: FeedStateListener | None = None,
+    ) -> None:
         self._label = redact(url)
         self._conninfo = conninfo(url)
         self._pool = AsyncConnectionPool(
@@ -77,7 +83,9 @@ class PostgresUserStore:
             open=False,
             name="users-store",
         )
-        self._feed = ChangeFeed(self._conninfo, on_change, self._label) if on_change else None
+        self._feed = (
+            ChangeFeed(self._conninfo, on_change, self._label, on_feed_state) if on_change else None
+        )
         self._creates = GroupCommit(self._insert)
 
     async def open(self) -> None:
