@@ -1,5 +1,5 @@
 """What only the PostgreSQL store does: changes across replicas, the feed's reconnection,
-migrations under a lock, failing to open without leaking the password, deadlocks run again."""
+migrations under a lock, failing to open without leaking the password, creates in id order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from users_service.store import ChangeKind, NewUser, StoreUnavailable, UserChange, UserChanges
+from users_service.store import (
+    ChangeKind,
+    CreateStatus,
+    NewUser,
+    StoreUnavailable,
+    UserChange,
+    UserChanges,
+)
 from users_service.store.postgres import PostgresUserStore
 from users_service.store.postgres_migrations import SCHEMA_VERSION
 
@@ -155,15 +162,62 @@ async def _lock_waits(observer: psycopg.AsyncConnection[Any], count: int) -> Non
     raise AssertionError(f"never saw {count} transactions waiting for a lock")
 
 
-async def test_creates_that_deadlock_across_replicas_are_run_again(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Two replicas' batches take the same usernames in opposite orders: PostgreSQL aborts one.
+async def _blocked_or_done(observer: psycopg.AsyncConnection[Any], task: asyncio.Task[Any]) -> None:
+    """Returns once `task` is done or a second transaction waits for a lock."""
+    for _ in range(200):
+        if task.done():
+            return
+        cursor = await observer.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if await cursor.fetchone() == (2,):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the second create neither finished nor waited")
 
-    A third transaction holds `pause` so that b has `y` and waits while a takes `x`; once it
-    rolls back, b wants `x` (a's) while a wants `y` (b's).
+
+async def test_a_reader_paging_while_two_replicas_create_skips_no_user(postgres_url: str) -> None:
+    """Ids are drawn when a row is inserted, so without order an earlier id could commit after a
+    later one, behind a reader that has already paged past it. `a` takes an id and then waits
+    (on a username a third transaction holds) while `b` creates through another replica."""
+    a, b = PostgresUserStore(postgres_url), PostgresUserStore(postgres_url)
+    await a.open()
+    await b.open()
+    conn = psycopg.AsyncConnection.connect
+    try:
+        async with (
+            await conn(postgres_url) as blocker,
+            await conn(postgres_url, autocommit=True) as observer,
+        ):
+            await blocker.execute(
+                "INSERT INTO users (username, create_time, update_time, etag)"
+                " VALUES ('pause', now(), now(), '-')"
+            )
+            first = asyncio.create_task(a.create_users([NewUser("first"), NewUser("pause")]))
+            await _lock_waits(observer, 1)
+            second = asyncio.create_task(b.create_users([NewUser("second")]))
+            await _blocked_or_done(observer, second)
+            seen = await b.list_users(0, 100, "")
+            await blocker.rollback()
+            await asyncio.gather(first, second)
+        after = seen[-1].id if seen else 0
+        seen += await b.list_users(after, 100, "")
+    finally:
+        await a.close()
+        await b.close()
+    assert sorted(u.username for u in seen) == ["first", "pause", "second"]
+
+
+async def test_creates_of_the_same_usernames_in_opposite_orders_do_not_deadlock(
+    postgres_url: str,
+) -> None:
+    """Two replicas' batches take the same usernames in opposite orders. Run at once, each would
+    hold a name the other waits for and PostgreSQL would abort one (DeadlockDetected); creates
+    run one at a time, so the second waits for the first and finds its names taken.
+
+    A third transaction holds `pause` so that b, holding `y`, is still running as a starts.
     """
-    caplog.set_level(logging.INFO, logger="users_service.store.postgres")
     a, b = PostgresUserStore(postgres_url), PostgresUserStore(postgres_url)
     await a.open()
     await b.open()
@@ -182,13 +236,12 @@ async def test_creates_that_deadlock_across_replicas_are_run_again(
             first = asyncio.create_task(a.create_users([NewUser("x"), NewUser("y")]))
             await _lock_waits(observer, 2)
             await blocker.rollback()
-            outcomes = [o for each in await asyncio.gather(first, second) for o in each]
+            by_a, by_b = await asyncio.gather(first, second)
     finally:
         await a.close()
         await b.close()
-    created = sorted(o.user.username for o in outcomes if o.user is not None)
-    assert created == ["pause", "x", "y"]
-    assert "deadlocked with another; running it again" in caplog.text
+    assert [o.status for o in by_a] == [CreateStatus.TAKEN] * 2
+    assert [o.status for o in by_b] == [CreateStatus.CREATED] * 3
 
 
 async def test_a_listener_that_fails_stops_the_feed_and_the_probe_says_so(

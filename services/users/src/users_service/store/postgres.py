@@ -36,9 +36,6 @@ POOL_MAX_SIZE = 8
 POOL_TIMEOUT_SECONDS = 5.0
 # A dead database must turn health NOT_SERVING within a probe interval or two, not hang it.
 PROBE_TIMEOUT_SECONDS = 2.0
-# Two replicas creating overlapping usernames in opposite orders can deadlock; PostgreSQL
-# aborts one transaction, which is then safe to run again.
-DEADLOCK_RETRIES = 3
 # Defaults a URL may override: fail fast on an unreachable server, notice a silent peer.
 _CONNECTION_DEFAULTS = {
     "application_name": "users-service",
@@ -125,13 +122,9 @@ class PostgresUserStore:
         return await self._creates.submit(users)
 
     async def _insert(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
-        for _ in range(DEADLOCK_RETRIES):
-            try:
-                return await self._run(partial(sql.insert_users, users=users))
-            except StoreUnavailable as error:
-                if not isinstance(error.__cause__, psycopg.errors.DeadlockDetected):
-                    raise
-                logger.info("create transaction deadlocked with another; running it again")
+        # One create transaction at a time across replicas (see sql.CREATE_LOCK): creates cannot
+        # deadlock each other, and an update or delete touches one row and one name, so none can
+        # hold what a create waits for while waiting for it.
         return await self._run(partial(sql.insert_users, users=users))
 
     async def get_user(self, user_id: int) -> UserRecord:

@@ -28,6 +28,11 @@ from users_service.store.postgres_changes import CHANNEL, encode
 
 Conn = psycopg.AsyncConnection[Any]
 _COLUMNS = "id, username, email, display_name, create_time, update_time, etag"
+# Held by every create transaction until it commits, on every replica: ids are drawn from the
+# sequence at INSERT, so two creates running at once could commit their ids out of order, and a
+# reader that had paged past the later id would never see the earlier one. One create at a time
+# (group commit puts all of a replica's waiting creates in one) commits ids in order.
+CREATE_LOCK = 0x75736572735F6372  # "users_cr"
 
 
 async def _one(conn: Conn, query: LiteralString, params: Sequence[Any]) -> Any:
@@ -82,8 +87,10 @@ async def notify(conn: Conn, changes: Sequence[UserChange]) -> None:
 
 
 async def insert_users(conn: Conn, users: Sequence[NewUser]) -> list[CreateOutcome]:
-    """Creates the users in one transaction; a taken username is an outcome, not an abort."""
+    """Creates the users in one transaction, one create transaction at a time across replicas
+    (so ids commit in order); a taken username is an outcome, not an abort."""
     async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
         outcomes = [await _insert_one(conn, user) for user in users]
         created = [o.user for o in outcomes if o.status is CreateStatus.CREATED and o.user]
         await notify(conn, [UserChange(ChangeKind.CREATED, u, u.update_time) for u in created])
