@@ -244,6 +244,36 @@ async def test_creates_of_the_same_usernames_in_opposite_orders_do_not_deadlock(
     assert [o.status for o in by_b] == [CreateStatus.CREATED] * 3
 
 
+async def test_the_probe_passes_while_every_pooled_connection_is_busy(postgres_url: str) -> None:
+    """A replica whose calls keep its pool busy is busy, not down: were it NOT_SERVING, the
+    webapp would move its load onto the other replicas, and saturate them in turn."""
+    store = PostgresUserStore(postgres_url, pool_size=2)
+    await store.open()
+    conn = psycopg.AsyncConnection.connect
+    try:
+        [outcome] = await store.create_users([NewUser("ada")])
+        assert outcome.user is not None
+        async with (
+            await conn(postgres_url) as blocker,
+            await conn(postgres_url, autocommit=True) as observer,
+        ):
+            await blocker.execute(
+                "SELECT 1 FROM users WHERE id = %s FOR UPDATE", (outcome.user.id,)
+            )
+            updates = [
+                asyncio.create_task(
+                    store.update_user(outcome.user.id, UserChanges(email=f"{i}@example.com"), "")
+                )
+                for i in range(2)
+            ]
+            await _lock_waits(observer, 2)  # both pooled connections wait for the row
+            await store.probe()
+            await blocker.rollback()
+            await asyncio.gather(*updates)
+    finally:
+        await store.close()
+
+
 async def test_a_listener_that_fails_stops_the_feed_and_the_probe_says_so(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

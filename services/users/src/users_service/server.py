@@ -46,7 +46,12 @@ class UsersServer:
         self.feed = Broadcaster()
         # The store reports every committed change (with PostgreSQL: every replica's) to the feed.
         # A lost feed ends every open watch (UNAVAILABLE) rather than let it miss changes.
-        self.store = build_store(settings.database_url, self._publish, self._feed_state)
+        self.store = build_store(
+            settings.database_url,
+            self._publish,
+            self._feed_state,
+            pool_size=settings.database_pool_size,
+        )
         self.health = DrainableHealthServicer()
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None

@@ -31,10 +31,12 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 POOL_MIN_SIZE = 1
-POOL_MAX_SIZE = 8
+DEFAULT_POOL_SIZE = 8
 # How long a call waits for a pooled connection before it fails UNAVAILABLE.
 POOL_TIMEOUT_SECONDS = 5.0
-# A dead database must turn health NOT_SERVING within a probe interval or two, not hang it.
+# A dead database must turn health NOT_SERVING within a probe interval or two, not hang it. The
+# probe has a connection of its own: calls that keep every pooled connection busy make a replica
+# busy, not down (NOT_SERVING would move its load onto the others, and on).
 PROBE_TIMEOUT_SECONDS = 2.0
 # Defaults a URL may override: fail fast on an unreachable server, notice a silent peer.
 _CONNECTION_DEFAULTS = {
@@ -66,13 +68,15 @@ class PostgresUserStore:
         url: str,
         on_change: ChangeListener | None = None,
         on_feed_state: FeedStateListener | None = None,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self._label = redact(url)
         self._conninfo = conninfo(url)
         self._pool = AsyncConnectionPool(
             self._conninfo,
-            min_size=POOL_MIN_SIZE,
-            max_size=POOL_MAX_SIZE,
+            min_size=min(POOL_MIN_SIZE, pool_size),
+            max_size=pool_size,
             timeout=POOL_TIMEOUT_SECONDS,
             reconnect_timeout=30.0,
             kwargs={"autocommit": True},  # transactions are explicit: conn.transaction()
@@ -84,6 +88,8 @@ class PostgresUserStore:
             ChangeFeed(self._conninfo, on_change, self._label, on_feed_state) if on_change else None
         )
         self._creates = GroupCommit(self._insert)
+        self._probe_conn: sql.Conn | None = None
+        self._probing = asyncio.Lock()
 
     async def open(self) -> None:
         try:
@@ -100,6 +106,7 @@ class PostgresUserStore:
     async def close(self) -> None:
         if self._feed is not None:
             await self._feed.close()
+        await self._drop_probe_connection()
         await self._pool.close()
 
     async def _run(self, work: Callable[[sql.Conn], Awaitable[_T]]) -> _T:
@@ -112,11 +119,29 @@ class PostgresUserStore:
     async def probe(self) -> None:
         if self._feed is not None and not self._feed.connected:
             raise StoreUnavailable(f"the change feed from {self._label} is disconnected")
-        try:
-            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-                await self._run(sql.write_probe)
-        except TimeoutError:
-            raise StoreUnavailable(f"database {self._label} did not answer in time") from None
+        async with self._probing:
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                    await sql.write_probe(await self._probe_connection())
+            except TimeoutError:
+                await self._drop_probe_connection()
+                raise StoreUnavailable(f"database {self._label} did not answer in time") from None
+            except psycopg.Error as error:
+                await self._drop_probe_connection()
+                raise StoreUnavailable(f"database {self._label} cannot serve: {error}") from error
+
+    async def _probe_connection(self) -> sql.Conn:
+        if self._probe_conn is None or self._probe_conn.closed:
+            self._probe_conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True
+            )
+        return self._probe_conn
+
+    async def _drop_probe_connection(self) -> None:
+        # After a failure or a timeout its state is unknown: the next probe connects afresh.
+        if self._probe_conn is not None:
+            conn, self._probe_conn = self._probe_conn, None
+            await conn.close()
 
     async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
         return await self._creates.submit(users)
