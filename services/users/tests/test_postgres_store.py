@@ -274,6 +274,39 @@ async def test_the_probe_passes_while_every_pooled_connection_is_busy(postgres_u
         await store.close()
 
 
+async def test_an_update_that_waited_for_a_lock_is_timed_when_it_happened(
+    postgres_url: str,
+) -> None:
+    """now() is when the transaction began: an update that waited for another transaction would
+    carry a time before that one's, and watchers would see time go backwards."""
+    store = PostgresUserStore(postgres_url)
+    await store.open()
+    conn = psycopg.AsyncConnection.connect
+    try:
+        [outcome] = await store.create_users([NewUser("ada")])
+        assert outcome.user is not None
+        async with (
+            await conn(postgres_url) as blocker,
+            await conn(postgres_url, autocommit=True) as observer,
+        ):
+            await blocker.execute(
+                "SELECT 1 FROM users WHERE id = %s FOR UPDATE", (outcome.user.id,)
+            )
+            update = asyncio.create_task(
+                store.update_user(outcome.user.id, UserChanges(email="a@example.com"), "")
+            )
+            await _lock_waits(observer, 1)
+            await asyncio.sleep(0.05)
+            cursor = await blocker.execute("SELECT clock_timestamp()")
+            released = await cursor.fetchone()
+            assert released is not None
+            await blocker.rollback()
+            updated = await update
+    finally:
+        await store.close()
+    assert updated.update_time >= released[0]
+
+
 async def test_a_listener_that_fails_stops_the_feed_and_the_probe_says_so(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
