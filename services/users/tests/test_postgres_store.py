@@ -18,7 +18,7 @@ from users_service.store import (
     UserChange,
     UserChanges,
 )
-from users_service.store.postgres import PostgresUserStore
+from users_service.store.postgres import PostgresUserStore, conninfo
 from users_service.store.postgres_migrations import SCHEMA_VERSION
 
 from .pg_server import PASSWORD, PostgresServer
@@ -123,6 +123,26 @@ async def test_an_unreachable_database_fails_to_open_without_showing_the_passwor
         caught.value
     )
     assert PASSWORD not in str(caught.value)
+
+
+async def test_pg_environment_variables_win_over_the_services_connection_defaults(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGAPPNAME", "users-replica-7")
+    store = PostgresUserStore(postgres_url)
+    await store.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            cursor = await conn.execute(
+                "SELECT DISTINCT application_name FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert await cursor.fetchall() == [("users-replica-7",)]
+    finally:
+        await store.close()
+    monkeypatch.delenv("PGAPPNAME")
+    assert "application_name=users-service" in conninfo(postgres_url)
+    assert "application_name=mine" in conninfo(postgres_url + "?application_name=mine")
 
 
 async def test_the_probe_fails_while_the_database_is_gone_and_passes_once_back(

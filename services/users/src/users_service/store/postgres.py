@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TypeVar
 
@@ -38,20 +39,30 @@ POOL_TIMEOUT_SECONDS = 5.0
 # probe has a connection of its own: calls that keep every pooled connection busy make a replica
 # busy, not down (NOT_SERVING would move its load onto the others, and on).
 PROBE_TIMEOUT_SECONDS = 2.0
-# Defaults a URL may override: fail fast on an unreachable server, notice a silent peer.
-_CONNECTION_DEFAULTS = {
-    "application_name": "users-service",
-    "connect_timeout": "5",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-    "tcp_user_timeout": "15000",
+# The service's connection defaults: fail fast on an unreachable server, notice a silent peer.
+# Each applies only where neither the URL nor its libpq environment variable (the name beside it,
+# where libpq has one) sets the parameter.
+_CONNECTION_DEFAULTS: dict[str, tuple[str | None, str]] = {
+    "application_name": ("PGAPPNAME", "users-service"),
+    "connect_timeout": ("PGCONNECT_TIMEOUT", "5"),
+    "keepalives_idle": (None, "10"),
+    "keepalives_interval": (None, "5"),
+    "keepalives_count": (None, "3"),
+    "tcp_user_timeout": (None, "15000"),
 }
 
 
-def conninfo(url: str) -> str:
-    """The URL's connection string with the service's defaults for what the URL leaves out."""
-    return make_conninfo(url, **{**_CONNECTION_DEFAULTS, **conninfo_to_dict(url)})
+def conninfo(url: str, env: Mapping[str, str] | None = None) -> str:
+    """The URL's connection string, with the service's defaults for what neither the URL nor
+    the PG* environment variables (default: os.environ) set."""
+    env = os.environ if env is None else env
+    given = conninfo_to_dict(url)
+    defaults = {
+        name: value
+        for name, (variable, value) in _CONNECTION_DEFAULTS.items()
+        if name not in given and not (variable and env.get(variable))
+    }
+    return make_conninfo(url, **defaults)
 
 
 class PostgresUserStore:
