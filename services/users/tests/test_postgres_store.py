@@ -327,6 +327,30 @@ async def test_an_update_that_waited_for_a_lock_is_timed_when_it_happened(
     assert updated.update_time >= released[0]
 
 
+async def test_a_constraint_the_store_does_not_expect_is_a_store_error_for_each_caller(
+    postgres_url: str,
+) -> None:
+    """The store raises only store errors: a raw psycopg.IntegrityError out of a shared commit
+    would fail every caller of the batch with INTERNAL."""
+    store = PostgresUserStore(postgres_url)
+    await store.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+            await conn.execute(
+                "ALTER TABLE users ADD CONSTRAINT not_root CHECK (username <> 'root')"
+            )
+        outcomes = await asyncio.gather(
+            store.create_users([NewUser("root")]),
+            store.create_users([NewUser("ada")]),
+            return_exceptions=True,
+        )
+        assert [type(outcome) for outcome in outcomes] == [StoreUnavailable] * 2
+        [ada] = await store.create_users([NewUser("ada")])
+        assert ada.status is CreateStatus.CREATED
+    finally:
+        await store.close()
+
+
 async def test_a_listener_that_fails_stops_the_feed_and_the_probe_says_so(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
