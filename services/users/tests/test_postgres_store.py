@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -21,29 +21,8 @@ from users_service.store import (
 from users_service.store.postgres import PostgresUserStore, conninfo
 from users_service.store.postgres_migrations import SCHEMA_VERSION
 
+from .listening import Heard, eventually
 from .pg_server import PASSWORD, PostgresServer
-
-
-class Heard:
-    """A ChangeListener that can be awaited."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[UserChange] = asyncio.Queue()
-
-    def record(self, change: UserChange) -> None:
-        self.queue.put_nowait(change)
-
-    async def next(self, within: float = 5) -> UserChange:
-        return await asyncio.wait_for(self.queue.get(), within)
-
-
-async def eventually(condition: Callable[[], bool], within: float = 10) -> None:
-    """Returns once `condition()` holds; fails after `within` seconds."""
-    for _ in range(int(within / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still false after {within} s")
 
 
 @pytest.fixture
