@@ -35,6 +35,7 @@ def test_defaults_match_the_agreed_interface() -> None:
     assert settings == Settings(
         listen_address="[::]:50051",
         database_url="sqlite:///data/users.db",
+        database_pool_size=8,
         grace_period_seconds=10.0,
         log_level="INFO",
         max_message_bytes=4194304,
@@ -47,6 +48,7 @@ def test_every_variable_is_read() -> None:
         {
             "USERS_LISTEN_ADDRESS": "127.0.0.1:6000",
             "USERS_DATABASE_URL": "sqlite:////var/lib/users/users.db",
+            "USERS_DATABASE_POOL_SIZE": "20",
             "USERS_GRACE_PERIOD_SECONDS": "2.5",
             "USERS_LOG_LEVEL": "debug",
             "USERS_MAX_MESSAGE_BYTES": "65536",
@@ -55,6 +57,7 @@ def test_every_variable_is_read() -> None:
     )
     assert settings.listen_address == "127.0.0.1:6000"
     assert settings.database_url == "sqlite:////var/lib/users/users.db"
+    assert settings.database_pool_size == 20
     assert settings.grace_period_seconds == 2.5
     assert settings.log_level == "DEBUG"
     assert settings.max_message_bytes == 65536
@@ -66,6 +69,8 @@ def test_every_variable_is_read() -> None:
     [
         ("USERS_LISTEN_ADDRESS", "no-port"),
         ("USERS_LISTEN_ADDRESS", "host:99999"),
+        ("USERS_DATABASE_POOL_SIZE", "0"),
+        ("USERS_DATABASE_POOL_SIZE", "many"),
         ("USERS_GRACE_PERIOD_SECONDS", "soon"),
         ("USERS_GRACE_PERIOD_SECONDS", "-1"),
         ("USERS_LOG_LEVEL", "LOUD"),

@@ -1,42 +1,28 @@
 """What only the PostgreSQL store does: changes across replicas, the feed's reconnection,
-migrations under a lock, failing to open without leaking the password, deadlocks run again."""
+migrations under a lock, failing to open without leaking the password, creates in id order."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import pytest
-from users_service.store import ChangeKind, NewUser, StoreUnavailable, UserChange, UserChanges
-from users_service.store.postgres import PostgresUserStore
+from users_service.store import (
+    ChangeKind,
+    CreateStatus,
+    NewUser,
+    StoreUnavailable,
+    UserChange,
+    UserChanges,
+)
+from users_service.store.postgres import PostgresUserStore, conninfo
 from users_service.store.postgres_migrations import SCHEMA_VERSION
 
+from .listening import Heard, eventually
 from .pg_server import PASSWORD, PostgresServer
-
-
-class Heard:
-    """A ChangeListener that can be awaited."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[UserChange] = asyncio.Queue()
-
-    def record(self, change: UserChange) -> None:
-        self.queue.put_nowait(change)
-
-    async def next(self, within: float = 5) -> UserChange:
-        return await asyncio.wait_for(self.queue.get(), within)
-
-
-async def eventually(condition: Callable[[], bool], within: float = 10) -> None:
-    """Returns once `condition()` holds; fails after `within` seconds."""
-    for _ in range(int(within / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still false after {within} s")
 
 
 @pytest.fixture
@@ -118,6 +104,26 @@ async def test_an_unreachable_database_fails_to_open_without_showing_the_passwor
     assert PASSWORD not in str(caught.value)
 
 
+async def test_pg_environment_variables_win_over_the_services_connection_defaults(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGAPPNAME", "users-replica-7")
+    store = PostgresUserStore(postgres_url)
+    await store.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            cursor = await conn.execute(
+                "SELECT DISTINCT application_name FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert await cursor.fetchall() == [("users-replica-7",)]
+    finally:
+        await store.close()
+    monkeypatch.delenv("PGAPPNAME")
+    assert "application_name=users-service" in conninfo(postgres_url)
+    assert "application_name=mine" in conninfo(postgres_url + "?application_name=mine")
+
+
 async def test_the_probe_fails_while_the_database_is_gone_and_passes_once_back(
     postgres_server: PostgresServer, postgres_url: str
 ) -> None:
@@ -155,15 +161,62 @@ async def _lock_waits(observer: psycopg.AsyncConnection[Any], count: int) -> Non
     raise AssertionError(f"never saw {count} transactions waiting for a lock")
 
 
-async def test_creates_that_deadlock_across_replicas_are_run_again(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Two replicas' batches take the same usernames in opposite orders: PostgreSQL aborts one.
+async def _blocked_or_done(observer: psycopg.AsyncConnection[Any], task: asyncio.Task[Any]) -> None:
+    """Returns once `task` is done or a second transaction waits for a lock."""
+    for _ in range(200):
+        if task.done():
+            return
+        cursor = await observer.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if await cursor.fetchone() == (2,):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the second create neither finished nor waited")
 
-    A third transaction holds `pause` so that b has `y` and waits while a takes `x`; once it
-    rolls back, b wants `x` (a's) while a wants `y` (b's).
+
+async def test_a_reader_paging_while_two_replicas_create_skips_no_user(postgres_url: str) -> None:
+    """Ids are drawn when a row is inserted, so without order an earlier id could commit after a
+    later one, behind a reader that has already paged past it. `a` takes an id and then waits
+    (on a username a third transaction holds) while `b` creates through another replica."""
+    a, b = PostgresUserStore(postgres_url), PostgresUserStore(postgres_url)
+    await a.open()
+    await b.open()
+    conn = psycopg.AsyncConnection.connect
+    try:
+        async with (
+            await conn(postgres_url) as blocker,
+            await conn(postgres_url, autocommit=True) as observer,
+        ):
+            await blocker.execute(
+                "INSERT INTO users (username, create_time, update_time, etag)"
+                " VALUES ('pause', now(), now(), '-')"
+            )
+            first = asyncio.create_task(a.create_users([NewUser("first"), NewUser("pause")]))
+            await _lock_waits(observer, 1)
+            second = asyncio.create_task(b.create_users([NewUser("second")]))
+            await _blocked_or_done(observer, second)
+            seen = await b.list_users(0, 100, "")
+            await blocker.rollback()
+            await asyncio.gather(first, second)
+        after = seen[-1].id if seen else 0
+        seen += await b.list_users(after, 100, "")
+    finally:
+        await a.close()
+        await b.close()
+    assert sorted(u.username for u in seen) == ["first", "pause", "second"]
+
+
+async def test_creates_of_the_same_usernames_in_opposite_orders_do_not_deadlock(
+    postgres_url: str,
+) -> None:
+    """Two replicas' batches take the same usernames in opposite orders. Run at once, each would
+    hold a name the other waits for and PostgreSQL would abort one (DeadlockDetected); creates
+    run one at a time, so the second waits for the first and finds its names taken.
+
+    A third transaction holds `pause` so that b, holding `y`, is still running as a starts.
     """
-    caplog.set_level(logging.INFO, logger="users_service.store.postgres")
     a, b = PostgresUserStore(postgres_url), PostgresUserStore(postgres_url)
     await a.open()
     await b.open()
@@ -182,13 +235,99 @@ async def test_creates_that_deadlock_across_replicas_are_run_again(
             first = asyncio.create_task(a.create_users([NewUser("x"), NewUser("y")]))
             await _lock_waits(observer, 2)
             await blocker.rollback()
-            outcomes = [o for each in await asyncio.gather(first, second) for o in each]
+            by_a, by_b = await asyncio.gather(first, second)
     finally:
         await a.close()
         await b.close()
-    created = sorted(o.user.username for o in outcomes if o.user is not None)
-    assert created == ["pause", "x", "y"]
-    assert "deadlocked with another; running it again" in caplog.text
+    assert [o.status for o in by_a] == [CreateStatus.TAKEN] * 2
+    assert [o.status for o in by_b] == [CreateStatus.CREATED] * 3
+
+
+async def test_the_probe_passes_while_every_pooled_connection_is_busy(postgres_url: str) -> None:
+    """A replica whose calls keep its pool busy is busy, not down: were it NOT_SERVING, the
+    webapp would move its load onto the other replicas, and saturate them in turn."""
+    store = PostgresUserStore(postgres_url, pool_size=2)
+    await store.open()
+    conn = psycopg.AsyncConnection.connect
+    try:
+        [outcome] = await store.create_users([NewUser("ada")])
+        assert outcome.user is not None
+        async with (
+            await conn(postgres_url) as blocker,
+            await conn(postgres_url, autocommit=True) as observer,
+        ):
+            await blocker.execute(
+                "SELECT 1 FROM users WHERE id = %s FOR UPDATE", (outcome.user.id,)
+            )
+            updates = [
+                asyncio.create_task(
+                    store.update_user(outcome.user.id, UserChanges(email=f"{i}@example.com"), "")
+                )
+                for i in range(2)
+            ]
+            await _lock_waits(observer, 2)  # both pooled connections wait for the row
+            await store.probe()
+            await blocker.rollback()
+            await asyncio.gather(*updates)
+    finally:
+        await store.close()
+
+
+async def test_an_update_that_waited_for_a_lock_is_timed_when_it_happened(
+    postgres_url: str,
+) -> None:
+    """now() is when the transaction began: an update that waited for another transaction would
+    carry a time before that one's, and watchers would see time go backwards."""
+    store = PostgresUserStore(postgres_url)
+    await store.open()
+    conn = psycopg.AsyncConnection.connect
+    try:
+        [outcome] = await store.create_users([NewUser("ada")])
+        assert outcome.user is not None
+        async with (
+            await conn(postgres_url) as blocker,
+            await conn(postgres_url, autocommit=True) as observer,
+        ):
+            await blocker.execute(
+                "SELECT 1 FROM users WHERE id = %s FOR UPDATE", (outcome.user.id,)
+            )
+            update = asyncio.create_task(
+                store.update_user(outcome.user.id, UserChanges(email="a@example.com"), "")
+            )
+            await _lock_waits(observer, 1)
+            await asyncio.sleep(0.05)
+            cursor = await blocker.execute("SELECT clock_timestamp()")
+            released = await cursor.fetchone()
+            assert released is not None
+            await blocker.rollback()
+            updated = await update
+    finally:
+        await store.close()
+    assert updated.update_time >= released[0]
+
+
+async def test_a_constraint_the_store_does_not_expect_is_a_store_error_for_each_caller(
+    postgres_url: str,
+) -> None:
+    """The store raises only store errors: a raw psycopg.IntegrityError out of a shared commit
+    would fail every caller of the batch with INTERNAL."""
+    store = PostgresUserStore(postgres_url)
+    await store.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+            await conn.execute(
+                "ALTER TABLE users ADD CONSTRAINT not_root CHECK (username <> 'root')"
+            )
+        outcomes = await asyncio.gather(
+            store.create_users([NewUser("root")]),
+            store.create_users([NewUser("ada")]),
+            return_exceptions=True,
+        )
+        assert [type(outcome) for outcome in outcomes] == [StoreUnavailable] * 2
+        [ada] = await store.create_users([NewUser("ada")])
+        assert ada.status is CreateStatus.CREATED
+    finally:
+        await store.close()
 
 
 async def test_a_listener_that_fails_stops_the_feed_and_the_probe_says_so(

@@ -131,3 +131,44 @@ def test_the_database_password_never_reaches_the_log(
     line = proc.wait_for_log(r'"message": "store open"')
     assert "userstack:***@127.0.0.1" in line
     assert not any(PASSWORD in logged for logged in proc.lines)
+
+
+async def test_open_watches_end_unavailable_when_the_change_feed_is_lost(
+    replicas: tuple[Replica, Replica], postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """Changes committed while the LISTEN connection is down are never heard: a watch that went
+    on as if nothing happened would silently miss them, so it ends and the client re-lists."""
+    on_a, on_b = replicas[0].stub, replicas[1].stub
+    watch = on_a.WatchUsers(users_pb2.WatchUsersRequest())
+    await watch.initial_metadata()
+    before = await on_b.CreateUser(users_pb2.CreateUserRequest(username="before"))
+    assert (await asyncio.wait_for(watch.read(), 5)).user == before
+    with postgres_server.admin() as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND query LIKE 'LISTEN%%'",
+            (postgres_url.rsplit("/", 1)[1],),
+        ).fetchone()
+    assert killed == (2,)  # each replica's feed
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await asyncio.wait_for(watch.read(), 5)
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "change feed" in (ended.value.details() or "")
+    # As a client would: watch again (refused UNAVAILABLE until the feed is back), then re-list.
+    for attempt in range(100):
+        again = on_a.WatchUsers(users_pb2.WatchUsersRequest())
+        after = await on_b.CreateUser(users_pb2.CreateUserRequest(username=f"after{attempt}"))
+        seen = await first_user(again)
+        if seen != grpc.StatusCode.UNAVAILABLE:
+            break
+        await asyncio.sleep(0.1)
+    assert seen == after
+    again.cancel()
+
+
+async def first_user(watch: Any) -> Any:
+    """The user of the watch's first event, or the status code the watch ended with."""
+    try:
+        return (await asyncio.wait_for(watch.read(), 5)).user
+    except grpc.aio.AioRpcError as error:
+        return error.code()

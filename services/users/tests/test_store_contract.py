@@ -15,33 +15,13 @@ from users_service.store import (
     NewUser,
     NotFound,
     StaleEtag,
-    UserChange,
     UserChanges,
     UserRecord,
     UserStore,
 )
 from users_service.store.factory import build_store
 
-
-class Heard:
-    """The changes a store has reported to its listener so far."""
-
-    def __init__(self) -> None:
-        self.changes: list[UserChange] = []
-        self._arrived = asyncio.Event()
-
-    def record(self, change: UserChange) -> None:
-        """The store's ChangeListener."""
-        self.changes.append(change)
-        self._arrived.set()
-
-    async def first(self, count: int, within: float = 5) -> list[UserChange]:
-        """The first `count` changes, once reported (PostgreSQL's come over LISTEN/NOTIFY)."""
-        async with asyncio.timeout(within):
-            while len(self.changes) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.changes[:count]
+from .listening import Heard
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ class Settings:
     listen_address: str = "[::]:50051"
     # Not in repr: a PostgreSQL URL may carry a password (log store.urls.redact(url) instead).
     database_url: str = field(default="sqlite:///data/users.db", repr=False)
+    # PostgreSQL only: connections per replica for calls (the probe and the feed have their own).
+    database_pool_size: int = 8
     grace_period_seconds: float = 10.0
     log_level: str = "INFO"
     max_message_bytes: int = 4 * 1024 * 1024
@@ -41,6 +43,9 @@ class Settings:
         return cls(
             listen_address=_read(env, "USERS_LISTEN_ADDRESS", cls.listen_address, _address),
             database_url=_database_url(env, cls.database_url),
+            database_pool_size=_read(
+                env, "USERS_DATABASE_POOL_SIZE", cls.database_pool_size, _pool_size
+            ),
             grace_period_seconds=_read(
                 env, "USERS_GRACE_PERIOD_SECONDS", cls.grace_period_seconds, _seconds
             ),
@@ -115,4 +120,11 @@ def _message_bytes(raw: str) -> int:
     value = int(raw)
     if not 1024 <= value <= 256 * 1024 * 1024:
         raise ValueError("expected a byte count between 1024 and 268435456")
+    return value
+
+
+def _pool_size(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 100:
+        raise ValueError("expected a number of connections between 1 and 100")
     return value

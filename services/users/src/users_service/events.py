@@ -17,6 +17,10 @@ class SubscriberTooSlow(Exception):  # noqa: N818 - reads as the condition it re
     """The subscriber fell more than its queue size behind and was dropped."""
 
 
+class ChangesMissed(Exception):  # noqa: N818 - reads as the condition it reports
+    """The store stopped hearing changes: the subscriber may have missed some, and must re-list."""
+
+
 class Subscription:
     """One listener's bounded queue; registered from creation, so no event after it is missed."""
 
@@ -26,6 +30,7 @@ class Subscription:
         self.queue: asyncio.Queue[users_pb2.UserEvent | None] = asyncio.Queue(size)
         self.overflowed = False
         self.ended = ended
+        self.missed: str | None = None  # why changes may have been missed, once they may
 
     def wake(self) -> None:
         """Wakes a waiting reader; None is only a wake-up call, never an event."""
@@ -33,11 +38,14 @@ class Subscription:
             self.queue.put_nowait(None)
 
     async def events(self) -> AsyncIterator[users_pb2.UserEvent]:
-        """Yields the events; raises SubscriberTooSlow once dropped; ends when the feed closes."""
+        """Yields the events; raises SubscriberTooSlow once dropped, ChangesMissed (after the
+        events queued before) once the store lost its feed; ends when the feed closes."""
         try:
             while True:
                 if self.overflowed:
                     raise SubscriberTooSlow(f"fell more than {self._size} events behind")
+                if self.missed is not None and self.queue.empty():
+                    raise ChangesMissed(f"{self.missed}: list again, then watch again")
                 if self.ended and self.queue.empty():
                     return
                 event = await self.queue.get()
@@ -65,6 +73,7 @@ class Broadcaster:
         self._queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
         self._closed = False
+        self._interrupted: str | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -72,10 +81,18 @@ class Broadcaster:
         return len(self._subscriptions)
 
     def subscribe(self) -> Subscription:
-        """A subscription to every event published from now on (none once closed)."""
+        """A subscription to every event published from now on (none once closed).
+
+        While the feed is interrupted, the subscription fails at once: it could not promise
+        every change.
+        """
         subscription = Subscription(self, self._queue_size, ended=self._closed)
-        if not self._closed:
-            self._subscriptions.add(subscription)
+        if self._closed:
+            return subscription
+        if self._interrupted is not None:
+            subscription.missed = self._interrupted
+            return subscription
+        self._subscriptions.add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -99,6 +116,20 @@ class Broadcaster:
         logger.warning(
             "dropped a WatchUsers subscriber that fell %s events behind", self._queue_size
         )
+
+    def interrupt(self, reason: str) -> None:
+        """Events may have been lost upstream: every subscription fails with ChangesMissed
+        after its queued events, and so do new ones until `resume()`."""
+        self._interrupted = reason
+        for subscription in self._subscriptions:
+            subscription.missed = reason
+            subscription.wake()
+        self._subscriptions.clear()
+        logger.warning("ended every WatchUsers subscriber: %s", reason)
+
+    def resume(self) -> None:
+        """Events flow again: new subscriptions hear every event from now on."""
+        self._interrupted = None
 
     def close(self) -> None:
         """Ends every subscription cleanly after its queued events; new ones end at once."""

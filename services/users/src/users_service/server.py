@@ -45,7 +45,13 @@ class UsersServer:
         self.settings = settings
         self.feed = Broadcaster()
         # The store reports every committed change (with PostgreSQL: every replica's) to the feed.
-        self.store = build_store(settings.database_url, self._publish)
+        # A lost feed ends every open watch (UNAVAILABLE) rather than let it miss changes.
+        self.store = build_store(
+            settings.database_url,
+            self._publish,
+            self._feed_state,
+            pool_size=settings.database_pool_size,
+        )
         self.health = DrainableHealthServicer()
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
@@ -56,6 +62,12 @@ class UsersServer:
 
     def _publish(self, change: UserChange) -> None:
         self.feed.publish(user_event(change))
+
+    def _feed_state(self, lost: str | None) -> None:
+        if lost is None:
+            self.feed.resume()
+        else:
+            self.feed.interrupt(lost)
 
     def _build(self) -> Any:
         limit = self.settings.max_message_bytes

@@ -13,7 +13,7 @@ from google.rpc import (
 )
 from grpc_status import rpc_status
 
-from users_service.events import SubscriberTooSlow
+from users_service.events import ChangesMissed, SubscriberTooSlow
 from users_service.lifecycle import ShuttingDown
 from users_service.store import (
     AlreadyExists,
@@ -30,6 +30,7 @@ _CODES: dict[type[Exception], Any] = {
     StaleEtag: grpc.StatusCode.FAILED_PRECONDITION,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ChangesMissed: grpc.StatusCode.UNAVAILABLE,  # the client re-lists and watches again
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
 }
 # Derived, so an error added to _CODES is caught by the interceptor too. The first two become

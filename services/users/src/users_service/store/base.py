@@ -81,6 +81,10 @@ class UserChange:
 
 # Called on the event loop, in commit order, once per committed change; it must not block.
 ChangeListener = Callable[[UserChange], None]
+# Called on the event loop with why, when the store stops hearing changes (PostgreSQL: its LISTEN
+# connection is lost), and with None once it hears them again. Changes committed in between are
+# never reported: whoever relied on hearing every change must start over (re-list, re-watch).
+FeedStateListener = Callable[[str | None], None]
 
 
 class UserStore(Protocol):

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from users_service.store.base import ChangeListener, UserStore
-from users_service.store.postgres import PostgresUserStore
+from users_service.store.base import ChangeListener, FeedStateListener, UserStore
+from users_service.store.postgres import DEFAULT_POOL_SIZE, PostgresUserStore
 from users_service.store.sqlite import SqliteUserStore
 from users_service.store.urls import SQLITE_PREFIX, check_url, sqlite_path
 
 
-def build_store(url: str, on_change: ChangeListener | None = None) -> UserStore:
+def build_store(
+    url: str,
+    on_change: ChangeListener | None = None,
+    on_feed_state: FeedStateListener | None = None,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+) -> UserStore:
     """The store the URL's scheme names (not yet opened); every change goes to `on_change`.
+
+    `on_feed_state` hears when the store stops (and starts again) hearing changes: only the
+    PostgreSQL store's feed, a connection of its own, can be lost. `pool_size` is PostgreSQL's
+    connections for calls.
 
     Example:
         >>> store = build_store("sqlite:///data/users.db")
@@ -19,4 +29,4 @@ def build_store(url: str, on_change: ChangeListener | None = None) -> UserStore:
     check_url(url)
     if url.startswith(SQLITE_PREFIX):
         return SqliteUserStore(sqlite_path(url), on_change)
-    return PostgresUserStore(url, on_change)
+    return PostgresUserStore(url, on_change, on_feed_state, pool_size=pool_size)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 
 from users_service.store.base import CreateOutcome, NewUser
-from users_service.store.errors import StoreError
 
 Commit = Callable[[Sequence[NewUser]], Awaitable[list[CreateOutcome]]]
 _Waiter = tuple[Sequence[NewUser], "asyncio.Future[list[CreateOutcome]]"]
@@ -41,7 +39,9 @@ class GroupCommit:
             batch, self._waiting = self._waiting, []
             try:
                 outcomes = await self._commit([user for users, _ in batch for user in users])
-            except (StoreError, sqlite3.Error) as error:
+            # Whatever the commit raised is each caller's to raise (the stores raise store
+            # errors), not the flusher's: the next batch must still run.
+            except Exception as error:  # noqa: BLE001 - handed to every caller, not swallowed
                 _fail(batch, error)
                 continue
             except BaseException:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from users_service.store import postgres_sql as sql
 from users_service.store.base import (
     ChangeListener,
     CreateOutcome,
+    FeedStateListener,
     NewUser,
     UserChanges,
     UserRecord,
@@ -30,28 +32,37 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 POOL_MIN_SIZE = 1
-POOL_MAX_SIZE = 8
+DEFAULT_POOL_SIZE = 8
 # How long a call waits for a pooled connection before it fails UNAVAILABLE.
 POOL_TIMEOUT_SECONDS = 5.0
-# A dead database must turn health NOT_SERVING within a probe interval or two, not hang it.
+# A dead database must turn health NOT_SERVING within a probe interval or two, not hang it. The
+# probe has a connection of its own: calls that keep every pooled connection busy make a replica
+# busy, not down (NOT_SERVING would move its load onto the others, and on).
 PROBE_TIMEOUT_SECONDS = 2.0
-# Two replicas creating overlapping usernames in opposite orders can deadlock; PostgreSQL
-# aborts one transaction, which is then safe to run again.
-DEADLOCK_RETRIES = 3
-# Defaults a URL may override: fail fast on an unreachable server, notice a silent peer.
-_CONNECTION_DEFAULTS = {
-    "application_name": "users-service",
-    "connect_timeout": "5",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-    "tcp_user_timeout": "15000",
+# The service's connection defaults: fail fast on an unreachable server, notice a silent peer.
+# Each applies only where neither the URL nor its libpq environment variable (the name beside it,
+# where libpq has one) sets the parameter.
+_CONNECTION_DEFAULTS: dict[str, tuple[str | None, str]] = {
+    "application_name": ("PGAPPNAME", "users-service"),
+    "connect_timeout": ("PGCONNECT_TIMEOUT", "5"),
+    "keepalives_idle": (None, "10"),
+    "keepalives_interval": (None, "5"),
+    "keepalives_count": (None, "3"),
+    "tcp_user_timeout": (None, "15000"),
 }
 
 
-def conninfo(url: str) -> str:
-    """The URL's connection string with the service's defaults for what the URL leaves out."""
-    return make_conninfo(url, **{**_CONNECTION_DEFAULTS, **conninfo_to_dict(url)})
+def conninfo(url: str, env: Mapping[str, str] | None = None) -> str:
+    """The URL's connection string, with the service's defaults for what neither the URL nor
+    the PG* environment variables (default: os.environ) set."""
+    env = os.environ if env is None else env
+    given = conninfo_to_dict(url)
+    defaults = {
+        name: value
+        for name, (variable, value) in _CONNECTION_DEFAULTS.items()
+        if name not in given and not (variable and env.get(variable))
+    }
+    return make_conninfo(url, **defaults)
 
 
 class PostgresUserStore:
@@ -63,13 +74,20 @@ class PostgresUserStore:
         >>> [outcome] = await store.create_users([NewUser("ada")])
     """
 
-    def __init__(self, url: str, on_change: ChangeListener | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_change: ChangeListener | None = None,
+        on_feed_state: FeedStateListener | None = None,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
         self._label = redact(url)
         self._conninfo = conninfo(url)
         self._pool = AsyncConnectionPool(
             self._conninfo,
-            min_size=POOL_MIN_SIZE,
-            max_size=POOL_MAX_SIZE,
+            min_size=min(POOL_MIN_SIZE, pool_size),
+            max_size=pool_size,
             timeout=POOL_TIMEOUT_SECONDS,
             reconnect_timeout=30.0,
             kwargs={"autocommit": True},  # transactions are explicit: conn.transaction()
@@ -77,8 +95,12 @@ class PostgresUserStore:
             open=False,
             name="users-store",
         )
-        self._feed = ChangeFeed(self._conninfo, on_change, self._label) if on_change else None
+        self._feed = (
+            ChangeFeed(self._conninfo, on_change, self._label, on_feed_state) if on_change else None
+        )
         self._creates = GroupCommit(self._insert)
+        self._probe_conn: sql.Conn | None = None
+        self._probing = asyncio.Lock()
 
     async def open(self) -> None:
         try:
@@ -95,6 +117,7 @@ class PostgresUserStore:
     async def close(self) -> None:
         if self._feed is not None:
             await self._feed.close()
+        await self._drop_probe_connection()
         await self._pool.close()
 
     async def _run(self, work: Callable[[sql.Conn], Awaitable[_T]]) -> _T:
@@ -107,23 +130,37 @@ class PostgresUserStore:
     async def probe(self) -> None:
         if self._feed is not None and not self._feed.connected:
             raise StoreUnavailable(f"the change feed from {self._label} is disconnected")
-        try:
-            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-                await self._run(sql.write_probe)
-        except TimeoutError:
-            raise StoreUnavailable(f"database {self._label} did not answer in time") from None
+        async with self._probing:
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                    await sql.write_probe(await self._probe_connection())
+            except TimeoutError:
+                await self._drop_probe_connection()
+                raise StoreUnavailable(f"database {self._label} did not answer in time") from None
+            except psycopg.Error as error:
+                await self._drop_probe_connection()
+                raise StoreUnavailable(f"database {self._label} cannot serve: {error}") from error
+
+    async def _probe_connection(self) -> sql.Conn:
+        if self._probe_conn is None or self._probe_conn.closed:
+            self._probe_conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True
+            )
+        return self._probe_conn
+
+    async def _drop_probe_connection(self) -> None:
+        # After a failure or a timeout its state is unknown: the next probe connects afresh.
+        if self._probe_conn is not None:
+            conn, self._probe_conn = self._probe_conn, None
+            await conn.close()
 
     async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
         return await self._creates.submit(users)
 
     async def _insert(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
-        for _ in range(DEADLOCK_RETRIES):
-            try:
-                return await self._run(partial(sql.insert_users, users=users))
-            except StoreUnavailable as error:
-                if not isinstance(error.__cause__, psycopg.errors.DeadlockDetected):
-                    raise
-                logger.info("create transaction deadlocked with another; running it again")
+        # One create transaction at a time across replicas (see sql.CREATE_LOCK): creates cannot
+        # deadlock each other, and an update or delete touches one row and one name, so none can
+        # hold what a create waits for while waiting for it.
         return await self._run(partial(sql.insert_users, users=users))
 
     async def get_user(self, user_id: int) -> UserRecord:

@@ -10,7 +10,13 @@ from typing import Any
 
 import psycopg
 
-from users_service.store.base import ChangeKind, ChangeListener, UserChange, UserRecord
+from users_service.store.base import (
+    ChangeKind,
+    ChangeListener,
+    FeedStateListener,
+    UserChange,
+    UserRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +74,9 @@ class ChangeFeed:
     """One dedicated connection that LISTENs and hands every change, from any replica, on.
 
     A lost connection is reopened with backoff; changes committed meanwhile are not heard
-    (NOTIFY is not stored), and the log says so. The store's probe fails while `connected`
-    is False, so that health sends no new WatchUsers calls to a replica that cannot serve them.
+    (NOTIFY is not stored): `on_state` hears why the moment it is lost (so that open watches
+    end instead of silently missing changes) and None once the feed listens again. The store's
+    probe fails while `connected` is False, so that health sends new watches elsewhere.
 
     Example:
         >>> feed = ChangeFeed("postgresql://db/users", print)
@@ -77,9 +84,16 @@ class ChangeFeed:
         >>> await feed.close()
     """
 
-    def __init__(self, conninfo: str, on_change: ChangeListener, label: str) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        on_change: ChangeListener,
+        label: str,
+        on_state: FeedStateListener | None = None,
+    ) -> None:
         self._conninfo = conninfo
         self._on_change = on_change
+        self._on_state = on_state or _ignore
         self._label = label  # the redacted URL, for the log
         self._task: asyncio.Task[None] | None = None
         self._listening = False  # False from a lost connection until the next one listens
@@ -89,7 +103,7 @@ class ChangeFeed:
         conn = await self._listen()
         self._listening = True
         self._task = asyncio.create_task(self._run(conn), name="store-change-feed")
-        self._task.add_done_callback(_log_crash)
+        self._task.add_done_callback(self._crashed)
 
     @property
     def connected(self) -> bool:
@@ -119,14 +133,16 @@ class ChangeFeed:
             except psycopg.Error as error:
                 self._listening = False
                 logger.warning(
-                    "change feed lost: WatchUsers misses changes until it reconnects: %s",
+                    "change feed lost: open watches end; new ones fail until it reconnects: %s",
                     error,
                     extra={"database": self._label},
                 )
+                self._on_state(f"the change feed from the database was lost: {error}")
             finally:
                 await conn.close()
             conn = await self._reconnect()
             self._listening = True
+            self._on_state(None)
 
     async def _reconnect(self) -> psycopg.AsyncConnection[Any]:
         backoff = MIN_BACKOFF_SECONDS
@@ -151,7 +167,11 @@ class ChangeFeed:
             return
         self._on_change(change)
 
+    def _crashed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("change feed stopped: WatchUsers hears no more changes", exc_info=error)
+            self._on_state(f"the change feed stopped: {error}")
 
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        logger.error("change feed stopped: WatchUsers hears no more changes", exc_info=error)
+
+def _ignore(_: str | None) -> None:
+    """The FeedStateListener of a store nobody watches through."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, LiteralString
 
 import psycopg
@@ -28,6 +28,15 @@ from users_service.store.postgres_changes import CHANNEL, encode
 
 Conn = psycopg.AsyncConnection[Any]
 _COLUMNS = "id, username, email, display_name, create_time, update_time, etag"
+# The time of a change: when it happens (clock_timestamp), not when its transaction began (now(),
+# maybe before it waited for a lock, and before changes that committed meanwhile), and never
+# before the user's last change.
+_NOW = "greatest(clock_timestamp(), update_time)"
+# Held by every create transaction until it commits, on every replica: ids are drawn from the
+# sequence at INSERT, so two creates running at once could commit their ids out of order, and a
+# reader that had paged past the later id would never see the earlier one. One create at a time
+# (group commit puts all of a replica's waiting creates in one) commits ids in order.
+CREATE_LOCK = 0x75736572735F6372  # "users_cr"
 
 
 async def _one(conn: Conn, query: LiteralString, params: Sequence[Any]) -> Any:
@@ -82,8 +91,10 @@ async def notify(conn: Conn, changes: Sequence[UserChange]) -> None:
 
 
 async def insert_users(conn: Conn, users: Sequence[NewUser]) -> list[CreateOutcome]:
-    """Creates the users in one transaction; a taken username is an outcome, not an abort."""
+    """Creates the users in one transaction, one create transaction at a time across replicas
+    (so ids commit in order); a taken username is an outcome, not an abort."""
     async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
         outcomes = [await _insert_one(conn, user) for user in users]
         created = [o.user for o in outcomes if o.status is CreateStatus.CREATED and o.user]
         await notify(conn, [UserChange(ChangeKind.CREATED, u, u.update_time) for u in created])
@@ -102,7 +113,8 @@ async def _insert_one(conn: Conn, user: NewUser) -> CreateOutcome:
     row = await _one(
         conn,
         "INSERT INTO users (username, email, display_name, create_time, update_time, etag)"
-        f" VALUES (%s, %s, %s, now(), now(), %s) ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
+        " SELECT %s, %s, %s, t, t, %s FROM clock_timestamp() AS t"
+        f" ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
         (user.username, user.email, user.display_name, secrets.token_hex(8)),
     )
     if row is None:  # taken; perhaps by another replica running this very request_id
@@ -167,9 +179,13 @@ async def update_user(conn: Conn, user_id: int, changes: UserChanges, etag: str)
         async with conn.transaction():
             row = await _one(
                 conn,
-                f"UPDATE users SET {assignments}update_time = now(), etag = %s"
-                f" WHERE id = %s AND (%s::text = '' OR etag = %s) RETURNING {_COLUMNS}",
-                (*fields.values(), secrets.token_hex(8), user_id, etag, etag),
+                # The row is locked (waiting for whoever holds it) before the new values, and
+                # so the time, are computed: a plain UPDATE computes them before it waits.
+                "WITH target AS MATERIALIZED (SELECT id AS target_id FROM users"
+                " WHERE id = %s AND (%s::text = '' OR etag = %s) FOR UPDATE)"
+                f" UPDATE users SET {assignments}update_time = {_NOW}, etag = %s"
+                f" FROM target WHERE id = target_id RETURNING {_COLUMNS}",
+                (user_id, etag, etag, *fields.values(), secrets.token_hex(8)),
             )
             if row is None:
                 raise await _missing_or_stale(conn, user_id, etag)
@@ -186,13 +202,13 @@ async def delete_user(conn: Conn, user_id: int, etag: str) -> UserRecord:
         row = await _one(
             conn,
             "DELETE FROM users WHERE id = %s AND (%s::text = '' OR etag = %s)"
-            f" RETURNING {_COLUMNS}",
+            f" RETURNING {_COLUMNS}, {_NOW}",
             (user_id, etag, etag),
         )
         if row is None:
             raise await _missing_or_stale(conn, user_id, etag)
         user = _record(row)
-        await notify(conn, [UserChange(ChangeKind.DELETED, user, datetime.now(UTC))])
+        await notify(conn, [UserChange(ChangeKind.DELETED, user, row[7].astimezone(UTC))])
     return user
 
 

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from users_service.store import sql
+from users_service.store import sqlite_sql as sql
 from users_service.store.base import (
     ChangeKind,
     ChangeListener,
@@ -25,7 +25,7 @@ from users_service.store.base import (
 )
 from users_service.store.errors import NotFound, StoreUnavailable
 from users_service.store.group_commit import GroupCommit
-from users_service.store.migrations import SCHEMA_VERSION, apply_migrations
+from users_service.store.sqlite_migrations import SCHEMA_VERSION, apply_migrations
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")

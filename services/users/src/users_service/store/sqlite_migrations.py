@@ -1,4 +1,4 @@
-"""Versioned schema migrations, applied in order at start; PRAGMA user_version records the last."""
+"""Versioned SQLite schema migrations applied at start; PRAGMA user_version records the last."""
 
 from __future__ import annotations
 
