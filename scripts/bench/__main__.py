@@ -29,6 +29,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="no pinning to cores")
     parser.add_argument("--only", default="", help="run only rows whose name matches this regex")
     parser.add_argument("--repetitions", type=int, help="override the repetitions")
+    parser.add_argument("--seconds", type=float, help="override the seconds per run")
     parser.add_argument("--keep", type=Path, help="keep the servers' logs and database here")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json/md go")
     return parser.parse_args()
@@ -37,8 +38,8 @@ def parse() -> argparse.Namespace:
 def main() -> None:
     args = parse()
     settings = QUICK if args.quick else FULL
-    if args.repetitions:
-        settings = plan.Settings(**{**vars(settings), "repetitions": args.repetitions})
+    overrides = {"repetitions": args.repetitions, "seconds": args.seconds}
+    settings = plan.Settings(**{**vars(settings), **{k: v for k, v in overrides.items() if v}})
     rows = [row for row in plan.rows(settings) if re.search(args.only, row.name)]
     names = {row.name for row in rows}
     ratios = [r for r in plan.ratios(settings) if r.over in names and r.under in names]
