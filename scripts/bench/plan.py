@@ -126,6 +126,7 @@ def rows(settings: Settings) -> list[Row]:
     for c in settings.concurrencies:
         for server, cpu_of in (
             ("fastapi-bare", ("fastapi-bare",)),
+            ("fastapi-grpc", ("fastapi-grpc", "users-backend")),
             ("webapp", ("webapp", "users-backend")),
             ("flask-tutorial", ("flask-tutorial", "users-backend")),
         ):
@@ -156,6 +157,7 @@ def ratios(settings: Settings) -> list[Ratio]:
     for k in settings.concurrencies:
         out += [
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} fastapi-bare", 0.5),
+            Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} fastapi-grpc"),
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} flask-tutorial", 2.0),
         ]
     return out

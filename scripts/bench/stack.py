@@ -89,6 +89,7 @@ class Stack:
             ("sync-tutorial", "sync_tutorial", []),
             ("grpclib", "grpclib_echo", []),
             ("fastapi-bare", "fastapi_echo", []),
+            ("fastapi-grpc", "fastapi_echo", [f"--users-target={backend}"]),
             ("flask-tutorial", "flask_tutorial", [f"--users-target={backend}"]),
         ):
             self._start(name, ["-m", _PEERS + module, *peer, *extra], {}, self.cores.server)
