@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 from google.protobuf.message import Message
@@ -38,6 +39,7 @@ class Row:
     unit: str
     load: Callable[[Stack], Load]
     cpu_of: tuple[str, ...]
+    prepare: Callable[[Stack], object] | None = None  # run before the measurement starts
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def rows(settings: Settings) -> list[Row]:
     ]  # fmt: skip
     for server in (*GRPC_PEERS, "users"):
         out.append(Row(f"GetUsers stream {server}", server, "msgs/s",
-                       _h2load_stream(server, settings), (server,)))  # fmt: skip
+                       _h2load_stream(server, settings), (server,),
+                       prepare=partial(_stream_size, server)))  # fmt: skip
     out.append(Row("GetUsers stream users (aio client)", "users", "msgs/s",
                    _grpc("stream", "users", 1, settings), ("users",)))  # fmt: skip
     for c in settings.concurrencies:
@@ -161,6 +164,10 @@ def ratios(settings: Settings) -> list[Ratio]:
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} flask-tutorial", 2.0),
         ]
     return out
+
+
+def _stream_size(server: str, stack: Stack) -> int:
+    return stream_bytes(stack, server)
 
 
 def stream_bytes(stack: Stack, server: str) -> int:
