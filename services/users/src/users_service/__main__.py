@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
+
+import uvloop
 
 from users_service.config import ConfigError, Settings
 from users_service.logs import configure_logging
@@ -17,7 +18,8 @@ def run() -> None:
     except ConfigError as error:
         sys.exit(f"users-service: bad configuration: {error}")
     configure_logging(settings.log_level)
-    sys.exit(asyncio.run(main(settings)))
+    # uvloop: the same asyncio API (signal handlers included) on libuv; grpc.aio runs on it.
+    sys.exit(uvloop.run(main(settings)))
 
 
 if __name__ == "__main__":

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from users.v1 import users_pb2
 
 from users_service.store import ChangeKind, UserChange, UserRecord
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def timestamp(moment: datetime) -> Timestamp:
-    """A protobuf Timestamp of an aware datetime."""
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+    """A protobuf Timestamp of an aware datetime.
+
+    What Timestamp.FromDatetime gives, in a quarter of the time (it runs twice per user sent,
+    100,000 times in a full GetUsers stream).
+    """
+    delta = moment - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def user_message(user: UserRecord) -> users_pb2.User:

@@ -9,7 +9,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import grpc
@@ -53,40 +52,57 @@ def _final_code(context: grpc.aio.ServicerContext, outcome: str | None) -> str:
     return "OK" if code is None else str(code.name)
 
 
-@asynccontextmanager
-async def _call_scope(
-    method: str, context: grpc.aio.ServicerContext, *, send_headers: bool = True
-) -> AsyncIterator[None]:
-    # Each call runs in its own task, hence its own copy of the context: setting the variable
-    # never leaks into another call, and there is nothing to reset afterwards.
-    request_id = _request_id(context.invocation_metadata())
-    request_id_var.set(request_id)
-    started = time.perf_counter()
-    outcome: str | None = None
-    try:
-        if send_headers:
-            await send_request_id(context)
+class _CallScope:
+    """The life of one call: its request id, its headers, errors mapped, its one log line.
+
+    A plain class rather than @asynccontextmanager: it runs on every call, and a generator-based
+    context manager adds a generator, its frames and their resumptions to each.
+    """
+
+    __slots__ = ("_context", "_method", "_request_id", "_send_headers", "_started")
+
+    def __init__(
+        self, method: str, context: grpc.aio.ServicerContext, *, send_headers: bool = True
+    ) -> None:
+        self._method = method
+        self._context = context
+        self._send_headers = send_headers
+        # Each call runs in its own task, hence its own copy of the context: setting the
+        # variable never leaks into another call, and there is nothing to reset afterwards.
+        self._request_id = _request_id(context.invocation_metadata())
+        request_id_var.set(self._request_id)
+        self._started = time.perf_counter()
+
+    async def __aenter__(self) -> None:
+        if self._send_headers:
+            try:
+                await send_request_id(self._context)
+            except BaseException as error:
+                self._finish(error)
+                raise
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: Any, tb: Any) -> None:
         try:
-            yield
-        except MAPPED_ERRORS as error:
-            await abort_with(context, error)
-    except GeneratorExit:
-        # The client stopped reading a server stream; grpc closes the generator, possibly
-        # from another task (so the request id is set again below).
-        outcome = "CANCELLED"
-        raise
-    except asyncio.CancelledError:
-        outcome = _cancelled_code(context)
-        raise
-    except grpc.aio.AbortError:
-        raise
-    except Exception:
-        outcome = "UNKNOWN"
-        logger.exception("unhandled error in %s", method)
-        raise
-    finally:
-        request_id_var.set(request_id)
-        _log_rpc(method, _final_code(context, outcome), started)
+            if isinstance(error, MAPPED_ERRORS):
+                await abort_with(self._context, error)
+        except BaseException as raised:
+            self._finish(raised)
+            raise
+        self._finish(error)
+
+    def _finish(self, error: BaseException | None) -> None:
+        outcome: str | None = None
+        if isinstance(error, GeneratorExit):
+            # The client stopped reading a server stream; grpc closes the generator, possibly
+            # from another task (so the request id is set again below).
+            outcome = "CANCELLED"
+        elif isinstance(error, asyncio.CancelledError):
+            outcome = _cancelled_code(self._context)
+        elif isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
+            outcome = "UNKNOWN"
+            logger.error("unhandled error in %s", self._method, exc_info=error)
+        request_id_var.set(self._request_id)
+        _log_rpc(self._method, _final_code(self._context, outcome), self._started)
 
 
 def _cancelled_code(context: grpc.aio.ServicerContext) -> str:
@@ -107,7 +123,7 @@ def _log_rpc(method: str, code: str, started: float) -> None:
 
 def _wrap_unary_response(method: str, behavior: Callable[..., Awaitable[Any]]) -> Any:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _call_scope(method, context):
+        async with _CallScope(method, context):
             return await behavior(request, context)
         raise AssertionError("unreachable: the scope re-raises")  # pragma: no cover
 
@@ -122,7 +138,7 @@ def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Any:
     send_headers = not getattr(behavior, "sends_own_headers", False)
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async with _call_scope(method, context, send_headers=send_headers):
+        async with _CallScope(method, context, send_headers=send_headers):
             async for response in behavior(request, context):
                 yield response
 
@@ -158,6 +174,9 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
     def __init__(self, draining: asyncio.Event, gated_prefix: str) -> None:
         self._draining = draining
         self._gated_prefix = gated_prefix
+        # (method, refused) -> (the handler wrapped, our wrapper): built once per method, not
+        # per call. The key holds no client input: only methods that have a handler get here.
+        self._wrapped: dict[tuple[str, bool], tuple[Any, Any]] = {}
 
     async def intercept_service(
         self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any
@@ -166,11 +185,18 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         if handler is None:
             return None
         method = handler_call_details.method
-        refused = self._draining.is_set() and method.startswith(self._gated_prefix)
-        attribute, factory, wrap = _KINDS[handler.request_streaming, handler.response_streaming]
-        behavior = _refuse if refused else getattr(handler, attribute)
-        return factory(
-            wrap(method, behavior),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        key = (method, self._draining.is_set() and method.startswith(self._gated_prefix))
+        cached = self._wrapped.get(key)
+        if cached is None or cached[0] is not handler:
+            cached = self._wrapped[key] = (handler, _wrap(handler, method, refused=key[1]))
+        return cached[1]
+
+
+def _wrap(handler: Any, method: str, *, refused: bool) -> Any:
+    attribute, factory, wrap = _KINDS[handler.request_streaming, handler.response_streaming]
+    behavior = _refuse if refused else getattr(handler, attribute)
+    return factory(
+        wrap(method, behavior),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

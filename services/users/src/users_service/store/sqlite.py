@@ -1,4 +1,4 @@
-"""The SQLite UserStore: WAL, synchronous=FULL, writes on one thread, reads on another."""
+"""The SQLite UserStore: WAL, synchronous=FULL, writes on their own thread, reads on the loop."""
 
 from __future__ import annotations
 
@@ -55,19 +55,14 @@ def _check_schema(conn: sqlite3.Connection) -> None:
         raise sqlite3.DatabaseError(f"schema v{version} found, v{SCHEMA_VERSION} expected")
 
 
-class _Worker:
-    """One thread owning one connection, reopened after a failure."""
+class _Connection:
+    """One connection, opened on first use and reopened after a failure."""
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path) -> None:
         self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._conn: sqlite3.Connection | None = None
 
-    async def run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, work)
-
-    def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
             if self._conn is None:
                 self._conn = connect(self._path)
@@ -75,17 +70,29 @@ class _Worker:
         except sqlite3.IntegrityError:
             raise
         except sqlite3.DatabaseError as error:
-            self._drop()
+            self.drop()
             raise StoreUnavailable(f"database {self._path} cannot serve: {error}") from error
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()
 
+
+class _Worker:
+    """One thread owning one connection: the writes, which wait for their fsync."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self._conn = _Connection(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._conn.call, work)
+
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._drop)
+        await loop.run_in_executor(self._executor, self._conn.drop)
         self._executor.shutdown(wait=True)
 
 
@@ -102,7 +109,11 @@ class SqliteUserStore:
         self._path = path
         self._on_change = on_change
         self._writer = _Worker(path, "users-store-writer")
-        self._reader = _Worker(path, "users-store-reader")
+        # Reads run on the event loop itself: a lookup by key or a page is tens of microseconds
+        # of SQLite, less than the hop to a reader thread and back (GetUser: 0.67 -> 0.42 ms of
+        # server CPU per call; see the README's Benchmarks). In WAL mode a reader never waits
+        # for the writer, so the loop does not stall behind a commit and its fsync.
+        self._reader = _Connection(path)
         self._creates = GroupCommit(self._insert)
 
     async def open(self) -> None:
@@ -122,7 +133,7 @@ class SqliteUserStore:
 
     async def close(self) -> None:
         await self._writer.close()
-        await self._reader.close()
+        self._reader.drop()
 
     async def probe(self) -> None:
         await self._writer.run(lambda _conn: self._fresh_probe())
@@ -151,13 +162,13 @@ class SqliteUserStore:
             self._on_change(UserChange(kind, user, time))
 
     async def get_user(self, user_id: int) -> UserRecord:
-        user = await self._reader.run(partial(sql.select_user, user_id=user_id))
+        user = self._reader.call(partial(sql.select_user, user_id=user_id))
         if user is None:
             raise NotFound(f"user {user_id} not found")
         return user
 
     async def get_user_by_username(self, username: str) -> UserRecord:
-        user = await self._reader.run(partial(sql.select_user_by_username, username=username))
+        user = self._reader.call(partial(sql.select_user_by_username, username=username))
         if user is None:
             raise NotFound(f"user {username!r} not found")
         return user
@@ -175,6 +186,6 @@ class SqliteUserStore:
         return user
 
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
-        return await self._reader.run(
+        return self._reader.call(
             partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
         )

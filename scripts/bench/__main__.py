@@ -1,0 +1,79 @@
+"""`python -m scripts.bench [--quick]`: run the benchmark, print the tables, write the results.
+
+Results go to bench/results/latest.json and latest.md (see the README's Benchmarks section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scripts.bench import plan, report, runner
+from scripts.bench.stack import Cores, Stack
+
+RESULTS = Path("bench/results")
+FULL = plan.Settings(seconds=4, repetitions=3, concurrencies=(32, 128), stream_users=100_000)
+QUICK = plan.Settings(seconds=1, repetitions=1, concurrencies=(32,), stream_users=10_000)
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
+    parser.add_argument("--no-pin", action="store_true", help="no pinning to cores")
+    parser.add_argument("--only", default="", help="run only rows whose name matches this regex")
+    parser.add_argument("--repetitions", type=int, help="override the repetitions")
+    parser.add_argument("--seconds", type=float, help="override the seconds per run")
+    parser.add_argument("--keep", type=Path, help="keep the servers' logs and database here")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json/md go")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse()
+    settings = QUICK if args.quick else FULL
+    overrides = {"repetitions": args.repetitions, "seconds": args.seconds}
+    settings = plan.Settings(**{**vars(settings), **{k: v for k, v in overrides.items() if v}})
+    rows = [row for row in plan.rows(settings) if re.search(args.only, row.name)]
+    names = {row.name for row in rows}
+    ratios = [r for r in plan.ratios(settings) if r.over in names and r.under in names]
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="userstack-bench-") as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        with Stack(workdir, Cores.split(pin), settings.stream_users) as stack:
+            samples = runner.run_all(stack, rows, settings.repetitions)
+    summary = report.summarize(rows, samples)
+    compared = report.compare(ratios, samples)
+    header = (
+        f"userstack bench ({'quick' if args.quick else 'full'}): {time.strftime('%Y-%m-%d %H:%M')}"
+        f" UTC, {os.cpu_count()} CPUs, servers pinned: {pin}, load average at the end "
+        f"{os.getloadavg()[0]:.2f}, {settings.repetitions} repetition(s) of {settings.seconds:g} s"
+        f", took {time.monotonic() - started:.0f} s"
+    )
+    table = report.markdown(summary, compared, header)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.md").write_text(table)
+    document = {
+        "header": header,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "pinned": pin},
+        "settings": vars(settings),
+        "ratios": compared,
+        "rows": summary,
+    }
+    (args.out / "latest.json").write_text(json.dumps(document, indent=2) + "\n")
+    print(table)
+    errors = sum(s["errors"] for s in summary)
+    if errors:
+        sys.exit(f"{errors} calls failed: see the errors column")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""gRPC load from Python: grpc.aio clients in separate processes, every status code checked.
+
+For what h2load cannot do: a different request per call (CreateUser), server streams
+(GetUsers), bidirectional pipelining (LookupUsers). Each worker process prints one JSON line;
+`run` starts them pinned to the generator's cores and adds them up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from users.v1 import users_pb2, users_pb2_grpc
+
+from scripts.bench.procs import pinned
+from scripts.bench.results import Load, percentiles_ms
+
+MODES = ("get", "create", "list", "stream", "lookup")
+LOOKUP_WINDOW = 64  # lookups in flight on one LookupUsers stream
+
+
+def run(
+    mode: str, port: int, *, processes: int, concurrency: int, seconds: float,
+    cores: str | None, user_id: int, users: int,
+) -> Load:  # fmt: skip
+    """`processes` workers share `concurrency` calls (streams: one each) for up to `seconds`."""
+    token = secrets.token_hex(3)
+    command = [
+        sys.executable, "-m", "scripts.bench.grpc_load", mode, f"--port={port}",
+        f"--concurrency={max(1, concurrency // processes)}", f"--seconds={seconds}",
+        f"--user-id={user_id}", f"--users={users}",
+    ]  # fmt: skip
+    workers = [
+        subprocess.Popen(pinned([*command, f"--tag={token}{i}"], cores), stdout=subprocess.PIPE)
+        for i in range(processes)
+    ]
+    reports = [json.loads(w.communicate(timeout=seconds + 60)[0]) for w in workers]
+    latencies = [ms for report in reports for ms in report["latencies_ms"]]
+    p50, p99 = percentiles_ms(latencies)
+    calls = sum(r["calls"] for r in reports)
+    errors = sum(n for r in reports for code, n in r["codes"].items() if code != "OK")
+    return Load(calls, max(r["seconds"] for r in reports), errors, p50, p99)
+
+
+class Worker:
+    """One process's share of the load, on one channel."""
+
+    def __init__(self, args: argparse.Namespace, stub: users_pb2_grpc.UserServiceStub) -> None:
+        self.args = args
+        self.stub = stub
+        self.codes: Counter[str] = Counter()
+        self.latencies_ms: list[float] = []
+        self.calls = 0
+        self.stop_at = time.monotonic() + args.seconds
+
+    async def unary_loop(self, lane: int) -> None:
+        index = 0
+        while time.monotonic() < self.stop_at:
+            started = time.perf_counter()
+            try:
+                await self.unary_call(f"{self.args.tag}x{lane}x{index}")
+            except grpc.aio.AioRpcError as error:
+                self.codes[error.code().name] += 1
+            else:
+                self.codes["OK"] += 1
+                self.calls += 1
+            self.latencies_ms.append((time.perf_counter() - started) * 1000)
+            index += 1
+
+    async def unary_call(self, unique: str) -> None:
+        if self.args.mode == "get":
+            await self.stub.GetUser(users_pb2.GetUserRequest(id=self.args.user_id), timeout=10)
+        elif self.args.mode == "create":
+            request = users_pb2.CreateUserRequest(username=unique, email=f"{unique}@example.com")
+            await self.stub.CreateUser(request, timeout=10)
+        else:
+            await self.stub.ListUsers(users_pb2.ListUsersRequest(page_size=50), timeout=10)
+
+    async def stream(self) -> None:
+        """One GetUsers call for every user; each message counts as a call."""
+        started = time.perf_counter()
+        call = self.stub.GetUsers(users_pb2.GetUsersRequest(), timeout=self.args.seconds)
+        try:
+            async for _ in call:
+                self.calls += 1
+        except grpc.aio.AioRpcError as error:
+            self.codes[error.code().name] += 1
+        else:
+            self.codes["OK" if self.calls == self.args.users else "SHORT"] += 1
+        self.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    async def lookup(self) -> None:
+        """LookupUsers, pipelined: up to LOOKUP_WINDOW lookups ahead of the answers."""
+        window = asyncio.Semaphore(LOOKUP_WINDOW)
+
+        async def lookups() -> AsyncIterator[users_pb2.LookupUsersRequest]:
+            index = 0
+            while time.monotonic() < self.stop_at:
+                await window.acquire()
+                yield users_pb2.LookupUsersRequest(id=1 + index % self.args.users)
+                index += 1
+
+        try:
+            async for reply in self.stub.LookupUsers(lookups(), timeout=self.args.seconds + 10):
+                window.release()
+                self.calls += reply.HasField("user")
+                self.codes["OK" if reply.HasField("user") else "LOOKUP_ERROR"] += 1
+        except grpc.aio.AioRpcError as error:
+            self.codes[error.code().name] += 1
+
+
+async def work(args: argparse.Namespace) -> dict[str, Any]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{args.port}") as channel:
+        await channel.channel_ready()
+        worker = Worker(args, users_pb2_grpc.UserServiceStub(channel))
+        started = time.perf_counter()
+        if args.mode == "stream":
+            await worker.stream()
+        elif args.mode == "lookup":
+            await asyncio.gather(*(worker.lookup() for _ in range(args.concurrency)))
+        else:
+            await asyncio.gather(*(worker.unary_loop(lane) for lane in range(args.concurrency)))
+        return {
+            "calls": worker.calls,
+            "seconds": time.perf_counter() - started,
+            "codes": dict(worker.codes),
+            "latencies_ms": worker.latencies_ms,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=MODES)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--user-id", type=int, default=1)
+    parser.add_argument("--users", type=int, default=1, help="users a full GetUsers streams")
+    parser.add_argument("--tag", default="w", help="makes this worker's usernames unique")
+    print(json.dumps(asyncio.run(work(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()

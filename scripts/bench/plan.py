@@ -1,0 +1,192 @@
+"""What a bench run measures: the rows (a server under a load) and the ratios between them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import grpc
+from google.protobuf.message import Message
+from users.v1 import users_pb2, users_pb2_grpc
+
+from scripts.bench import grpc_load, h2load, wrk
+from scripts.bench.peers.canned import canned_user
+from scripts.bench.results import Load
+from scripts.bench.stack import Stack
+
+GRPC_PEERS = ("aio", "aio-uvloop", "sync-tutorial", "grpclib")
+READ_ID = 4242  # a seeded user the size of the canned one
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how hard: `make bench` and `make bench-quick` differ only here."""
+
+    seconds: float
+    repetitions: int
+    concurrencies: tuple[int, ...]
+    stream_users: int
+    stream_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measurement: `load` drives `server`; CPU counts `cpu_of` (server and backends)."""
+
+    name: str
+    server: str
+    unit: str
+    load: Callable[[Stack], Load]
+    cpu_of: tuple[str, ...]
+    prepare: Callable[[Stack], object] | None = None  # run before the measurement starts
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Row `over` / row `under` (median of per-repetition ratios), and the bar to clear."""
+
+    over: str
+    under: str
+    target: float | None = None
+
+
+def _h2load(
+    method: str, request: Message, server: str, concurrency: int, settings: Settings
+) -> Callable[[Stack], Load]:
+    def load(stack: Stack) -> Load:
+        url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/{method}"
+        size = reply_size(stack, server, method, request)
+        return h2load.unary(
+            url, request, reply_size=size, concurrency=concurrency, seconds=settings.seconds,
+            cores=stack.cores.load, workdir=stack.workdir,
+        )  # fmt: skip
+
+    return load
+
+
+def _grpc(mode: str, server: str, concurrency: int, settings: Settings) -> Callable[[Stack], Load]:
+    streaming = mode == "stream"
+    processes = 1 if streaming or mode == "lookup" else 2
+
+    def load(stack: Stack) -> Load:
+        return grpc_load.run(
+            mode, stack[server].port, processes=processes, concurrency=concurrency,
+            seconds=settings.stream_seconds if streaming else settings.seconds,
+            cores=stack.cores.load, user_id=READ_ID, users=settings.stream_users,
+        )  # fmt: skip
+
+    return load
+
+
+def _h2load_stream(server: str, settings: Settings) -> Callable[[Stack], Load]:
+    request = users_pb2.GetUsersRequest()
+
+    def load(stack: Stack) -> Load:
+        url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/GetUsers"
+        return h2load.stream(
+            url, request, messages=settings.stream_users, total_bytes=stream_bytes(stack, server),
+            seconds=settings.stream_seconds, cores=stack.cores.load, workdir=stack.workdir,
+        )  # fmt: skip
+
+    return load
+
+
+def _wrk(server: str, concurrency: int, settings: Settings) -> Callable[[Stack], Load]:
+    def load(stack: Stack) -> Load:
+        url = f"http://127.0.0.1:{stack[server].port}/api/v1/users/{READ_ID}"
+        return wrk.get(url, concurrency, settings.seconds, stack.cores.load)
+
+    return load
+
+
+def rows(settings: Settings) -> list[Row]:
+    """Every row of the run, in the order each repetition measures them."""
+    get = users_pb2.GetUserRequest(id=READ_ID)
+    page = users_pb2.ListUsersRequest(page_size=50)
+    out: list[Row] = []
+    for c in settings.concurrencies:
+        for server in (*GRPC_PEERS, "users"):
+            out.append(Row(f"GetUser c{c} {server}", server, "calls/s",
+                           _h2load("GetUser", get, server, c, settings), (server,)))  # fmt: skip
+    c = max(settings.concurrencies)
+    out += [
+        Row(f"ListUsers(50) c{c} users", "users", "pages/s",
+            _h2load("ListUsers", page, "users", c, settings), ("users",)),
+        Row(f"GetUser c{c} users (aio client)", "users", "calls/s",
+            _grpc("get", "users", c, settings), ("users",)),
+        Row(f"CreateUser c{c} users (aio client)", "users-writes", "calls/s",
+            _grpc("create", "users-writes", c, settings), ("users-writes",)),
+        Row("LookupUsers pipelined users", "users", "lookups/s",
+            _grpc("lookup", "users", 4, settings), ("users",)),
+    ]  # fmt: skip
+    for server in (*GRPC_PEERS, "users"):
+        out.append(Row(f"GetUsers stream {server}", server, "msgs/s",
+                       _h2load_stream(server, settings), (server,),
+                       prepare=partial(_stream_size, server)))  # fmt: skip
+    out.append(Row("GetUsers stream users (aio client)", "users", "msgs/s",
+                   _grpc("stream", "users", 1, settings), ("users",)))  # fmt: skip
+    for c in settings.concurrencies:
+        for server, cpu_of in (
+            ("fastapi-bare", ("fastapi-bare",)),
+            ("fastapi-grpc", ("fastapi-grpc", "users-backend")),
+            ("webapp", ("webapp", "users-backend")),
+            ("flask-tutorial", ("flask-tutorial", "users-backend")),
+        ):
+            out.append(Row(f"HTTP GET user c{c} {server}", server, "requests/s",
+                           _wrk(server, c, settings), cpu_of))  # fmt: skip
+    return out
+
+
+def ratios(settings: Settings) -> list[Ratio]:
+    """The comparisons the run reports, with the issue's bars where it sets one."""
+    c = max(settings.concurrencies)
+    out: list[Ratio] = []
+    for k in settings.concurrencies:
+        out += [
+            Ratio(f"GetUser c{k} users", f"GetUser c{k} aio", 0.85),
+            Ratio(f"GetUser c{k} users", f"GetUser c{k} sync-tutorial", 1.0),
+            Ratio(f"GetUser c{k} users", f"GetUser c{k} grpclib", 1.0),
+            Ratio(f"GetUser c{k} aio-uvloop", f"GetUser c{k} aio"),
+        ]
+    out += [
+        Ratio(f"CreateUser c{c} users (aio client)", f"GetUser c{c} users (aio client)", 0.7),
+        Ratio(f"ListUsers(50) c{c} users", f"GetUser c{c} users"),
+        Ratio("GetUsers stream users", "GetUsers stream aio", 0.8),
+        Ratio("GetUsers stream users", "GetUsers stream grpclib"),
+        Ratio("GetUsers stream grpclib", "GetUsers stream aio"),
+        Ratio("GetUsers stream aio-uvloop", "GetUsers stream aio"),
+    ]
+    for k in settings.concurrencies:
+        out += [
+            Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} fastapi-bare", 0.5),
+            Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} fastapi-grpc"),
+            Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} flask-tutorial", 2.0),
+        ]
+    return out
+
+
+def _stream_size(server: str, stack: Stack) -> int:
+    return stream_bytes(stack, server)
+
+
+def stream_bytes(stack: Stack, server: str) -> int:
+    """The bytes of a full GetUsers stream from `server` (read once with a client, then kept)."""
+    if server in GRPC_PEERS:
+        return stack.stream_users * (canned_user().ByteSize() + 5)
+    if server not in stack.facts:
+        with grpc.insecure_channel(f"127.0.0.1:{stack[server].port}") as channel:
+            call = users_pb2_grpc.UserServiceStub(channel).GetUsers
+            replies = call(users_pb2.GetUsersRequest(), timeout=120)
+            stack.facts[server] = sum(user.ByteSize() + 5 for user in replies)
+    return stack.facts[server]
+
+
+def reply_size(stack: Stack, server: str, method: str, request: Message) -> int:
+    """The size of the reply `server` gives `request` (asked once: the same every time)."""
+    if server in GRPC_PEERS:
+        return canned_user().ByteSize()
+    with grpc.insecure_channel(f"127.0.0.1:{stack[server].port}") as channel:
+        call = getattr(users_pb2_grpc.UserServiceStub(channel), method)
+        size: int = call(request, timeout=10).ByteSize()
+        return size

@@ -1,0 +1,99 @@
+"""Server processes: start on a free loopback port, pinned to a core; watch CPU and memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STARTUP_SECONDS = 30.0
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(command: list[str], cores: str | None) -> list[str]:
+    """The command under `taskset -c cores` (unchanged when cores is None)."""
+    return command if cores is None else ["taskset", "-c", cores, *command]
+
+
+@dataclass
+class Server:
+    """One server process under test, listening on 127.0.0.1:port.
+
+    Example:
+        >>> server = Server.start("aio", ["-m", "scripts.bench.peers.aio_echo"], {}, "0", logs)
+        >>> server.stop()  # doctest: +SKIP
+    """
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    _cpu_mark: float = field(default=0.0)
+
+    @classmethod
+    def start(
+        cls, name: str, args: list[str], env: dict[str, str], cores: str | None, logs: Path
+    ) -> Server:
+        """Runs `python args... --port N` (or with env's port), waits until it accepts."""
+        port = free_port()
+        env = {**os.environ, **{k: v.replace("{port}", str(port)) for k, v in env.items()}}
+        command = [sys.executable, *(a.replace("{port}", str(port)) for a in args)]
+        log = logs / f"{name}.log"
+        with log.open("wb") as sink:
+            proc = subprocess.Popen(
+                pinned(command, cores), env=env, stdout=sink, stderr=subprocess.STDOUT
+            )
+        server = cls(name, proc, port, log)
+        server._wait_accepting()
+        return server
+
+    def _wait_accepting(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                time.sleep(0.05)
+            else:
+                return
+        self.stop()
+        raise SystemExit(f"{self.name} did not start; its log:\n{self.log.read_text()[-3000:]}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the process, all its threads."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
+    def reset_peak_rss(self) -> None:
+        """Starts a new peak-RSS window (VmHWM back to the current RSS)."""
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+
+    def peak_rss_mb(self) -> float:
+        """The peak resident memory since the last reset, in MiB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no VmHWM for {self.name}")
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after 10 s; the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait(timeout=10)

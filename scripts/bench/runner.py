@@ -1,0 +1,66 @@
+"""Runs the rows, repetition after repetition, sampling the servers' CPU and memory around each."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from scripts.bench.plan import Row
+from scripts.bench.procs import Server
+from scripts.bench.stack import Stack
+
+# CANCELLED is not counted: a timed h2load run ends by resetting the calls still in flight.
+_NOT_OK = re.compile(rb'"code": "(?!OK"|CANCELLED")')
+
+
+class LogWatch:
+    """Counts the users service's RPC log lines that report a failure, since the last look."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._offset = server.log.stat().st_size
+
+    def not_ok(self) -> int:
+        with self._server.log.open("rb") as log:
+            log.seek(self._offset)
+            chunk = log.read()
+        self._offset += len(chunk)
+        return len(_NOT_OK.findall(chunk))
+
+
+def measure(stack: Stack, row: Row) -> dict[str, Any]:
+    """One run of one row: the load's numbers plus server CPU per 1,000 calls and peak RSS."""
+    server = stack[row.server]
+    if row.prepare is not None:
+        row.prepare(stack)
+    watches = [LogWatch(stack[name]) for name in row.cpu_of if name.startswith("users")]
+    server.reset_peak_rss()
+    cpu_before = sum(stack[name].cpu_seconds() for name in row.cpu_of)
+    load = row.load(stack)
+    cpu = sum(stack[name].cpu_seconds() for name in row.cpu_of) - cpu_before
+    logged_errors = sum(watch.not_ok() for watch in watches)
+    return {
+        **asdict(load),
+        "errors": load.errors + logged_errors,
+        "rate": round(load.rate, 1),
+        "cpu_s_per_1k": round(cpu / load.calls * 1000, 4) if load.calls else None,
+        "peak_rss_mb": round(server.peak_rss_mb(), 1),
+    }
+
+
+def run_all(stack: Stack, rows: list[Row], repetitions: int) -> dict[str, list[dict[str, Any]]]:
+    """Every row once per repetition (interleaved, so drift hits all rows alike)."""
+    samples: dict[str, list[dict[str, Any]]] = {row.name: [] for row in rows}
+    for repetition in range(1, repetitions + 1):
+        for row in rows:
+            sample = measure(stack, row)
+            samples[row.name].append(sample)
+            print(
+                f"[{repetition}/{repetitions}] {row.name:<40} {sample['rate']:>10.0f} {row.unit}"
+                f"  errors {sample['errors']}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return samples

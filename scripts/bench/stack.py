@@ -1,0 +1,118 @@
+"""The servers of one bench run: ours (users service, webapp) and the peers, each on its core."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from users.v1 import users_pb2, users_pb2_grpc
+
+from scripts.bench.peers.canned import seeded_username
+from scripts.bench.procs import Server
+
+_PEERS = "scripts.bench.peers."
+
+
+def database_env(path: Path) -> dict[str, str]:
+    """How the users service is told where its SQLite file is."""
+    return {"USERS_DATABASE_URL": f"sqlite:///{path}"}
+
+
+@dataclass(frozen=True)
+class Cores:
+    """Where things run: servers on one core; load and the webapp's backend on the other."""
+
+    server: str | None
+    load: str | None
+
+    @classmethod
+    def split(cls, pin: bool) -> Cores:
+        return cls("0", "1") if pin else cls(None, None)
+
+
+class Stack:
+    """Starts every server of the run, gives them by name, stops them all.
+
+    Example:
+        >>> with Stack(workdir, cores, stream_users=100_000) as stack:  # doctest: +SKIP
+        ...     stack["users"].port
+    """
+
+    def __init__(self, workdir: Path, cores: Cores, stream_users: int) -> None:
+        self.workdir = workdir
+        self.cores = cores
+        self.stream_users = stream_users
+        self.servers: dict[str, Server] = {}
+        self.facts: dict[str, int] = {}  # what plan learnt of a server once, e.g. its stream size
+
+    def __getitem__(self, name: str) -> Server:
+        return self.servers[name]
+
+    def __enter__(self) -> Stack:
+        try:
+            self._start_all()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for server in reversed(self.servers.values()):
+            server.stop()
+
+    def _start(self, name: str, args: list[str], env: dict[str, str], cores: str | None) -> None:
+        self.servers[name] = Server.start(name, args, env, cores, self.workdir)
+
+    def _start_all(self) -> None:
+        database = self.workdir / "users.db"
+        users_env = {
+            **database_env(database),
+            "USERS_LISTEN_ADDRESS": "127.0.0.1:{port}",
+            "USERS_GRACE_PERIOD_SECONDS": "2",
+        }
+        self._start("users", ["-m", "users_service"], users_env, self.cores.server)
+        asyncio.run(seed(self["users"].port, self.stream_users))
+        # Creates go to their own database, so that every GetUsers streams the same users.
+        writes_env = {**users_env, **database_env(self.workdir / "writes.db")}
+        self._start("users-writes", ["-m", "users_service"], writes_env, self.cores.server)
+        # The HTTP frontends' backend: a second process on the same file, off the server core.
+        self._start("users-backend", ["-m", "users_service"], users_env, self.cores.load)
+        backend = f"127.0.0.1:{self['users-backend'].port}"
+        peer = ["--port={port}", f"--stream-users={self.stream_users}"]
+        for name, module, extra in (
+            ("aio", "aio_echo", []),
+            ("aio-uvloop", "aio_echo", ["--uvloop"]),
+            ("sync-tutorial", "sync_tutorial", []),
+            ("grpclib", "grpclib_echo", []),
+            ("fastapi-bare", "fastapi_echo", []),
+            ("fastapi-grpc", "fastapi_echo", [f"--users-target={backend}"]),
+            ("flask-tutorial", "flask_tutorial", [f"--users-target={backend}"]),
+        ):
+            self._start(name, ["-m", _PEERS + module, *peer, *extra], {}, self.cores.server)
+        webapp_env = {
+            "WEBAPP_USERS_TARGET": backend,
+            "WEBAPP_PORT": "{port}",
+            "WEBAPP_SECRET_KEY": secrets.token_urlsafe(32),
+        }
+        self._start("webapp", ["-m", "webapp"], webapp_env, self.cores.server)
+
+
+async def seed(port: int, count: int) -> None:
+    """Imports `count` users (ids 1..count, usernames user0000001...) through ImportUsers."""
+
+    async def rows() -> AsyncIterator[users_pb2.CreateUserRequest]:
+        for index in range(1, count + 1):
+            name = seeded_username(index)
+            yield users_pb2.CreateUserRequest(
+                username=name, email=f"{name}@example.com", display_name=f"User {index}"
+            )
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = users_pb2_grpc.UserServiceStub(channel)
+        summary = await stub.ImportUsers(rows(), timeout=300)
+    if summary.created_count != count:
+        raise SystemExit(f"seeding created {summary.created_count} users, not {count}")

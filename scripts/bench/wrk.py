@@ -1,0 +1,42 @@
+"""HTTP load with wrk (C, one thread): GET one URL over keep-alive connections."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from scripts.bench.procs import pinned
+from scripts.bench.results import Load
+
+_SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def get(url: str, concurrency: int, seconds: float, cores: str | None) -> Load:
+    """`concurrency` connections, each with one request in flight, for `seconds`."""
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout=10s", "--latency"]
+    command.append(url)
+    out = subprocess.run(
+        pinned(command, cores), capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+    done = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if not done:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(non_2xx[1]) if non_2xx else 0
+    errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
+    seconds_taken = float(done[2]) / (1000 if done[3] == "ms" else 1)
+    return Load(
+        calls=int(done[1]) - errors,
+        seconds=seconds_taken,
+        errors=errors,
+        p50_ms=_ms(out, 50),
+        p99_ms=_ms(out, 99),
+    )
+
+
+def _ms(out: str, quantile: int) -> float | None:
+    match = re.search(rf"\s{quantile}%\s+([\d.]+)(us|ms|s)\b", out)
+    return round(float(match[1]) * _SCALE[match[2]], 3) if match else None
