@@ -43,12 +43,27 @@ def run(
         subprocess.Popen(pinned([*command, f"--tag={token}{i}"], cores), stdout=subprocess.PIPE)
         for i in range(processes)
     ]
-    reports = [json.loads(w.communicate(timeout=seconds + 60)[0]) for w in workers]
+    try:
+        reports = [_report(worker, seconds + 60) for worker in workers]
+    finally:
+        for worker in workers:  # a failed or stuck worker must not outlive the row
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     latencies = [ms for report in reports for ms in report["latencies_ms"]]
     p50, p99 = percentiles_ms(latencies)
     calls = sum(r["calls"] for r in reports)
     errors = sum(n for r in reports for code, n in r["codes"].items() if code != "OK")
     return Load(calls, max(r["seconds"] for r in reports), errors, p50, p99)
+
+
+def _report(worker: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    """A worker's JSON report; RuntimeError if it failed."""
+    out, _ = worker.communicate(timeout=timeout)
+    if worker.returncode != 0:
+        raise RuntimeError(f"a load worker exited {worker.returncode}")
+    report: dict[str, Any] = json.loads(out)
+    return report
 
 
 class Worker:
@@ -120,7 +135,7 @@ class Worker:
 
 async def work(args: argparse.Namespace) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{args.port}") as channel:
-        await channel.channel_ready()
+        await asyncio.wait_for(channel.channel_ready(), 10)  # a server that never answers
         worker = Worker(args, users_pb2_grpc.UserServiceStub(channel))
         started = time.perf_counter()
         if args.mode == "stream":

@@ -47,10 +47,11 @@ def unary(
     out = subprocess.run(
         pinned(command, cores), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
-    return _parse(out, log, reply_size + 5)
+    # With -D, h2load counts only the timed phase (not connecting): the rate is per -D second.
+    return _parse(out, log, reply_size + 5, timed_seconds=seconds)
 
 
-def _parse(out: str, log: Path, frame_size: int) -> Load:
+def _parse(out: str, log: Path, frame_size: int, timed_seconds: float | None = None) -> Load:
     finished = re.search(r"finished in ([\d.]+)(m?s)", out)
     requests = re.search(
         r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
@@ -60,10 +61,12 @@ def _parse(out: str, log: Path, frame_size: int) -> Load:
     data = re.search(r"\((\d+)\) data", out)
     if not (finished and requests and data):
         raise RuntimeError(f"cannot read h2load's output:\n{out}")
-    done, succeeded, *failures = (int(n) for n in requests.groups())
-    seconds = float(finished[1]) / (1000 if finished[2] == "ms" else 1)
+    # h2load's `done` = succeeded + failed, and failed already holds errored, timed-out and
+    # non-2xx requests: count each failed call once.
+    done, succeeded = (int(n) for n in requests.groups()[:2])
+    seconds = timed_seconds or float(finished[1]) / (1000 if finished[2] == "ms" else 1)
     well_formed = int(data[1]) // frame_size
-    errors = sum(failures) + (done - succeeded) + max(0, succeeded - well_formed)
+    errors = (done - succeeded) + max(0, succeeded - well_formed)
     latencies = [int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines()]
     p50, p99 = percentiles_ms(latencies)
     return Load(calls=done - errors, seconds=seconds, errors=errors, p50_ms=p50, p99_ms=p99)

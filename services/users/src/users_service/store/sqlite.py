@@ -31,7 +31,16 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+# Writers wait on a thread of their own; readers run on the event loop, where waiting for a lock
+# would stall every call. In WAL mode readers almost never meet one; when they do, UNAVAILABLE
+# (which clients retry) beats a frozen server.
+WRITE_BUSY_TIMEOUT_MS = 5000
+READ_BUSY_TIMEOUT_MS = 100
+
+
+def connect(
+    path: Path, *, create: bool = False, busy_timeout_ms: int = WRITE_BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
     """Opens the database file (never silently creating an empty one unless `create`)."""
     uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -40,7 +49,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         # acknowledged write survives a SIGKILL or power loss.
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if not create:
             _check_schema(conn)
     except BaseException:
@@ -58,14 +67,15 @@ def _check_schema(conn: sqlite3.Connection) -> None:
 class _Connection:
     """One connection, opened on first use and reopened after a failure."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_ms: int = WRITE_BUSY_TIMEOUT_MS) -> None:
         self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
 
     def call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
             if self._conn is None:
-                self._conn = connect(self._path)
+                self._conn = connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
             return work(self._conn)
         except sqlite3.IntegrityError:
             raise
@@ -113,7 +123,7 @@ class SqliteUserStore:
         # of SQLite, less than the hop to a reader thread and back (GetUser: 0.67 -> 0.42 ms of
         # server CPU per call; see the README's Benchmarks). In WAL mode a reader never waits
         # for the writer, so the loop does not stall behind a commit and its fsync.
-        self._reader = _Connection(path)
+        self._reader = _Connection(path, READ_BUSY_TIMEOUT_MS)
         self._creates = GroupCommit(self._insert)
 
     async def open(self) -> None:
