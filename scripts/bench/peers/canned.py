@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from users.v1 import users_pb2
@@ -32,20 +31,6 @@ def canned_user(user_id: int = 4242) -> users_pb2.User:
         update_time=stamp,
         etag="0123456789abcdef",
     )
-
-
-def canned_json() -> dict[str, Any]:
-    """The canned user as the webapp's JSON API shows it."""
-    user = canned_user()
-    return {
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "display_name": user.display_name,
-        "create_time": user.create_time.ToJsonString(),
-        "update_time": user.update_time.ToJsonString(),
-        "etag": user.etag,
-    }
 
 
 def port_argument(description: str) -> argparse.Namespace:

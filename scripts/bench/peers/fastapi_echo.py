@@ -9,33 +9,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import grpc
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from users.v1 import users_pb2, users_pb2_grpc
+from webapp.convert import user_json
 
-from scripts.bench.peers.canned import canned_json, port_argument
-
-
-def _json(user: users_pb2.User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "display_name": user.display_name,
-        "create_time": user.create_time.ToJsonString(),
-        "update_time": user.update_time.ToJsonString(),
-        "etag": user.etag,
-    }
+from scripts.bench.peers.canned import canned_user, port_argument
 
 
 def create_app(users_target: str) -> FastAPI:
     """The app: the canned user from memory, or from the users service at `users_target`."""
     stubs: list[users_pb2_grpc.UserServiceStub] = []
-    canned = canned_json()
+    canned = user_json(canned_user())  # the webapp's own JSON shape
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,7 +41,7 @@ def create_app(users_target: str) -> FastAPI:
         if not stubs:
             return JSONResponse(canned, headers={"ETag": f'"{canned["etag"]}"'})
         user = await stubs[0].GetUser(users_pb2.GetUserRequest(id=user_id), timeout=10)
-        return JSONResponse(_json(user), headers={"ETag": f'"{user.etag}"'})
+        return JSONResponse(user_json(user), headers={"ETag": f'"{user.etag}"'})
 
     return app
 

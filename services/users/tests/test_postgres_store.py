@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -23,6 +23,9 @@ from users_service.store.postgres_migrations import SCHEMA_VERSION
 
 from .listening import Heard, eventually
 from .pg_server import PASSWORD, PostgresServer
+
+Conn = psycopg.AsyncConnection[Any]
+OpenStore = Callable[..., Awaitable[PostgresUserStore]]
 
 
 @pytest.fixture
@@ -149,67 +152,95 @@ async def test_the_probe_fails_while_the_database_is_gone_and_passes_once_back(
         await store.close()
 
 
-async def _lock_waits(observer: psycopg.AsyncConnection[Any], count: int) -> None:
+@pytest.fixture
+async def open_store(
+    postgres_url: str,
+) -> AsyncIterator[Callable[..., Awaitable[PostgresUserStore]]]:
+    """Opens stores (replicas) on the test's database, closed at teardown: open_store(**kw)."""
+    opened: list[PostgresUserStore] = []
+
+    async def open_(**kwargs: Any) -> PostgresUserStore:
+        store = PostgresUserStore(postgres_url, **kwargs)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def locks(postgres_url: str) -> AsyncIterator[tuple[Conn, Conn]]:
+    """A `blocker` whose open transaction holds locks, and an autocommit `observer` of waiters."""
+    connect = psycopg.AsyncConnection.connect
+    async with (
+        await connect(postgres_url) as blocker,
+        await connect(postgres_url, autocommit=True) as observer,
+    ):
+        yield blocker, observer
+
+
+async def _hold_username(blocker: Conn, username: str = "pause") -> None:
+    """Inserts `username` in the blocker's transaction: creates of it wait for its rollback."""
+    await blocker.execute(
+        "INSERT INTO users (username, create_time, update_time, etag)"
+        " VALUES (%s, now(), now(), '-')",
+        (username,),
+    )
+
+
+async def _waiting(observer: Conn) -> int:
+    """How many transactions on this database wait for a lock now."""
+    cursor = await observer.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _lock_waits(observer: Conn, count: int) -> None:
     for _ in range(200):
-        cursor = await observer.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        if await cursor.fetchone() == (count,):
+        if await _waiting(observer) == count:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"never saw {count} transactions waiting for a lock")
 
 
-async def _blocked_or_done(observer: psycopg.AsyncConnection[Any], task: asyncio.Task[Any]) -> None:
+async def _blocked_or_done(observer: Conn, task: asyncio.Task[Any]) -> None:
     """Returns once `task` is done or a second transaction waits for a lock."""
     for _ in range(200):
-        if task.done():
-            return
-        cursor = await observer.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        if await cursor.fetchone() == (2,):
+        if task.done() or await _waiting(observer) == 2:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the second create neither finished nor waited")
 
 
-async def test_a_reader_paging_while_two_replicas_create_skips_no_user(postgres_url: str) -> None:
+async def test_a_reader_paging_while_two_replicas_create_skips_no_user(
+    open_store: OpenStore, locks: tuple[Conn, Conn]
+) -> None:
     """Ids are drawn when a row is inserted, so without order an earlier id could commit after a
     later one, behind a reader that has already paged past it. `a` takes an id and then waits
     (on a username a third transaction holds) while `b` creates through another replica."""
-    a, b = PostgresUserStore(postgres_url), PostgresUserStore(postgres_url)
-    await a.open()
-    await b.open()
-    conn = psycopg.AsyncConnection.connect
-    try:
-        async with (
-            await conn(postgres_url) as blocker,
-            await conn(postgres_url, autocommit=True) as observer,
-        ):
-            await blocker.execute(
-                "INSERT INTO users (username, create_time, update_time, etag)"
-                " VALUES ('pause', now(), now(), '-')"
-            )
-            first = asyncio.create_task(a.create_users([NewUser("first"), NewUser("pause")]))
-            await _lock_waits(observer, 1)
-            second = asyncio.create_task(b.create_users([NewUser("second")]))
-            await _blocked_or_done(observer, second)
-            seen = await b.list_users(0, 100, "")
-            await blocker.rollback()
-            await asyncio.gather(first, second)
-        after = seen[-1].id if seen else 0
-        seen += await b.list_users(after, 100, "")
-    finally:
-        await a.close()
-        await b.close()
+    a, b = await open_store(), await open_store()
+    blocker, observer = locks
+    await _hold_username(blocker)
+    first = asyncio.create_task(a.create_users([NewUser("first"), NewUser("pause")]))
+    await _lock_waits(observer, 1)
+    second = asyncio.create_task(b.create_users([NewUser("second")]))
+    await _blocked_or_done(observer, second)
+    seen = await b.list_users(0, 100, "")
+    await blocker.rollback()
+    await asyncio.gather(first, second)
+    after = seen[-1].id if seen else 0
+    seen += await b.list_users(after, 100, "")
     assert sorted(u.username for u in seen) == ["first", "pause", "second"]
 
 
 async def test_creates_of_the_same_usernames_in_opposite_orders_do_not_deadlock(
-    postgres_url: str,
+    open_store: OpenStore, locks: tuple[Conn, Conn]
 ) -> None:
     """Two replicas' batches take the same usernames in opposite orders. Run at once, each would
     hold a name the other waits for and PostgreSQL would abort one (DeadlockDetected); creates
@@ -217,92 +248,61 @@ async def test_creates_of_the_same_usernames_in_opposite_orders_do_not_deadlock(
 
     A third transaction holds `pause` so that b, holding `y`, is still running as a starts.
     """
-    a, b = PostgresUserStore(postgres_url), PostgresUserStore(postgres_url)
-    await a.open()
-    await b.open()
-    conn = psycopg.AsyncConnection.connect
-    try:
-        async with (
-            await conn(postgres_url) as blocker,
-            await conn(postgres_url, autocommit=True) as observer,
-        ):
-            await blocker.execute(
-                "INSERT INTO users (username, create_time, update_time, etag)"
-                " VALUES ('pause', now(), now(), '-')"
-            )
-            second = asyncio.create_task(b.create_users([NewUser(n) for n in ("y", "pause", "x")]))
-            await _lock_waits(observer, 1)
-            first = asyncio.create_task(a.create_users([NewUser("x"), NewUser("y")]))
-            await _lock_waits(observer, 2)
-            await blocker.rollback()
-            by_a, by_b = await asyncio.gather(first, second)
-    finally:
-        await a.close()
-        await b.close()
+    a, b = await open_store(), await open_store()
+    blocker, observer = locks
+    await _hold_username(blocker)
+    second = asyncio.create_task(b.create_users([NewUser(n) for n in ("y", "pause", "x")]))
+    await _lock_waits(observer, 1)
+    first = asyncio.create_task(a.create_users([NewUser("x"), NewUser("y")]))
+    await _lock_waits(observer, 2)
+    await blocker.rollback()
+    by_a, by_b = await asyncio.gather(first, second)
     assert [o.status for o in by_a] == [CreateStatus.TAKEN] * 2
     assert [o.status for o in by_b] == [CreateStatus.CREATED] * 3
 
 
-async def test_the_probe_passes_while_every_pooled_connection_is_busy(postgres_url: str) -> None:
+async def test_the_probe_passes_while_every_pooled_connection_is_busy(
+    open_store: OpenStore, locks: tuple[Conn, Conn]
+) -> None:
     """A replica whose calls keep its pool busy is busy, not down: were it NOT_SERVING, the
     webapp would move its load onto the other replicas, and saturate them in turn."""
-    store = PostgresUserStore(postgres_url, pool_size=2)
-    await store.open()
-    conn = psycopg.AsyncConnection.connect
-    try:
-        [outcome] = await store.create_users([NewUser("ada")])
-        assert outcome.user is not None
-        async with (
-            await conn(postgres_url) as blocker,
-            await conn(postgres_url, autocommit=True) as observer,
-        ):
-            await blocker.execute(
-                "SELECT 1 FROM users WHERE id = %s FOR UPDATE", (outcome.user.id,)
-            )
-            updates = [
-                asyncio.create_task(
-                    store.update_user(outcome.user.id, UserChanges(email=f"{i}@example.com"), "")
-                )
-                for i in range(2)
-            ]
-            await _lock_waits(observer, 2)  # both pooled connections wait for the row
-            await store.probe()
-            await blocker.rollback()
-            await asyncio.gather(*updates)
-    finally:
-        await store.close()
+    store = await open_store(pool_size=2)
+    blocker, observer = locks
+    [outcome] = await store.create_users([NewUser("ada")])
+    assert outcome.user is not None
+    await blocker.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (outcome.user.id,))
+    updates = [
+        asyncio.create_task(
+            store.update_user(outcome.user.id, UserChanges(email=f"{i}@example.com"), "")
+        )
+        for i in range(2)
+    ]
+    await _lock_waits(observer, 2)  # both pooled connections wait for the row
+    await store.probe()
+    await blocker.rollback()
+    await asyncio.gather(*updates)
 
 
 async def test_an_update_that_waited_for_a_lock_is_timed_when_it_happened(
-    postgres_url: str,
+    open_store: OpenStore, locks: tuple[Conn, Conn]
 ) -> None:
     """now() is when the transaction began: an update that waited for another transaction would
     carry a time before that one's, and watchers would see time go backwards."""
-    store = PostgresUserStore(postgres_url)
-    await store.open()
-    conn = psycopg.AsyncConnection.connect
-    try:
-        [outcome] = await store.create_users([NewUser("ada")])
-        assert outcome.user is not None
-        async with (
-            await conn(postgres_url) as blocker,
-            await conn(postgres_url, autocommit=True) as observer,
-        ):
-            await blocker.execute(
-                "SELECT 1 FROM users WHERE id = %s FOR UPDATE", (outcome.user.id,)
-            )
-            update = asyncio.create_task(
-                store.update_user(outcome.user.id, UserChanges(email="a@example.com"), "")
-            )
-            await _lock_waits(observer, 1)
-            await asyncio.sleep(0.05)
-            cursor = await blocker.execute("SELECT clock_timestamp()")
-            released = await cursor.fetchone()
-            assert released is not None
-            await blocker.rollback()
-            updated = await update
-    finally:
-        await store.close()
+    store = await open_store()
+    blocker, observer = locks
+    [outcome] = await store.create_users([NewUser("ada")])
+    assert outcome.user is not None
+    await blocker.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (outcome.user.id,))
+    update = asyncio.create_task(
+        store.update_user(outcome.user.id, UserChanges(email="a@example.com"), "")
+    )
+    await _lock_waits(observer, 1)
+    await asyncio.sleep(0.05)
+    cursor = await blocker.execute("SELECT clock_timestamp()")
+    released = await cursor.fetchone()
+    assert released is not None
+    await blocker.rollback()
+    updated = await update
     assert updated.update_time >= released[0]
 
 

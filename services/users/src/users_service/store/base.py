@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,11 @@ class NewUser:
     display_name: str = ""
     request_id: str = ""
 
+    @property
+    def fingerprint(self) -> str:
+        """What a request_id is bound to: a replay with other fields is a reused key."""
+        return json.dumps([self.username, self.email, self.display_name])
+
 
 @dataclass(frozen=True)
 class UserChanges:
@@ -39,6 +45,15 @@ class UserChanges:
     username: str | None = None
     email: str | None = None
     display_name: str | None = None
+
+    def given(self) -> dict[str, str]:
+        """The fields to change, by column name (always from this fixed list)."""
+        fields = (
+            ("username", self.username),
+            ("email", self.email),
+            ("display_name", self.display_name),
+        )
+        return {name: value for name, value in fields if value is not None}
 
 
 class CreateStatus(enum.Enum):

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from datetime import UTC
@@ -101,10 +100,6 @@ async def insert_users(conn: Conn, users: Sequence[NewUser]) -> list[CreateOutco
     return outcomes
 
 
-def _fingerprint(user: NewUser) -> str:
-    return json.dumps([user.username, user.email, user.display_name])
-
-
 async def _insert_one(conn: Conn, user: NewUser) -> CreateOutcome:
     if user.request_id and (replay := await _replay(conn, user)) is not None:
         return replay
@@ -136,7 +131,7 @@ async def _claim(conn: Conn, user: NewUser, user_id: int) -> bool:
         conn,
         "INSERT INTO idempotency_keys (request_id, user_id, fingerprint, create_time)"
         " VALUES (%s, %s, %s, now()) ON CONFLICT DO NOTHING RETURNING request_id",
-        (user.request_id, user_id, _fingerprint(user)),
+        (user.request_id, user_id, user.fingerprint),
     )
     return row is not None
 
@@ -149,7 +144,7 @@ async def _replay(conn: Conn, user: NewUser) -> CreateOutcome | None:
     )
     if key is None:
         return None
-    if key[1] != _fingerprint(user):
+    if key[1] != user.fingerprint:
         return CreateOutcome(CreateStatus.KEY_REUSED)
     existing = await select_user(conn, key[0])
     if existing is None:
@@ -165,16 +160,8 @@ async def _missing_or_stale(conn: Conn, user_id: int, etag: str) -> StoreError:
 
 async def update_user(conn: Conn, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
     """Applies the non-None changes if the etag (when given) still matches; one statement."""
-    fields = {
-        name: value
-        for name, value in (
-            ("username", changes.username),
-            ("email", changes.email),
-            ("display_name", changes.display_name),
-        )
-        if value is not None
-    }
-    assignments = "".join(f"{name} = %s, " for name in fields)  # names from the fixed list above
+    fields = changes.given()
+    assignments = "".join(f"{name} = %s, " for name in fields)  # names from a fixed list
     try:
         async with conn.transaction():
             row = await _one(

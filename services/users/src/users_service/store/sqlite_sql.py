@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import time
@@ -83,10 +82,6 @@ def insert_users(conn: sqlite3.Connection, users: Sequence[NewUser]) -> list[Cre
         return [_insert_one(conn, user, stamp) for user in users]
 
 
-def _fingerprint(user: NewUser) -> str:
-    return json.dumps([user.username, user.email, user.display_name])
-
-
 def _insert_one(conn: sqlite3.Connection, user: NewUser, stamp: int) -> CreateOutcome:
     if user.request_id:
         replay = _replay(conn, user)
@@ -104,7 +99,7 @@ def _insert_one(conn: sqlite3.Connection, user: NewUser, stamp: int) -> CreateOu
         conn.execute(
             "INSERT INTO idempotency_keys (request_id, user_id, fingerprint, create_time_us)"
             " VALUES (?, ?, ?, ?)",
-            (user.request_id, row[0], _fingerprint(user), stamp),
+            (user.request_id, row[0], user.fingerprint, stamp),
         )
     return CreateOutcome(CreateStatus.CREATED, _record(row))
 
@@ -116,7 +111,7 @@ def _replay(conn: sqlite3.Connection, user: NewUser) -> CreateOutcome | None:
     ).fetchone()
     if key is None:
         return None
-    if key[1] != _fingerprint(user):
+    if key[1] != user.fingerprint:
         return CreateOutcome(CreateStatus.KEY_REUSED)
     existing = select_user(conn, key[0])
     if existing is None:
@@ -137,16 +132,8 @@ def update_user(
     conn: sqlite3.Connection, user_id: int, changes: UserChanges, etag: str
 ) -> UserRecord:
     """Applies the non-None changes under the write lock, with a new etag and update time."""
-    fields = {
-        name: value
-        for name, value in (
-            ("username", changes.username),
-            ("email", changes.email),
-            ("display_name", changes.display_name),
-        )
-        if value is not None
-    }
-    assignments = "".join(f"{name} = ?, " for name in fields)  # names from the fixed list above
+    fields = changes.given()
+    assignments = "".join(f"{name} = ?, " for name in fields)  # names from a fixed list
     with transaction(conn):
         _checked(conn, user_id, etag)
         try:
