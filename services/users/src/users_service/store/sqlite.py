@@ -47,9 +47,9 @@ def connect(
     try:
         # WAL + synchronous=FULL: a commit returns only once its WAL frames are fsynced, so an
         # acknowledged write survives a SIGKILL or power loss.
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")  # first: WAL may wait too
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if not create:
             _check_schema(conn)
     except BaseException:
