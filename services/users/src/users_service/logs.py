@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +22,20 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 }
 
 
+# One encoder for every line: json.dumps(..., default=str) builds a new one on each call.
+_encode = json.JSONEncoder(default=str).encode
+_second: tuple[int, str] = (-1, "")
+
+
+def _iso_time(created: float) -> str:
+    """`created` (seconds since the epoch) in ISO 8601, UTC, to the millisecond."""
+    global _second  # noqa: PLW0603 - a one-entry cache: the lines of one second share it
+    whole = int(created)
+    if _second[0] != whole:
+        _second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: time, level, logger, message, request_id and extras.
 
@@ -29,7 +46,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _iso_time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -41,7 +58,59 @@ class JsonFormatter(logging.Formatter):
         )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _encode(entry)
+
+
+class RpcLog:
+    """The line each RPC ends with, like a record of `logger`, written once per loop turn.
+
+    It bypasses the logging module on purpose: a call costs the server about 0.2 ms of CPU, a
+    record through logging (LogRecord, handler, formatter, a write per line) about 30 us of it
+    in the running server, this line about 10. Lines gather while the event loop runs the
+    calls of one turn and go out in one write at the end of it, so they are late by at most
+    that turn; other records are written at once. Same fields, same JSON as JsonFormatter; off
+    when `logger` is not enabled for INFO.
+
+    Example:
+        >>> rpc_log = RpcLog(logging.getLogger("users_service.calls"))
+        >>> rpc_log.write("/users.v1.UserService/GetUser", "OK", 0.41)  # doctest: +SKIP
+        {"time": "...", "level": "INFO", "logger": "users_service.calls", "message":
+         "rpc /users.v1.UserService/GetUser OK", "request_id": "...", "method": ..., ...}
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._pending: list[str] = []
+
+    def write(self, method: str, code: str, duration_ms: float) -> None:
+        """Logs the end of an RPC: its method, status code and duration."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        entry = {
+            "time": _iso_time(time.time()),
+            "level": "INFO",
+            "logger": self._logger.name,
+            "message": f"rpc {method} {code}",
+            "request_id": request_id_var.get(),
+            "method": method,
+            "code": code,
+            "duration_ms": round(duration_ms, 3),
+        }
+        self._pending.append(_encode(entry) + "\n")
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop runs: nothing would flush later
+                self.flush()
+
+    def flush(self) -> None:
+        """Writes the lines gathered so far."""
+        lines, self._pending = self._pending, []
+        if lines:
+            # Like logging's own handlers, a log that cannot be written never fails a call.
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write("".join(lines))
+                sys.stderr.flush()
 
 
 def install_request_id_factory() -> None:

@@ -13,11 +13,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2_grpc
 
+from users_service.calls import CallWrapping, rpc_log
 from users_service.config import Settings
 from users_service.convert import user_event
 from users_service.events import Broadcaster
+from users_service.grpc_tuning import EXPERIMENTS_VARIABLE
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
-from users_service.interceptors import RequestContextInterceptor
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange
@@ -72,7 +73,6 @@ class UsersServer:
     def _build(self) -> Any:
         limit = self.settings.max_message_bytes
         server = grpc.aio.server(
-            interceptors=[RequestContextInterceptor(self._draining, f"/{SERVICE_NAME}/")],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -87,11 +87,14 @@ class UsersServer:
                 ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
+        # Every handler registered through `wrapped` gets the request id, the log line, the
+        # error mapping and (the API's) the drain gate.
+        wrapped = CallWrapping(self._draining, f"/{SERVICE_NAME}/").server(server)
         users_pb2_grpc.add_UserServiceServicer_to_server(
-            UserService(self.store, self.feed, self._cutoff), server
+            UserService(self.store, self.feed, self._cutoff), wrapped
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        enable_reflection(server, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, wrapped)
+        enable_reflection(wrapped, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
         return server
 
     async def start(self) -> int:
@@ -102,7 +105,14 @@ class UsersServer:
         port = int(self._server.add_insecure_port(self.settings.listen_address))
         await self._server.start()
         self._monitor_task = asyncio.create_task(self._monitor.run(), name="store-monitor")
-        logger.info("listening", extra={"address": self.settings.listen_address, "port": port})
+        logger.info(
+            "listening",
+            extra={
+                "address": self.settings.listen_address,
+                "port": port,
+                "grpc_experiments": os.environ.get(EXPERIMENTS_VARIABLE),
+            },
+        )
         return port
 
     async def drain(self, grace: float | None = None) -> None:
@@ -136,6 +146,7 @@ class UsersServer:
             self._cutoff.set()
             await stopping
         await self.store.close()
+        rpc_log.flush()
         logger.info("stopped")
 
 

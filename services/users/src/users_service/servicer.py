@@ -12,10 +12,10 @@ from google.protobuf import empty_pb2
 from users.v1 import users_pb2, users_pb2_grpc
 
 from users_service import validation
+from users_service.calls import send_request_id, sends_own_headers
 from users_service.convert import user_message
 from users_service.events import Broadcaster
 from users_service.importer import import_rows
-from users_service.interceptors import send_request_id, sends_own_headers
 from users_service.lifecycle import ShuttingDown
 from users_service.pagination import decode_token, encode_token
 from users_service.store import AlreadyExists as UsernameTaken
@@ -36,7 +36,7 @@ Context: TypeAlias = grpc.aio.ServicerContext
 
 
 class UserService(users_pb2_grpc.UserServiceServicer):
-    """users.v1.UserService over a UserStore; domain errors become status codes in the interceptor.
+    """users.v1.UserService over a UserStore; domain errors become status codes in calls.py.
 
     Example:
         >>> users_pb2_grpc.add_UserServiceServicer_to_server(UserService(store, feed), server)

@@ -33,7 +33,7 @@ _CODES: dict[type[Exception], Any] = {
     ChangesMissed: grpc.StatusCode.UNAVAILABLE,  # the client re-lists and watches again
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
 }
-# Derived, so an error added to _CODES is caught by the interceptor too. The first two become
+# Derived, so an error added to _CODES is mapped by calls.py too. The first two become
 # INVALID_ARGUMENT with BadRequest details in abort_with.
 MAPPED_ERRORS: tuple[type[Exception], ...] = (InvalidArgument, IdempotencyKeyReused, *_CODES)
 
@@ -58,6 +58,8 @@ async def abort_with(context: grpc.aio.ServicerContext, error: Exception) -> NoR
         error = InvalidArgument([FieldViolation("request_id", str(error))])
     if isinstance(error, InvalidArgument):
         status = bad_request_status(str(error), error.violations)
-        await context.abort(status.code, status.details, status.trailing_metadata)
+        # The details travel in the trailers, beside what the call already put there.
+        trailers = (*context.trailing_metadata(), *status.trailing_metadata)
+        await context.abort(status.code, status.details, trailers)
     await context.abort(_CODES[type(error)], str(error))
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises

@@ -1,0 +1,244 @@
+"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate.
+
+Every handler is wrapped once, when it is registered (`CallWrapping.server`), rather than by a
+grpc.aio ServerInterceptor: an interceptor runs on every call (a chain of coroutines that looks
+the handler up and builds our wrapper again), and each call here is worth tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from users_service.lifecycle import ShuttingDown
+from users_service.logs import RpcLog, request_id_var
+from users_service.status import MAPPED_ERRORS, abort_with
+
+logger = logging.getLogger(__name__)
+rpc_log = RpcLog(logger)
+
+REQUEST_ID_KEY = "x-request-id"
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+# Request ids need to be unique, not unguessable: a seeded generator draws one without the
+# getrandom() system call that uuid4 makes on every call.
+_ids = random.Random()  # noqa: S311 - not a secret
+
+
+def _request_id(metadata: Sequence[tuple[str, Any]] | None) -> str:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
+            return value
+    return f"{_ids.getrandbits(128):032x}"
+
+
+def sends_own_headers(handler: _Handler) -> _Handler:
+    """Marks a streaming handler that sends its initial metadata itself, with send_request_id.
+
+    WatchUsers subscribes to the feed first and only then sends its headers, so a client that
+    has seen the headers sees every later change.
+    """
+    handler.sends_own_headers = True  # type: ignore[attr-defined]
+    return handler
+
+
+async def send_request_id(context: grpc.aio.ServicerContext) -> None:
+    """Sends the initial metadata: the current call's request id."""
+    await context.send_initial_metadata(((REQUEST_ID_KEY, request_id_var.get()),))
+
+
+class _Call:
+    """The life of one call: its request id, its log line, its errors mapped to a status.
+
+    The request id goes back in the trailers, which grpc sends in the call's final batch: initial
+    metadata set by a handler would be a batch of its own (one more completion handed from grpc's
+    poller to the event loop, about a third of what an in-memory call costs).
+    """
+
+    __slots__ = ("_context", "_method", "_request_id", "_started")
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        self._method = method
+        self._context = context
+        # Each call runs in its own task, hence its own copy of the context: setting the
+        # variable never leaks into another call, and there is nothing to reset afterwards.
+        self._request_id = _request_id(context.invocation_metadata())
+        request_id_var.set(self._request_id)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
+        self._started = time.perf_counter()
+
+    async def failed(self, error: BaseException) -> None:
+        """Ends the call after `error`: a domain error becomes its status; logs the outcome."""
+        try:
+            if isinstance(error, MAPPED_ERRORS):
+                await abort_with(self._context, error)
+        except BaseException as raised:
+            self.finished(raised)
+            raise
+        self.finished(error)
+
+    def finished(self, error: BaseException | None = None) -> None:
+        """Logs the call's one line, with the code it ended with."""
+        outcome: str | None = None
+        if isinstance(error, GeneratorExit):
+            # The client stopped reading a server stream; grpc closes the generator, possibly
+            # from another task (so the request id is set again below).
+            outcome = "CANCELLED"
+        elif isinstance(error, asyncio.CancelledError):
+            outcome = _cancelled_code(self._context)
+        elif isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
+            outcome = "UNKNOWN"
+            logger.error("unhandled error in %s", self._method, exc_info=error)
+        request_id_var.set(self._request_id)
+        code = outcome or _final_code(self._context)
+        rpc_log.write(self._method, code, (time.perf_counter() - self._started) * 1000)
+
+
+def _final_code(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return "OK" if code is None else str(code.name)
+
+
+def _cancelled_code(context: grpc.aio.ServicerContext) -> str:
+    remaining = context.time_remaining()
+    return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+
+
+def _pass(gate: asyncio.Event | None) -> None:
+    """Refuses the call (UNAVAILABLE) once the server drains, if it goes through the gate."""
+    if gate is not None and gate.is_set():
+        raise ShuttingDown("the server is draining: retry elsewhere")
+
+
+class CallWrapping:
+    """Wraps every handler registered through `server(...)` in the per-call plumbing.
+
+    Once `draining` is set, calls to the API (`gated_prefix`) are refused with UNAVAILABLE while
+    health and reflection still answer.
+
+    Example:
+        >>> draining = asyncio.Event()
+        >>> server = grpc.aio.server()
+        >>> wrapping = CallWrapping(draining, "/users.v1.")
+        >>> users_pb2_grpc.add_UserServiceServicer_to_server(servicer, wrapping.server(server))
+    """
+
+    def __init__(self, draining: asyncio.Event, gated_prefix: str) -> None:
+        self._draining = draining
+        self._gated_prefix = gated_prefix
+
+    def server(self, server: Any) -> _WrappingServer:
+        """What `add_*Servicer_to_server` registers on, so that every handler is wrapped."""
+        return _WrappingServer(server, self.wrap)
+
+    def wrap(self, method: str, handler: Any) -> Any:
+        """`handler` (a grpc.RpcMethodHandler) with the plumbing around its behaviour."""
+        attribute, factory = _KINDS[handler.request_streaming, handler.response_streaming]
+        behavior = getattr(handler, attribute)
+        gate = self._draining if method.startswith(self._gated_prefix) else None
+        wrapped: Callable[..., Any]
+        if handler.response_streaming and inspect.isasyncgenfunction(behavior):
+            wrapped = _streaming(method, behavior, gate)
+        else:
+            # A streaming handler that writes with context.write (the health Watch) stays a
+            # coroutine, like every unary-response one.
+            wrapped = _unary(method, behavior, gate)
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _unary(
+    method: str, behavior: Callable[..., Awaitable[Any]], gate: asyncio.Event | None
+) -> Callable[..., Awaitable[Any]]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, context)
+        try:
+            _pass(gate)
+            response = await behavior(request, context)
+        except BaseException as error:
+            await call.failed(error)
+            raise
+        call.finished()
+        return response
+
+    return wrapped
+
+
+def _streaming(
+    method: str, behavior: Callable[..., AsyncIterator[Any]], gate: asyncio.Event | None
+) -> Callable[..., AsyncIterator[Any]]:
+    send_headers = not getattr(behavior, "sends_own_headers", False)
+
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, context)
+        try:
+            _pass(gate)
+            if send_headers:
+                # Streams carry the request id in their headers as well: a client reading a long
+                # stream knows it before the end.
+                await send_request_id(context)
+            async for response in behavior(request, context):
+                yield response
+        except BaseException as error:
+            await call.failed(error)
+            raise
+        call.finished()
+
+    return wrapped
+
+
+# (request streaming, response streaming) -> the handler's behaviour and its factory.
+_KINDS: dict[tuple[bool, bool], tuple[str, Callable[..., Any]]] = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
+
+
+class _WrappingServer:
+    """A grpc.aio server as the generated `add_*Servicer_to_server` functions see it."""
+
+    def __init__(self, server: Any, wrap: Callable[[str, Any], Any]) -> None:
+        self._server = server
+        self._wrap = wrap
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        wrapped = {name: self._wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        self._server.add_registered_method_handlers(service, wrapped)
+
+    def add_generic_rpc_handlers(self, generic_handlers: Sequence[Any]) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_WrappedGeneric(generic, self._wrap) for generic in generic_handlers)
+        )
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A generic handler whose method handlers come out wrapped (each wrapped once)."""
+
+    def __init__(self, inner: Any, wrap: Callable[[str, Any], Any]) -> None:
+        self._inner = inner
+        self._wrap = wrap
+        # method -> (the handler, wrapped): only methods the inner handler knows are kept.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    def service(self, handler_call_details: Any) -> Any:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = self._wrapped[method] = (handler, self._wrap(method, handler))
+        return cached[1]
