@@ -15,7 +15,7 @@ from scripts.bench.peers.canned import canned_user
 from scripts.bench.results import Load
 from scripts.bench.stack import Stack
 
-GRPC_PEERS = ("aio", "aio-uvloop", "sync-tutorial", "grpclib")
+GRPC_PEERS = ("aio", "aio-uvloop", "aio-tuned", "sync-tutorial", "grpclib")
 READ_ID = 4242  # a seeded user the size of the canned one
 
 
@@ -145,17 +145,21 @@ def ratios(settings: Settings) -> list[Ratio]:
     for k in settings.concurrencies:
         out += [
             Ratio(f"GetUser c{k} users", f"GetUser c{k} aio", 0.85),
+            Ratio(f"GetUser c{k} users", f"GetUser c{k} aio-tuned"),
             Ratio(f"GetUser c{k} users", f"GetUser c{k} sync-tutorial", 1.0),
             Ratio(f"GetUser c{k} users", f"GetUser c{k} grpclib", 1.0),
             Ratio(f"GetUser c{k} aio-uvloop", f"GetUser c{k} aio"),
+            Ratio(f"GetUser c{k} aio-tuned", f"GetUser c{k} aio"),
         ]
     out += [
         Ratio(f"CreateUser c{c} users (aio client)", f"GetUser c{c} users (aio client)", 0.7),
         Ratio(f"ListUsers(50) c{c} users", f"GetUser c{c} users"),
         Ratio("GetUsers stream users", "GetUsers stream aio", 0.8),
+        Ratio("GetUsers stream users", "GetUsers stream aio-tuned"),
         Ratio("GetUsers stream users", "GetUsers stream grpclib"),
         Ratio("GetUsers stream grpclib", "GetUsers stream aio"),
         Ratio("GetUsers stream aio-uvloop", "GetUsers stream aio"),
+        Ratio("GetUsers stream aio-tuned", "GetUsers stream aio"),
     ]
     for k in settings.concurrencies:
         out += [

@@ -86,6 +86,8 @@ class Stack:
         for name, module, extra in (
             ("aio", "aio_echo", []),
             ("aio-uvloop", "aio_echo", ["--uvloop"]),
+            # The echo on the users service's runtime: uvloop, its grpc core settings, SCHED_BATCH.
+            ("aio-tuned", "tuned_echo", ["--uvloop"]),
             ("sync-tutorial", "sync_tutorial", []),
             ("grpclib", "grpclib_echo", []),
             ("fastapi-bare", "fastapi_echo", []),

@@ -7,8 +7,8 @@ import sys
 import uvloop
 
 from users_service.config import ConfigError, Settings
-from users_service.grpc_tuning import tune_grpc_core
 from users_service.logs import configure_logging
+from users_service.runtime import set_scheduling, tune_grpc_core
 
 
 def run() -> None:
@@ -18,8 +18,10 @@ def run() -> None:
     except ConfigError as error:
         sys.exit(f"users-service: bad configuration: {error}")
     configure_logging(settings.log_level)
+    # Both before grpc loads: grpc core reads its experiments once, as it loads, and its threads
+    # take the scheduling policy of the thread that starts them.
     tune_grpc_core()
-    # Imported only now, after tune_grpc_core: grpc core reads its experiments once, as it loads.
+    set_scheduling(settings.cpu_scheduling)
     from users_service.server import main  # noqa: PLC0415
 
     # uvloop: the same asyncio API (signal handlers included) on libuv; grpc.aio runs on it.

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from users_service.runtime import SCHEDULING
 from users_service.store.urls import check_url, redact
 
 _T = TypeVar("_T")
@@ -35,6 +36,8 @@ class Settings:
     log_level: str = "INFO"
     max_message_bytes: int = 4 * 1024 * 1024
     store_probe_interval_seconds: float = 2.0
+    # The process's CPU scheduling policy (runtime.py): batch, or normal to leave it as it is.
+    cpu_scheduling: str = "batch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +62,7 @@ class Settings:
                 cls.store_probe_interval_seconds,
                 _interval,
             ),
+            cpu_scheduling=_read(env, "USERS_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
         )
 
 
@@ -114,6 +118,13 @@ def _log_level(raw: str) -> str:
     if level not in _LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
     return level
+
+
+def _scheduling(raw: str) -> str:
+    policy = raw.lower()
+    if policy not in SCHEDULING:
+        raise ValueError(f"expected one of {', '.join(SCHEDULING)}")
+    return policy
 
 
 def _message_bytes(raw: str) -> int:

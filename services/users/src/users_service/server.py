@@ -17,9 +17,9 @@ from users_service.calls import CallWrapping, rpc_log
 from users_service.config import Settings
 from users_service.convert import user_event
 from users_service.events import Broadcaster
-from users_service.grpc_tuning import EXPERIMENTS_VARIABLE
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
 from users_service.reflection import enable_reflection, load_descriptor_set
+from users_service.runtime import EXPERIMENTS_VARIABLE, current_scheduling
 from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange
 from users_service.store.factory import build_store
@@ -111,6 +111,7 @@ class UsersServer:
                 "address": self.settings.listen_address,
                 "port": port,
                 "grpc_experiments": os.environ.get(EXPERIMENTS_VARIABLE),
+                "cpu_scheduling": current_scheduling(),
             },
         )
         return port

@@ -2,14 +2,17 @@
 
 import sys
 
-from webapp.config import ConfigError
-from webapp.grpc_tuning import tune_grpc_core
-
-tune_grpc_core()
-# Imported only now, after tune_grpc_core: grpc core reads its experiments once, as it loads.
-from webapp.server import main  # noqa: E402
+from webapp.config import ConfigError, Settings
+from webapp.runtime import set_scheduling, tune_grpc_core
 
 try:
-    main()
+    settings = Settings.from_env()
 except ConfigError as exc:
     sys.exit(f"webapp: {exc}")
+# Both before grpc loads: grpc core reads its experiments once, as it loads, and its threads
+# take the scheduling policy of the thread that starts them.
+tune_grpc_core()
+set_scheduling(settings.cpu_scheduling)
+from webapp.server import main  # noqa: E402
+
+main(settings)

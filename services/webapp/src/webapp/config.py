@@ -8,6 +8,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+from webapp.runtime import SCHEDULING
+
 T = TypeVar("T")
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -33,6 +35,8 @@ class Settings:
     stream_timeout_seconds: float = 3600.0
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # The process's CPU scheduling policy (runtime.py): batch, or normal to leave it as it is.
+    cpu_scheduling: str = "batch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +64,7 @@ class Settings:
                 env, "WEBAPP_SHUTDOWN_GRACE_SECONDS", _positive, cls.shutdown_grace_seconds
             ),
             log_level=_get(env, "WEBAPP_LOG_LEVEL", _log_level, cls.log_level),
+            cpu_scheduling=_get(env, "WEBAPP_CPU_SCHEDULING", _scheduling, cls.cpu_scheduling),
         )
 
 
@@ -85,6 +90,13 @@ def _positive(raw: str) -> float:
     if not value > 0:
         raise ValueError("must be a positive number of seconds")
     return value
+
+
+def _scheduling(raw: str) -> str:
+    policy = raw.lower()
+    if policy not in SCHEDULING:
+        raise ValueError(f"must be one of {', '.join(SCHEDULING)}")
+    return policy
 
 
 def _log_level(raw: str) -> str:

@@ -48,9 +48,8 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def main() -> None:
-    """Reads the settings, configures logging, serves until a signal, drains and exits."""
-    settings = Settings.from_env()
+def main(settings: Settings) -> None:
+    """Configures logging, serves until a signal, drains and exits."""
     logs.configure(settings.log_level)
     app = create_app(settings)
     config = uvicorn.Config(

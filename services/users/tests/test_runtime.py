@@ -1,12 +1,15 @@
-"""The service sets grpc core's experiments before grpc loads, and the pinned grpcio knows them."""
+"""How the process runs: grpc core's experiments, set before grpc loads, and the threads'
+CPU scheduling policy."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 import pytest
-from users_service.grpc_tuning import EXPERIMENTS, EXPERIMENTS_VARIABLE, tune_grpc_core
+from users_service.config import ConfigError, Settings
+from users_service.runtime import EXPERIMENTS, EXPERIMENTS_VARIABLE, tune_grpc_core
 
 from .conftest import ServerProcess
 
@@ -14,6 +17,11 @@ from .conftest import ServerProcess
 def listening_line(proc: ServerProcess) -> dict[str, object]:
     line: dict[str, object] = json.loads(proc.wait_for_log(r'"message": "listening"'))
     return line
+
+
+def thread_policies(pid: int) -> set[int]:
+    """The scheduling policy of every thread of the process (grpc's own threads included)."""
+    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
 
 
 def test_an_operators_setting_wins_even_an_empty_one() -> None:
@@ -27,10 +35,14 @@ def test_the_process_runs_tuned_and_the_pinned_grpcio_knows_every_experiment(
 ) -> None:
     monkeypatch.delenv(EXPERIMENTS_VARIABLE, raising=False)
     proc = spawn_server()
-    assert listening_line(proc)["grpc_experiments"] == EXPERIMENTS
+    line = listening_line(proc)
+    assert (line["grpc_experiments"], line["cpu_scheduling"]) == (EXPERIMENTS, "batch")
     # grpc core names each experiment it does not know on stderr (see the next test): a grpcio
     # that dropped one of ours fails here, and the setting is due for a new measurement.
     assert not [line for line in proc.lines if "Unknown experiment" in line], proc.lines
+    # grpc's threads (its poller, its timers) were started after the policy was set.
+    assert len(os.listdir(f"/proc/{proc.process.pid}/task")) > 2
+    assert thread_policies(proc.process.pid) == {os.SCHED_BATCH}
 
 
 def test_grpc_core_reports_an_experiment_it_does_not_know(
@@ -41,6 +53,15 @@ def test_grpc_core_reports_an_experiment_it_does_not_know(
     proc.wait_for_log(r"Unknown experiment: no_such_experiment")
 
 
-def test_an_empty_setting_reaches_grpc_as_it_is(spawn_server: Callable[..., ServerProcess]) -> None:
-    proc = spawn_server(GRPC_EXPERIMENTS="")
-    assert listening_line(proc)["grpc_experiments"] == ""
+def test_normal_scheduling_and_grpcs_own_defaults_on_request(
+    spawn_server: Callable[..., ServerProcess],
+) -> None:
+    proc = spawn_server(GRPC_EXPERIMENTS="", USERS_CPU_SCHEDULING="normal")
+    line = listening_line(proc)
+    assert (line["grpc_experiments"], line["cpu_scheduling"]) == ("", "normal")
+    assert thread_policies(proc.process.pid) == {os.SCHED_OTHER}
+
+
+def test_an_unknown_scheduling_policy_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"USERS_CPU_SCHEDULING='fifo'.*batch, normal"):
+        Settings.from_env({"USERS_CPU_SCHEDULING": "fifo"})

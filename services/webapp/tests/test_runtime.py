@@ -1,0 +1,75 @@
+"""How the webapp runs: grpc core's experiments, set before grpc loads, and the threads' CPU
+scheduling policy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from webapp.config import ConfigError, Settings
+from webapp.runtime import EXPERIMENTS, EXPERIMENTS_VARIABLE, tune_grpc_core
+
+from .conftest import UsersService, Webapp
+
+# What `python -m webapp` does first, then a channel that connects (nothing listens: it fails).
+_PROGRAM = """
+import asyncio
+from webapp.runtime import tune_grpc_core
+print(tune_grpc_core(), flush=True)
+import grpc
+async def connect():
+    async with grpc.aio.insecure_channel("127.0.0.1:9") as channel:
+        try:
+            await asyncio.wait_for(channel.channel_ready(), 0.5)
+        except asyncio.TimeoutError:
+            pass
+asyncio.run(connect())
+"""
+
+
+def start_a_channel(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", _PROGRAM]
+    return subprocess.run(
+        command, env=environ, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def thread_policies(pid: int) -> set[int]:
+    """The scheduling policy of every thread of the process (grpc's and uvicorn's included)."""
+    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+def test_an_operators_setting_wins_even_an_empty_one() -> None:
+    assert tune_grpc_core({}) == EXPERIMENTS
+    assert tune_grpc_core({EXPERIMENTS_VARIABLE: ""}) == ""
+
+
+def test_the_pinned_grpcio_knows_every_experiment_the_webapp_turns_off() -> None:
+    environ = {k: v for k, v in os.environ.items() if k != EXPERIMENTS_VARIABLE}
+    tuned = start_a_channel(environ)
+    assert tuned.stdout.strip() == EXPERIMENTS
+    assert "Unknown experiment" not in tuned.stderr, tuned.stderr
+    # The check above can fail: grpc core names an experiment it does not know.
+    unknown = start_a_channel({**environ, EXPERIMENTS_VARIABLE: "-no_such_experiment"})
+    assert "Unknown experiment: no_such_experiment" in unknown.stderr, unknown.stderr
+
+
+def test_every_thread_of_the_webapp_runs_batch_scheduled(webapp: Webapp) -> None:
+    assert len(os.listdir(f"/proc/{webapp.pid}/task")) > 2  # grpc's threads are there
+    assert thread_policies(webapp.pid) == {os.SCHED_BATCH}
+
+
+def test_normal_scheduling_on_request(users: UsersService) -> None:
+    app = Webapp(users.address, WEBAPP_CPU_SCHEDULING="normal")
+    try:
+        assert thread_policies(app.pid) == {os.SCHED_OTHER}
+    finally:
+        app.stop()
+
+
+def test_an_unknown_scheduling_policy_is_refused_by_name() -> None:
+    environ = {"WEBAPP_SECRET_KEY": "x" * 32, "WEBAPP_CPU_SCHEDULING": "fifo"}
+    with pytest.raises(ConfigError, match=r"WEBAPP_CPU_SCHEDULING='fifo'.*batch, normal"):
+        Settings.from_env(environ)
