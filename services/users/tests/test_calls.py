@@ -12,7 +12,7 @@ import grpc
 import pytest
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.calls import rpc_log
-from users_service.logs import JsonFormatter
+from users_service.logs import JsonFormatter, RpcLog, request_id_var
 from users_service.server import UsersServer
 from users_service.store import NewUser
 
@@ -186,3 +186,27 @@ async def test_a_client_hanging_up_mid_stream_is_logged_as_cancelled_with_its_re
     [line] = server_log.rpcs("GetUsers")
     assert (line["code"], line["request_id"]) == ("CANCELLED", "hangup")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_the_per_rpc_line_has_the_fields_and_order_of_every_other_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = RpcLog(logging.getLogger("users_service.calls"))
+    logging.getLogger("users_service.calls").setLevel(logging.INFO)
+    try:
+        token = request_id_var.set('quote"and\\slash')
+        log.write(f"/{SERVICE}/GetUser", "NOT_FOUND", 0.12345)
+        request_id_var.reset(token)
+    finally:
+        logging.getLogger("users_service.calls").setLevel(logging.NOTSET)
+    [line] = capsys.readouterr().err.splitlines()
+    record = logging.LogRecord("users_service.calls", logging.INFO, "", 0, "rpc %s %s", (), None)
+    record.msg, record.args = "rpc %s %s", (f"/{SERVICE}/GetUser", "NOT_FOUND")
+    record.request_id = 'quote"and\\slash'
+    record.method, record.code, record.duration_ms = f"/{SERVICE}/GetUser", "NOT_FOUND", 0.123
+    expected = json.loads(JsonFormatter().format(record))
+    written = json.loads(line)
+    assert list(written) == list(expected)
+    assert {k: v for k, v in written.items() if k != "time"} == {
+        k: v for k, v in expected.items() if k != "time"
+    }

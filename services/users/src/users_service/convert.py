@@ -13,26 +13,34 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def timestamp(moment: datetime) -> Timestamp:
-    """A protobuf Timestamp of an aware datetime.
+    """A protobuf Timestamp of an aware datetime (what Timestamp.FromDatetime gives, faster)."""
+    stamp = Timestamp()
+    _set(stamp, moment)
+    return stamp
 
-    What Timestamp.FromDatetime gives, in a quarter of the time (it runs twice per user sent,
-    100,000 times in a full GetUsers stream).
-    """
+
+def _set(stamp: Timestamp, moment: datetime) -> None:
     delta = moment - _EPOCH
-    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
+    stamp.seconds = delta.days * 86_400 + delta.seconds
+    stamp.nanos = delta.microseconds * 1000
 
 
 def user_message(user: UserRecord) -> users_pb2.User:
-    """The users.v1.User of a stored user."""
-    return users_pb2.User(
+    """The users.v1.User of a stored user.
+
+    Its timestamps are set in place: building Timestamps to pass in would copy each one (this
+    runs for every user sent, 100,000 times in a full GetUsers stream).
+    """
+    message = users_pb2.User(
         id=user.id,
         username=user.username,
         email=user.email,
         display_name=user.display_name,
-        create_time=timestamp(user.create_time),
-        update_time=timestamp(user.update_time),
         etag=user.etag,
     )
+    _set(message.create_time, user.create_time)
+    _set(message.update_time, user.update_time)
+    return message
 
 
 _EVENT_TYPES = {

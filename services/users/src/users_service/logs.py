@@ -81,27 +81,33 @@ class RpcLog:
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self._pending: list[str] = []
+        # (method, code) -> the line's fields that depend on nothing else, as JSON. The methods
+        # are those with a handler and the codes grpc's: no client input grows this.
+        self._fixed: dict[tuple[str, str], tuple[str, str]] = {}
 
     def write(self, method: str, code: str, duration_ms: float) -> None:
         """Logs the end of an RPC: its method, status code and duration."""
         if not self._logger.isEnabledFor(logging.INFO):
             return
-        entry = {
-            "time": _iso_time(time.time()),
-            "level": "INFO",
-            "logger": self._logger.name,
-            "message": f"rpc {method} {code}",
-            "request_id": request_id_var.get(),
-            "method": method,
-            "code": code,
-            "duration_ms": round(duration_ms, 3),
-        }
-        self._pending.append(_encode(entry) + "\n")
+        fixed = self._fixed.get((method, code))
+        if fixed is None:
+            fixed = self._fixed[method, code] = self._fixed_fields(method, code)
+        head, tail = fixed
+        request_id = _encode(request_id_var.get())
+        self._pending.append(
+            f'{{"time": "{_iso_time(time.time())}", {head}, "request_id": {request_id}, {tail},'
+            f' "duration_ms": {round(duration_ms, 3)!r}}}\n'
+        )
         if len(self._pending) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no loop runs: nothing would flush later
                 self.flush()
+
+    def _fixed_fields(self, method: str, code: str) -> tuple[str, str]:
+        head = {"level": "INFO", "logger": self._logger.name, "message": f"rpc {method} {code}"}
+        tail = {"method": method, "code": code}
+        return _encode(head)[1:-1], _encode(tail)[1:-1]
 
     def flush(self) -> None:
         """Writes the lines gathered so far."""
