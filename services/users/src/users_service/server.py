@@ -62,7 +62,8 @@ class UsersServer:
         self._drained = False
 
     def _publish(self, change: UserChange) -> None:
-        self.feed.publish(user_event(change))
+        if self.feed.subscriber_count:  # an event is a message to build: only for listeners
+            self.feed.publish(user_event(change))
 
     def _feed_state(self, lost: str | None) -> None:
         if lost is None:

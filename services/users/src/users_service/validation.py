@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -14,6 +15,12 @@ from users_service.store import NewUser, UserChanges
 USERNAME_RE = re.compile(r"[a-z0-9._-]{3,32}")
 USERNAME_PREFIX_RE = re.compile(r"[a-z0-9._-]{0,32}")
 MAX_EMAIL = 254
+MAX_LOCAL_PART = 64
+# RFC 5322's dot-atom in ASCII: what most addresses look like before the @ (email_validator
+# accepts every local part this matches: it is its own first check, DOT_ATOM_TEXT).
+_ASCII_LOCAL_PART = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+)
 MAX_DISPLAY_NAME = 64
 MAX_REQUEST_ID = 128
 UPDATABLE_PATHS = ("username", "email", "display_name")
@@ -57,11 +64,38 @@ def email_problem(email: str) -> str | None:
         return None
     if len(email) > MAX_EMAIL:
         return f"must be at most {MAX_EMAIL} characters"
+    if _plainly_valid(email):
+        return None
     try:
         validate_email(email, check_deliverability=False)
     except EmailNotValidError as error:
         return f"is not a valid email address: {error}"
     return None
+
+
+def _plainly_valid(email: str) -> bool:
+    """An ASCII dot-atom local part at a domain email_validator accepted before.
+
+    Validating a domain is two thirds of what email_validator does with an address (40 us of
+    the server's CPU per create under load): it depends on the domain alone, and addresses share
+    few. Anything else takes the full check, which also words the error.
+    """
+    local, at, domain = email.rpartition("@")
+    return (
+        bool(at)
+        and len(local) <= MAX_LOCAL_PART
+        and _ASCII_LOCAL_PART.fullmatch(local) is not None
+        and _valid_domain(domain)
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_domain(domain: str) -> bool:
+    try:
+        validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 def display_name_problem(name: str) -> str | None:
