@@ -64,3 +64,27 @@ def test_runtime_images_carry_generated_stubs_but_no_build_tools(
     assert stubs.returncode == 0, stubs.stderr
     assert tools.returncode != 0
     assert "No module named 'grpc_tools'" in tools.stderr
+
+
+# The service's process (`python -m MODULE`: not tini, not a health check, not this probe), and
+# the policy of each of its threads.
+_THREAD_POLICIES = """
+import json, os, sys
+policies = set()
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    if open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")[1:3] != [b"-m", sys.argv[1].encode()]:
+        continue
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        policies.add(os.sched_getscheduler(int(tid)))
+print(json.dumps({"policies": sorted(policies), "batch": os.SCHED_BATCH}))
+"""
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_thread_of_the_service_runs_batch_scheduled(stack: Stack, service: str) -> None:
+    # SCHED_BATCH needs no capability: it works under cap_drop ALL and the default seccomp.
+    module = {"users": "users_service", "webapp": "webapp"}[service]
+    probe = stack.exec(service, "python", "-c", _THREAD_POLICIES, module)
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    assert found["policies"] == [found["batch"]], found

@@ -20,8 +20,11 @@ removes them, the setting becomes a no-op and is due for a new measurement.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import MutableMapping
+
+logger = logging.getLogger(__name__)
 
 EXPERIMENTS_VARIABLE = "GRPC_EXPERIMENTS"
 EXPERIMENTS = "-event_engine_listener,-event_engine_for_all_other_endpoints"
@@ -36,14 +39,18 @@ def tune_grpc_core(environ: MutableMapping[str, str] = os.environ) -> str:
 def set_scheduling(policy: str) -> str:
     """Puts this thread, and the threads it starts from now on, under `policy` (SCHEDULING).
 
-    Returns the policy in force: "normal" too where the platform has no SCHED_BATCH.
+    Returns the policy in force: "normal" where the platform has no SCHED_BATCH, or where the
+    kernel refuses it (a seccomp profile, say), which is logged and not fatal.
     """
-    if policy == "batch" and hasattr(os, "SCHED_BATCH"):
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-        return "batch"
-    if hasattr(os, "SCHED_OTHER"):
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    return "normal"
+    if not hasattr(os, "SCHED_BATCH"):
+        return "normal"
+    batch = policy == "batch"
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH if batch else os.SCHED_OTHER, os.sched_param(0))
+    except OSError as error:
+        logger.warning("cannot set CPU scheduling %s: %s", policy, error)
+        return current_scheduling()
+    return "batch" if batch else "normal"
 
 
 def current_scheduling() -> str:

@@ -9,8 +9,11 @@ here (the README's "Where the time goes").
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import MutableMapping
+
+logger = logging.getLogger(__name__)
 
 EXPERIMENTS_VARIABLE = "GRPC_EXPERIMENTS"
 EXPERIMENTS = "-event_engine_client"
@@ -23,8 +26,16 @@ def tune_grpc_core(environ: MutableMapping[str, str] = os.environ) -> str:
 
 
 def set_scheduling(policy: str) -> str:
-    """Puts this thread and those it starts later under `policy`; returns the one in force."""
-    batch = policy == "batch" and hasattr(os, "SCHED_BATCH")
-    if hasattr(os, "sched_setscheduler"):
+    """Puts this thread and those it starts later under `policy`; returns the one in force.
+
+    A kernel that refuses (a seccomp profile, say) leaves the policy as it was: logged, not fatal.
+    """
+    if not hasattr(os, "SCHED_BATCH"):
+        return "normal"
+    batch = policy == "batch"
+    try:
         os.sched_setscheduler(0, os.SCHED_BATCH if batch else os.SCHED_OTHER, os.sched_param(0))
+    except OSError as error:
+        logger.warning("cannot set CPU scheduling %s: %s", policy, error)
+        return "normal"
     return "batch" if batch else "normal"
