@@ -72,7 +72,8 @@ _THREAD_POLICIES = """
 import json, os, sys
 policies = set()
 for pid in filter(str.isdigit, os.listdir("/proc")):
-    if open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")[1:3] != [b"-m", sys.argv[1].encode()]:
+    command = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+    if command[1:3] != [b"-m", sys.argv[1].encode()]:
         continue
     for tid in os.listdir(f"/proc/{pid}/task"):
         policies.add(os.sched_getscheduler(int(tid)))
