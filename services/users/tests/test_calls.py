@@ -12,7 +12,7 @@ import grpc
 import pytest
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.calls import rpc_log
-from users_service.logs import JsonFormatter, RpcLog, request_id_var
+from users_service.logs import JsonFormatter, RpcLog
 from users_service.server import UsersServer
 from users_service.store import NewUser
 
@@ -194,9 +194,7 @@ def test_the_per_rpc_line_has_the_fields_and_order_of_every_other_line(
     log = RpcLog(logging.getLogger("users_service.calls"))
     logging.getLogger("users_service.calls").setLevel(logging.INFO)
     try:
-        token = request_id_var.set('quote"and\\slash')
-        log.write(f"/{SERVICE}/GetUser", "NOT_FOUND", 0.12345)
-        request_id_var.reset(token)
+        log.write(f"/{SERVICE}/GetUser", "NOT_FOUND", 0.12345, 'quote"and\\slash')
     finally:
         logging.getLogger("users_service.calls").setLevel(logging.NOTSET)
     [line] = capsys.readouterr().err.splitlines()

@@ -24,6 +24,7 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
 # One encoder for every line: json.dumps(..., default=str) builds a new one on each call.
 _encode = json.JSONEncoder(default=str).encode
+_string = json.encoder.encode_basestring_ascii  # a str as a JSON string (in C where it can be)
 _second: tuple[int, str] = (-1, "")
 
 
@@ -73,9 +74,9 @@ class RpcLog:
 
     Example:
         >>> rpc_log = RpcLog(logging.getLogger("users_service.calls"))
-        >>> rpc_log.write("/users.v1.UserService/GetUser", "OK", 0.41)  # doctest: +SKIP
+        >>> rpc_log.write("/users.v1.UserService/GetUser", "OK", 0.41, "req-1")  # doctest: +SKIP
         {"time": "...", "level": "INFO", "logger": "users_service.calls", "message":
-         "rpc /users.v1.UserService/GetUser OK", "request_id": "...", "method": ..., ...}
+         "rpc /users.v1.UserService/GetUser OK", "request_id": "req-1", "method": ..., ...}
     """
 
     def __init__(self, logger: logging.Logger) -> None:
@@ -85,17 +86,17 @@ class RpcLog:
         # are those with a handler and the codes grpc's: no client input grows this.
         self._fixed: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def write(self, method: str, code: str, duration_ms: float) -> None:
-        """Logs the end of an RPC: its method, status code and duration."""
+    def write(self, method: str, code: str, duration_ms: float, request_id: str) -> None:
+        """Logs the end of an RPC: its method, status code, duration and request id."""
         if not self._logger.isEnabledFor(logging.INFO):
             return
         fixed = self._fixed.get((method, code))
         if fixed is None:
             fixed = self._fixed[method, code] = self._fixed_fields(method, code)
         head, tail = fixed
-        request_id = _encode(request_id_var.get())
         self._pending.append(
-            f'{{"time": "{_iso_time(time.time())}", {head}, "request_id": {request_id}, {tail},'
+            f'{{"time": "{_iso_time(time.time())}", {head}, "request_id": {_string(request_id)},'
+            f" {tail},"
             f' "duration_ms": {round(duration_ms, 3)!r}}}\n'
         )
         if len(self._pending) == 1:
