@@ -68,10 +68,9 @@ class RpcLog:
     It bypasses the logging module on purpose: a call costs the server about 0.16 ms of CPU, a
     record through logging (LogRecord, handler, formatter, a write per line) cost 30 us of it in
     the running server; this line, an f-string over fields encoded once, a few. Lines gather
-    while the event loop runs the
-    calls of one turn and go out in one write at the end of it, so they are late by at most
-    that turn; other records are written at once. Same fields, same JSON as JsonFormatter; off
-    when `logger` is not enabled for INFO.
+    while the event loop runs the calls of one turn and go out in one write at the end of it,
+    so they are late by at most that turn; other records are written at once. Same fields,
+    same JSON as JsonFormatter; off when `logger` is not enabled for INFO.
 
     Example:
         >>> rpc_log = RpcLog(logging.getLogger("users_service.calls"))
