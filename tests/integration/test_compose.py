@@ -72,11 +72,12 @@ _THREAD_POLICIES = """
 import json, os, sys
 policies = set()
 for pid in filter(str.isdigit, os.listdir("/proc")):
-    command = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
-    if command[1:3] != [b"-m", sys.argv[1].encode()]:
+    try:  # a health check's process may come and go meanwhile
+        command = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        if command[1:3] == [b"-m", sys.argv[1].encode()]:
+            policies.update(os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
         continue
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        policies.add(os.sched_getscheduler(int(tid)))
 print(json.dumps({"policies": sorted(policies), "batch": os.SCHED_BATCH}))
 """
 

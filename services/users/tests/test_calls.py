@@ -78,9 +78,10 @@ async def test_a_failed_call_carries_its_request_id_in_the_trailers_too(stub: An
 async def test_a_stream_sends_its_request_id_in_the_headers_before_the_first_message(
     stub: Any,
 ) -> None:
+    await stub.CreateUser(users_pb2.CreateUserRequest(username="streamed"))
     call = stub.GetUsers(users_pb2.GetUsersRequest(), metadata=(("x-request-id", "str-1"),))
     assert ("x-request-id", "str-1") in tuple(await call.initial_metadata())
-    assert [user async for user in call] == []
+    assert [user.username async for user in call] == ["streamed"]
     assert ("x-request-id", "str-1") in tuple(await call.trailing_metadata())
 
 
@@ -208,3 +209,28 @@ def test_the_per_rpc_line_has_the_fields_and_order_of_every_other_line(
     assert {k: v for k, v in written.items() if k != "time"} == {
         k: v for k, v in expected.items() if k != "time"
     }
+
+
+def test_per_rpc_lines_reach_stderr_when_a_loop_closed_with_its_flush_unrun(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = RpcLog(logging.getLogger("users_service.calls"))
+    logging.getLogger("users_service.calls").setLevel(logging.INFO)
+
+    async def one_call(request_id: str) -> None:
+        log.write(f"/{SERVICE}/GetUser", "OK", 0.1, request_id)
+
+    def write_and_stop() -> None:
+        log.write(f"/{SERVICE}/GetUser", "OK", 0.1, "first")  # schedules the flush...
+        first.stop()  # ...which this loop then never runs
+
+    first = asyncio.new_event_loop()
+    try:
+        first.call_soon(write_and_stop)
+        first.run_forever()
+        first.close()
+        asyncio.run(one_call("second"))
+    finally:
+        logging.getLogger("users_service.calls").setLevel(logging.NOTSET)
+    written = [json.loads(line)["request_id"] for line in capsys.readouterr().err.splitlines()]
+    assert written == ["first", "second"]

@@ -65,3 +65,16 @@ def test_normal_scheduling_and_grpcs_own_defaults_on_request(
 def test_an_unknown_scheduling_policy_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match=r"USERS_CPU_SCHEDULING='fifo'.*batch, normal"):
         Settings.from_env({"USERS_CPU_SCHEDULING": "fifo"})
+
+
+def test_normal_scheduling_leaves_the_policy_it_was_started_with(
+    spawn_server: Callable[..., ServerProcess],
+) -> None:
+    # As if started under `chrt --batch 0`: the child inherits this thread's policy.
+    os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    try:
+        proc = spawn_server(USERS_CPU_SCHEDULING="normal")
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    assert listening_line(proc)["cpu_scheduling"] == "batch"
+    assert thread_policies(proc.process.pid) == {os.SCHED_BATCH}

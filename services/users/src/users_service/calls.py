@@ -8,18 +8,20 @@ the handler up and builds our wrapper again), and each call here is worth tens o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
 from users_service.lifecycle import ShuttingDown
 from users_service.logs import RpcLog, request_id_var
+from users_service.registration import WrappingServer
 from users_service.status import MAPPED_ERRORS, abort_with
 
 logger = logging.getLogger(__name__)
@@ -115,7 +117,7 @@ def _cancelled_code(context: grpc.aio.ServicerContext) -> str:
     return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
 
 
-def _pass(gate: asyncio.Event | None) -> None:
+def _refuse_if_draining(gate: asyncio.Event | None) -> None:
     """Refuses the call (UNAVAILABLE) once the server drains, if it goes through the gate."""
     if gate is not None and gate.is_set():
         raise ShuttingDown("the server is draining: retry elsewhere")
@@ -138,9 +140,9 @@ class CallWrapping:
         self._draining = draining
         self._gated_prefix = gated_prefix
 
-    def server(self, server: Any) -> _WrappingServer:
+    def server(self, server: Any) -> WrappingServer:
         """What `add_*Servicer_to_server` registers on, so that every handler is wrapped."""
-        return _WrappingServer(server, self.wrap)
+        return WrappingServer(server, self.wrap)
 
     def wrap(self, method: str, handler: Any) -> Any:
         """`handler` (a grpc.RpcMethodHandler) with the plumbing around its behaviour."""
@@ -164,10 +166,12 @@ class CallWrapping:
 def _unary(
     method: str, behavior: Callable[..., Awaitable[Any]], gate: asyncio.Event | None
 ) -> Callable[..., Awaitable[Any]]:
+    """A handler that returns one response (or writes with context.write), wrapped."""
+
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, context)
         try:
-            _pass(gate)
+            _refuse_if_draining(gate)
             response = await behavior(request, context)
         except BaseException as error:
             await call.failed(error)
@@ -179,20 +183,25 @@ def _unary(
 
 
 def _streaming(
-    method: str, behavior: Callable[..., AsyncIterator[Any]], gate: asyncio.Event | None
+    method: str, behavior: Callable[..., AsyncGenerator[Any, None]], gate: asyncio.Event | None
 ) -> Callable[..., AsyncIterator[Any]]:
+    """A handler that yields its responses, wrapped."""
     send_headers = not getattr(behavior, "sends_own_headers", False)
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, context)
         try:
-            _pass(gate)
+            _refuse_if_draining(gate)
             if send_headers:
                 # Streams carry the request id in their headers as well: a client reading a long
                 # stream knows it before the end.
                 await send_request_id(context)
-            async for response in behavior(request, context):
-                yield response
+            # aclosing: when the client stops reading, grpc closes this generator, and the
+            # handler's own `finally` (WatchUsers releasing its subscription) runs now, not
+            # whenever the garbage collector gets to it.
+            async with contextlib.aclosing(behavior(request, context)) as responses:
+                async for response in responses:
+                    yield response
         except BaseException as error:
             await call.failed(error)
             raise
@@ -208,40 +217,3 @@ _KINDS: dict[tuple[bool, bool], tuple[str, Callable[..., Any]]] = {
     (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
     (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
 }
-
-
-class _WrappingServer:
-    """A grpc.aio server as the generated `add_*Servicer_to_server` functions see it."""
-
-    def __init__(self, server: Any, wrap: Callable[[str, Any], Any]) -> None:
-        self._server = server
-        self._wrap = wrap
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        wrapped = {name: self._wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
-        self._server.add_registered_method_handlers(service, wrapped)
-
-    def add_generic_rpc_handlers(self, generic_handlers: Sequence[Any]) -> None:
-        self._server.add_generic_rpc_handlers(
-            tuple(_WrappedGeneric(generic, self._wrap) for generic in generic_handlers)
-        )
-
-
-class _WrappedGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """A generic handler whose method handlers come out wrapped (each wrapped once)."""
-
-    def __init__(self, inner: Any, wrap: Callable[[str, Any], Any]) -> None:
-        self._inner = inner
-        self._wrap = wrap
-        # method -> (the handler, wrapped): only methods the inner handler knows are kept.
-        self._wrapped: dict[str, tuple[Any, Any]] = {}
-
-    def service(self, handler_call_details: Any) -> Any:
-        handler = self._inner.service(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is None or cached[0] is not handler:
-            cached = self._wrapped[method] = (handler, self._wrap(method, handler))
-        return cached[1]

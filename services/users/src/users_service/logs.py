@@ -31,10 +31,12 @@ _second: tuple[int, str] = (-1, "")
 def _iso_time(created: float) -> str:
     """`created` (seconds since the epoch) in ISO 8601, UTC, to the millisecond."""
     global _second  # noqa: PLW0603 - a one-entry cache: the lines of one second share it
-    whole = int(created)
-    if _second[0] != whole:
-        _second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_second[1]}.{int((created - whole) * 1000):03d}+00:00"
+    whole, text = _second  # one read of one tuple: other threads format records too
+    if whole != int(created):
+        whole = int(created)
+        text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, text)
+    return f"{text}.{int((created - whole) * 1000):03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,6 +84,9 @@ class RpcLog:
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self._pending: list[str] = []
+        # The loop a flush is scheduled on: a loop that closed before running it (each test's
+        # loop does) must not keep the next loop's lines waiting.
+        self._flush_on: asyncio.AbstractEventLoop | None = None
         # (method, code) -> the line's fields that depend on nothing else, as JSON. The methods
         # are those with a handler and the codes grpc's: no client input grows this.
         self._fixed: dict[tuple[str, str], tuple[str, str]] = {}
@@ -99,11 +104,14 @@ class RpcLog:
             f" {tail},"
             f' "duration_ms": {round(duration_ms, 3)!r}}}\n'
         )
-        if len(self._pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop runs: nothing would flush later
-                self.flush()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop runs: nothing would flush later
+            self.flush()
+            return
+        if self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self.flush)
 
     def _fixed_fields(self, method: str, code: str) -> tuple[str, str]:
         head = {"level": "INFO", "logger": self._logger.name, "message": f"rpc {method} {code}"}
@@ -112,7 +120,7 @@ class RpcLog:
 
     def flush(self) -> None:
         """Writes the lines gathered so far."""
-        lines, self._pending = self._pending, []
+        lines, self._pending, self._flush_on = self._pending, [], None
         if lines:
             # Like logging's own handlers, a log that cannot be written never fails a call.
             with contextlib.suppress(OSError, ValueError):

@@ -37,23 +37,26 @@ def tune_grpc_core(environ: MutableMapping[str, str] = os.environ) -> str:
 
 
 def set_scheduling(policy: str) -> str:
-    """Puts this thread, and the threads it starts from now on, under `policy` (SCHEDULING).
+    """Puts this thread, and the threads it starts from now on, under SCHED_BATCH if `policy`
+    is "batch"; "normal" leaves the policy as it is (an operator's `chrt` included).
 
-    Returns the policy in force: "normal" where the platform has no SCHED_BATCH, or where the
-    kernel refuses it (a seccomp profile, say), which is logged and not fatal.
+    Returns the policy in force. A kernel that refuses (a seccomp profile, say) is logged, not
+    fatal, and so is a platform without SCHED_BATCH.
     """
-    if not hasattr(os, "SCHED_BATCH"):
-        return "normal"
-    batch = policy == "batch"
-    try:
-        os.sched_setscheduler(0, os.SCHED_BATCH if batch else os.SCHED_OTHER, os.sched_param(0))
-    except OSError as error:
-        logger.warning("cannot set CPU scheduling %s: %s", policy, error)
-        return current_scheduling()
-    return "batch" if batch else "normal"
+    if policy == "batch":
+        try:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        except (AttributeError, OSError) as error:
+            logger.warning("cannot set CPU scheduling %s: %s", policy, error)
+    return current_scheduling()
 
 
 def current_scheduling() -> str:
-    """The calling thread's policy, as set_scheduling names it."""
-    batch = getattr(os, "SCHED_BATCH", None)
-    return "batch" if batch is not None and os.sched_getscheduler(0) == batch else "normal"
+    """The calling thread's policy: "batch", "normal", or "other" (one set from outside)."""
+    try:
+        current = os.sched_getscheduler(0)
+    except (AttributeError, OSError):  # not Linux, or not allowed to ask
+        return "unknown"
+    if current == os.SCHED_BATCH:
+        return "batch"
+    return "normal" if current == os.SCHED_OTHER else "other"

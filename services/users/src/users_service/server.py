@@ -174,6 +174,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
     def on_signal(signum: int) -> None:
         if stop.is_set():
             logger.warning("second %s: exiting now", signal.Signals(signum).name)
+            rpc_log.flush()  # os._exit skips what a normal exit would still write
             os._exit(128 + signum)
         logger.info("%s received: draining", signal.Signals(signum).name)
         stop.set()

@@ -2,6 +2,7 @@
 
 import sys
 
+from webapp import logs
 from webapp.config import ConfigError, Settings
 from webapp.runtime import set_scheduling, tune_grpc_core
 
@@ -9,6 +10,7 @@ try:
     settings = Settings.from_env()
 except ConfigError as exc:
     sys.exit(f"webapp: {exc}")
+logs.configure(settings.log_level)
 # Both before grpc loads: grpc core reads its experiments once, as it loads, and its threads
 # take the scheduling policy of the thread that starts them.
 tune_grpc_core()

@@ -25,17 +25,11 @@ def tune_grpc_core(environ: MutableMapping[str, str] = os.environ) -> str:
     return environ.setdefault(EXPERIMENTS_VARIABLE, EXPERIMENTS)
 
 
-def set_scheduling(policy: str) -> str:
-    """Puts this thread and those it starts later under `policy`; returns the one in force.
-
-    A kernel that refuses (a seccomp profile, say) leaves the policy as it was: logged, not fatal.
-    """
-    if not hasattr(os, "SCHED_BATCH"):
-        return "normal"
-    batch = policy == "batch"
-    try:
-        os.sched_setscheduler(0, os.SCHED_BATCH if batch else os.SCHED_OTHER, os.sched_param(0))
-    except OSError as error:
-        logger.warning("cannot set CPU scheduling %s: %s", policy, error)
-        return "normal"
-    return "batch" if batch else "normal"
+def set_scheduling(policy: str) -> None:
+    """Puts this thread, and those it starts later, under SCHED_BATCH if `policy` is "batch";
+    "normal" leaves the policy as it is. A kernel that refuses is logged, not fatal."""
+    if policy == "batch":
+        try:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        except (AttributeError, OSError) as error:
+            logger.warning("cannot set CPU scheduling %s: %s", policy, error)

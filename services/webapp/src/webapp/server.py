@@ -12,7 +12,6 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from webapp import logs
 from webapp.app import create_app
 from webapp.config import Settings
 
@@ -49,8 +48,7 @@ class Server(uvicorn.Server):
 
 
 def main(settings: Settings) -> None:
-    """Configures logging, serves until a signal, drains and exits."""
-    logs.configure(settings.log_level)
+    """Serves until a signal, drains and exits (logging is configured by then)."""
     app = create_app(settings)
     config = uvicorn.Config(
         app,

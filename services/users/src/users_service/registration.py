@@ -1,0 +1,55 @@
+"""Handlers wrapped once, as they are registered: the server that add_*Servicer_to_server sees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+Wrap = Callable[[str, Any], Any]  # (full method name, grpc.RpcMethodHandler) -> its replacement
+
+
+class WrappingServer:
+    """A grpc.aio server as the generated `add_*Servicer_to_server` functions see it: the method
+    handlers they register reach the server through `wrap`.
+
+    Example:
+        >>> health_pb2_grpc.add_HealthServicer_to_server(health, WrappingServer(server, wrap))
+    """
+
+    def __init__(self, server: Any, wrap: Wrap) -> None:
+        self._server = server
+        self._wrap = wrap
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        """The handlers grpc looks up by method name first, each wrapped now."""
+        wrapped = {name: self._wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        self._server.add_registered_method_handlers(service, wrapped)
+
+    def add_generic_rpc_handlers(self, generic_handlers: Sequence[Any]) -> None:
+        """Generic handlers (reflection's), whose handlers are wrapped on first use."""
+        self._server.add_generic_rpc_handlers(
+            tuple(_WrappedGeneric(generic, self._wrap) for generic in generic_handlers)
+        )
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A generic handler whose method handlers come out wrapped (each wrapped once)."""
+
+    def __init__(self, inner: Any, wrap: Wrap) -> None:
+        self._inner = inner
+        self._wrap = wrap
+        # method -> (the handler, wrapped): only methods the inner handler knows are kept.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    def service(self, handler_call_details: Any) -> Any:
+        """The inner handler's method handler, wrapped (None where it has none)."""
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = self._wrapped[method] = (handler, self._wrap(method, handler))
+        return cached[1]
