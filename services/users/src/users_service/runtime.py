@@ -36,19 +36,18 @@ def tune_grpc_core(environ: MutableMapping[str, str] = os.environ) -> str:
     return environ.setdefault(EXPERIMENTS_VARIABLE, EXPERIMENTS)
 
 
-def set_scheduling(policy: str) -> str:
+def set_scheduling(policy: str) -> None:
     """Puts this thread, and the threads it starts from now on, under SCHED_BATCH if `policy`
     is "batch"; "normal" leaves the policy as it is (an operator's `chrt` included).
 
-    Returns the policy in force. A kernel that refuses (a seccomp profile, say) is logged, not
-    fatal, and so is a platform without SCHED_BATCH.
+    A kernel that refuses (a seccomp profile, say) is logged, not fatal, and so is a platform
+    without SCHED_BATCH; current_scheduling() tells what is in force.
     """
     if policy == "batch":
         try:
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
         except (AttributeError, OSError) as error:
             logger.warning("cannot set CPU scheduling %s: %s", policy, error)
-    return current_scheduling()
 
 
 def current_scheduling() -> str:
