@@ -94,8 +94,10 @@ def _h2load_stream(server: str, settings: Settings) -> Callable[[Stack], Load]:
 
 def _wrk(server: str, concurrency: int, settings: Settings) -> Callable[[Stack], Load]:
     def load(stack: Stack) -> Load:
-        url = f"http://127.0.0.1:{stack[server].port}/api/v1/users/{READ_ID}"
-        return wrk.get(url, concurrency, settings.seconds, stack.cores.load)
+        prefix = f"http://127.0.0.1:{stack[server].port}/api/v1/users/"
+        return wrk.get_users(
+            prefix, settings.stream_users, concurrency, settings.seconds, stack.cores.load
+        )
 
     return load
 

@@ -1,20 +1,23 @@
-"""HTTP load with wrk (C, one thread): GET one URL over keep-alive connections."""
+"""HTTP load with wrk (C, one thread): GETs over keep-alive connections."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 from scripts.bench.procs import pinned
 from scripts.bench.results import Load
 
 _SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_RANDOM_USER = Path(__file__).with_name("random_user.lua")
 
 
-def get(url: str, concurrency: int, seconds: float, cores: str | None) -> Load:
-    """`concurrency` connections, each with one request in flight, for `seconds`."""
+def get_users(prefix: str, users: int, concurrency: int, seconds: float, cores: str | None) -> Load:
+    """GET `prefix`<id> for ids drawn at random from 1..`users`: `concurrency` connections, each
+    with one request in flight, for `seconds`."""
     command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout=10s", "--latency"]
-    command.append(url)
+    command += ["-s", str(_RANDOM_USER), prefix, "--", str(users)]
     out = subprocess.run(
         pinned(command, cores), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout

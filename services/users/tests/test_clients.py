@@ -49,6 +49,7 @@ async def test_reflection_client_lists_every_service(server: tuple[UsersServer, 
     assert methods == [
         "CreateUser",
         "GetUser",
+        "BatchGetUsers",
         "UpdateUser",
         "DeleteUser",
         "ListUsers",

@@ -90,6 +90,22 @@ async def test_reading_a_missing_user_raises_not_found(one: Opened) -> None:
         await one.store.get_user_by_username("nobody")
 
 
+async def test_get_users_answers_in_the_order_asked_once_each_without_misses(
+    one: Opened,
+) -> None:
+    ada, bob, cy = await create(one.store, NewUser("ada"), NewUser("bob"), NewUser("cy"))
+    await one.store.delete_user(bob.id, "")
+    asked = [cy.id, 999_999, ada.id, bob.id, cy.id]
+    assert await one.store.get_users(asked) == [cy, ada]
+    assert await one.store.get_users([]) == []
+
+
+async def test_get_users_reads_a_thousand_in_one_call(one: Opened) -> None:
+    users = await create(one.store, *(NewUser(f"user{i:04}") for i in range(1000)))
+    backwards = [user.id for user in reversed(users)]
+    assert await one.store.get_users(backwards) == users[::-1]
+
+
 async def test_a_batch_reports_taken_usernames_case_insensitively_in_order(one: Opened) -> None:
     await create(one.store, NewUser("ada"))
     outcomes = await one.store.create_users(

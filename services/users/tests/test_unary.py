@@ -124,6 +124,37 @@ async def test_get_user_errors(stub: Any, request_: users_pb2.GetUserRequest, co
     assert caught.value.code() == code
 
 
+async def test_batch_get_users_answers_found_users_in_the_order_asked(stub: Any) -> None:
+    ada, bob = await create(stub, "ada"), await create(stub, "bob")
+    asked = users_pb2.BatchGetUsersRequest(ids=[bob.id, 424242, ada.id, bob.id])
+    reply = await stub.BatchGetUsers(asked)
+    assert list(reply.users) == [bob, ada]
+    assert not (await stub.BatchGetUsers(users_pb2.BatchGetUsersRequest())).users
+
+
+@pytest.mark.parametrize(
+    ("ids", "fields"),
+    [
+        ([1, 0, 2, -5], {"ids[1]", "ids[3]"}),
+        ([-1] * 50, {f"ids[{i}]" for i in range(10)}),  # the first ten, not fifty
+        (list(range(1, 1002)), {"ids"}),
+    ],
+)
+async def test_batch_get_users_refuses_bad_ids_by_position(
+    stub: Any, ids: list[int], fields: set[str]
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.BatchGetUsers(users_pb2.BatchGetUsersRequest(ids=ids))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(caught.value)) == fields
+
+
+async def test_batch_get_users_reads_the_maximum_of_a_thousand(stub: Any) -> None:
+    made = [await create(stub, f"user{i:04}") for i in range(1000)]
+    reply = await stub.BatchGetUsers(users_pb2.BatchGetUsersRequest(ids=[u.id for u in made]))
+    assert list(reply.users) == made
+
+
 def update(user_id: int, paths: list[str], etag: str = "", **fields: str) -> Any:
     user = users_pb2.User(id=user_id)
     for name, value in fields.items():

@@ -80,6 +80,12 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             )
         raise InvalidArgument([FieldViolation("key", "set either id or username")])
 
+    async def BatchGetUsers(
+        self, request: users_pb2.BatchGetUsersRequest, context: Context
+    ) -> users_pb2.BatchGetUsersResponse:
+        users = await self._store.get_users(validation.batch_ids(request.ids))
+        return users_pb2.BatchGetUsersResponse(users=[user_message(user) for user in users])
+
     async def UpdateUser(
         self, request: users_pb2.UpdateUserRequest, context: Context
     ) -> users_pb2.User:

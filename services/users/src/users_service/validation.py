@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
@@ -26,6 +27,7 @@ MAX_REQUEST_ID = 128
 UPDATABLE_PATHS = ("username", "email", "display_name")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_BATCH_IDS = 1000
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,16 @@ def user_id(value: int, field: str) -> int:
     """A positive user id; raises InvalidArgument."""
     _check([] if value > 0 else [FieldViolation(field, "must be a positive user id")])
     return value
+
+
+def batch_ids(ids: Sequence[int]) -> list[int]:
+    """The ids of a BatchGetUsers, each positive, at most MAX_BATCH_IDS; raises InvalidArgument."""
+    if len(ids) > MAX_BATCH_IDS:
+        _check([FieldViolation("ids", f"must name at most {MAX_BATCH_IDS} users, not {len(ids)}")])
+    bad = [index for index, value in enumerate(ids) if value <= 0]
+    # The first few only: a thousand violations would not fit in the trailers.
+    _check([FieldViolation(f"ids[{index}]", "must be a positive user id") for index in bad[:10]])
+    return list(ids)
 
 
 def lookup_username(value: str, field: str) -> str:

@@ -116,8 +116,7 @@ async def list_users(
 @router.get("/{user_id:int}", response_model=UserOut, responses=ERRORS)
 async def get_user(user_id: UserId, client: Client) -> JSONResponse:
     """Reads one user by id."""
-    user = await client.users.GetUser(users_pb2.GetUserRequest(id=user_id), **client.unary())
-    return _user_response(user)
+    return _user_response(await client.reads.user(user_id))
 
 
 @router.get("/by-username/{username}", response_model=UserOut, responses=ERRORS)

@@ -18,6 +18,10 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 request_deadline_var: ContextVar[float | None] = ContextVar("request_deadline", default=None)
 
 
+class DeadlineSpentError(Exception):
+    """The HTTP request's own time budget ran out before its backend call could start or end."""
+
+
 def accept_request_id(raw: str | None) -> str:
     """Returns the caller's request id when it is well-formed, else a fresh one."""
     if raw and _REQUEST_ID_RE.match(raw):

@@ -15,8 +15,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from starlette.exceptions import HTTPException
 
-from webapp.context import request_id_var
-from webapp.grpc_client import DeadlineSpentError
+from webapp.context import DeadlineSpentError, request_id_var
+from webapp.reads import UserNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,9 @@ def install(app: FastAPI, html: HtmlRenderer | None = None) -> None:
     async def on_deadline_spent(request: Request, exc: Exception) -> Response:
         return respond(request, 504, str(exc))
 
+    async def on_user_not_found(request: Request, exc: Exception) -> Response:
+        return respond(request, 404, str(exc))
+
     async def on_http_error(request: Request, exc: Exception) -> Response:
         http_error = cast(HTTPException, exc)
         return respond(
@@ -172,5 +175,6 @@ def install(app: FastAPI, html: HtmlRenderer | None = None) -> None:
 
     app.add_exception_handler(grpc.aio.AioRpcError, on_grpc_error)
     app.add_exception_handler(DeadlineSpentError, on_deadline_spent)
+    app.add_exception_handler(UserNotFoundError, on_user_not_found)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

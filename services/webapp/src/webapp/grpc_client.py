@@ -12,7 +12,8 @@ from grpc_health.v1 import health_pb2_grpc
 from users.v1 import users_pb2_grpc
 
 from webapp.config import Settings
-from webapp.context import remaining_budget, request_id_var
+from webapp.context import DeadlineSpentError, remaining_budget, request_id_var
+from webapp.reads import UserReads
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,15 @@ _RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
-_RETRIED = ["GetUser", "ListUsers", "GetUsers", "LookupUsers", "WatchUsers", "CreateUser"]
+_RETRIED = [
+    "GetUser",
+    "BatchGetUsers",
+    "ListUsers",
+    "GetUsers",
+    "LookupUsers",
+    "WatchUsers",
+    "CreateUser",
+]
 SERVICE_CONFIG = {
     "methodConfig": [
         {
@@ -68,10 +77,6 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-class DeadlineSpentError(Exception):
-    """The HTTP request's own budget ran out before the backend call could start."""
-
-
 class UsersClient:
     """Owns the channel and the stubs; opened at app start-up and closed at shutdown.
 
@@ -84,6 +89,8 @@ class UsersClient:
         self.channel = grpc.aio.insecure_channel(settings.users_target, options=CHANNEL_OPTIONS)
         self.users = users_pb2_grpc.UserServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
+        # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
+        self.reads = UserReads(self.users, settings.grpc_timeout_seconds)
         # Set when the server starts draining: long-lived streams (SSE) end on it.
         self.stopping = asyncio.Event()
 

@@ -146,8 +146,7 @@ async def _detail(
     status_code: int = 200,
     notice: str = "",
 ) -> Response:
-    user = await client.users.GetUser(users_pb2.GetUserRequest(id=user_id), **client.unary())
-    shown = user_json(user)
+    shown = user_json(await client.reads.user(user_id))
     context = {"user": shown, "form": form or shown, "errors": errors or {}, "notice": notice}
     return render(request, "user.html", context, status_code)
 

@@ -23,6 +23,13 @@ class UserRecord:
     etag: str
 
 
+def in_given_order(ids: Sequence[int], users: Sequence[UserRecord]) -> list[UserRecord]:
+    """`users` (read by id in any order) arranged as get_users answers: in the order of `ids`,
+    each once, missing ids left out."""
+    by_id = {user.id: user for user in users}
+    return [by_id[user_id] for user_id in dict.fromkeys(ids) if user_id in by_id]
+
+
 @dataclass(frozen=True)
 class NewUser:
     """A validated create: username already lowercased; request_id empty when none."""
@@ -132,6 +139,10 @@ class UserStore(Protocol):
 
     async def get_user_by_username(self, username: str) -> UserRecord:
         """Reads a user by username, case-insensitively; NotFound when there is none."""
+
+    async def get_users(self, ids: Sequence[int]) -> list[UserRecord]:
+        """Reads the users with these ids in one query: in the order of `ids`, each once; ids
+        with no user are left out."""
 
     async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
         """Applies the changes; NotFound, StaleEtag (etag non-empty and stale), AlreadyExists."""

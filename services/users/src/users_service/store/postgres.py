@@ -21,6 +21,7 @@ from users_service.store.base import (
     NewUser,
     UserChanges,
     UserRecord,
+    in_given_order,
 )
 from users_service.store.errors import NotFound, StoreUnavailable
 from users_service.store.group_commit import GroupCommit
@@ -174,6 +175,9 @@ class PostgresUserStore:
         if user is None:
             raise NotFound(f"user {username!r} not found")
         return user
+
+    async def get_users(self, ids: Sequence[int]) -> list[UserRecord]:
+        return in_given_order(ids, await self._run(partial(sql.select_users, ids=ids)))
 
     async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
         return await self._run(

@@ -68,6 +68,14 @@ async def select_user_by_username(conn: Conn, username: str) -> UserRecord | Non
     return None if row is None else _record(row)
 
 
+async def select_users(conn: Conn, ids: Sequence[int]) -> list[UserRecord]:
+    """The users with these ids, in no particular order."""
+    cursor = await conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE id = ANY(%s::bigint[])", (list(ids),)
+    )
+    return [_record(row) for row in await cursor.fetchall()]
+
+
 async def select_page(conn: Conn, after_id: int, limit: int, prefix: str) -> list[UserRecord]:
     """Up to `limit` users with id > after_id whose username starts with `prefix`, by id."""
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -22,6 +22,7 @@ from users_service.store.base import (
     UserChange,
     UserChanges,
     UserRecord,
+    in_given_order,
 )
 from users_service.store.errors import NotFound, StoreUnavailable
 from users_service.store.group_commit import GroupCommit
@@ -182,6 +183,9 @@ class SqliteUserStore:
         if user is None:
             raise NotFound(f"user {username!r} not found")
         return user
+
+    async def get_users(self, ids: Sequence[int]) -> list[UserRecord]:
+        return in_given_order(ids, self._reader.call(partial(sql.select_users, ids=ids)))
 
     async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
         user = await self._writer.run(

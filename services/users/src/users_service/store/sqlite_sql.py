@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 import time
@@ -60,6 +61,15 @@ def select_user_by_username(conn: sqlite3.Connection, username: str) -> UserReco
         f"SELECT {_COLUMNS} FROM users WHERE username = ? COLLATE NOCASE", (username,)
     ).fetchone()
     return None if row is None else _record(row)
+
+
+def select_users(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UserRecord]:
+    """The users with these ids, in no particular order (one statement for any number of ids)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ids),),
+    ).fetchall()
+    return [_record(row) for row in rows]
 
 
 def select_page(

@@ -1,0 +1,135 @@
+"""Reads of one user by id, coalesced: the reads that arrive together share one BatchGetUsers.
+
+A gRPC call costs the webapp more CPU than the rest of an HTTP request (make bench: about 0.12 ms
+against 0.07 ms for a whole bare FastAPI request), so under load each read waits for the end of the
+event loop's turn and goes out with the others that arrived in it, as one call of up to
+MAX_BATCH ids. A read is never served from memory: its call starts after it arrived, so it sees
+every write that finished before it, as a GetUser of its own would. An idle webapp sends one id per
+call and adds no wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+from users.v1 import users_pb2, users_pb2_grpc
+
+from webapp.context import DeadlineSpentError, remaining_budget, request_id_var
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 100  # reads per call; the users service takes up to 1000 ids
+
+
+class UserNotFoundError(Exception):
+    """No user has the id: the batch's answer left it out."""
+
+
+@dataclass(frozen=True)
+class _Read:
+    user_id: int
+    answer: asyncio.Future[users_pb2.User]
+    deadline: float  # the loop's time after which this read's caller no longer waits
+    request_id: str
+
+
+class UserReads:
+    """Coalesces `user(id)` reads into BatchGetUsers calls on `stub`.
+
+    >>> reads = UserReads(stub, timeout_seconds=5.0)  # doctest: +SKIP
+    >>> user = await reads.user(42)  # UserNotFoundError, grpc.aio.AioRpcError, DeadlineSpentError
+    """
+
+    def __init__(self, stub: users_pb2_grpc.UserServiceStub, timeout_seconds: float) -> None:
+        self._stub = stub
+        self._timeout_seconds = timeout_seconds
+        self._pending: list[_Read] = []
+        self._calls: set[asyncio.Task[None]] = set()  # strong references while they run
+
+    async def user(self, user_id: int) -> users_pb2.User:
+        """The user with this id, read by a call that starts after this one is made."""
+        budget = remaining_budget(self._timeout_seconds)
+        if budget <= 0:
+            raise DeadlineSpentError("the request's time budget is spent")
+        loop = asyncio.get_running_loop()
+        read = _Read(user_id, loop.create_future(), loop.time() + budget, request_id_var.get())
+        self._pending.append(read)
+        if len(self._pending) == 1:
+            loop.call_soon(self._send)  # after every read that arrives in this turn
+        elif len(self._pending) >= MAX_BATCH:
+            self._send()
+        return await read.answer
+
+    def _send(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        call = asyncio.get_running_loop().create_task(self._call(batch))
+        self._calls.add(call)
+        call.add_done_callback(self._calls.discard)
+
+    async def _call(self, batch: list[_Read]) -> None:
+        ids = list(dict.fromkeys(read.user_id for read in batch))
+        loop = asyncio.get_running_loop()
+        # The call may take as long as its most patient read; the others stop waiting on time.
+        deadline = max(read.deadline for read in batch)
+        expiries = [loop.call_at(r.deadline, _expire, r) for r in batch if r.deadline < deadline]
+        try:
+            await self._answer(batch, ids, deadline - loop.time())  # seconds left
+        finally:
+            for expiry in expiries:
+                expiry.cancel()
+
+    async def _answer(self, batch: list[_Read], ids: list[int], seconds: float) -> None:
+        try:
+            reply = await self._stub.BatchGetUsers(
+                users_pb2.BatchGetUsersRequest(ids=ids),
+                timeout=seconds,
+                # The call's id is its first read's: a read alone on its call keeps its own.
+                metadata=(("x-request-id", batch[0].request_id),),
+                wait_for_ready=False,
+            )
+        except grpc.aio.AioRpcError as error:
+            if len(batch) > 1:
+                logger.warning(
+                    "BatchGetUsers %s failed with %s for requests %s",
+                    batch[0].request_id,
+                    error.code().name,
+                    " ".join(read.request_id for read in batch),
+                )
+            _fail(batch, error)
+            return
+        except asyncio.CancelledError:  # the loop is closing: nobody is left to answer
+            for read in batch:
+                read.answer.cancel()
+            raise
+        except Exception as error:  # noqa: BLE001 - a bug: handed to every caller, each logs a 500
+            _fail(batch, error)
+            return
+        found = {user.id: user for user in reply.users}
+        for read in _waiting(batch):
+            if (user := found.get(read.user_id)) is None:
+                read.answer.set_exception(UserNotFoundError(f"user {read.user_id} not found"))
+            else:
+                read.answer.set_result(user)
+
+
+def _expire(read: _Read) -> None:
+    if not read.answer.done():
+        read.answer.set_exception(
+            DeadlineSpentError("the users service did not answer within the request's time budget")
+        )
+
+
+def _waiting(batch: list[_Read]) -> Iterator[_Read]:
+    """The reads whose callers still wait (one that timed out or went away is done already)."""
+    return (read for read in batch if not read.answer.done())
+
+
+def _fail(batch: list[_Read], error: Exception) -> None:
+    for read in _waiting(batch):
+        read.answer.set_exception(error)
