@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from users.v1 import users_pb2
 
 from webapp.convert import etag_from_if_match, etag_header, user_json
-from webapp.deps import Client
+from webapp.deps import users_client
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -75,18 +75,19 @@ def _user_response(user: users_pb2.User, status_code: int = 200) -> JSONResponse
 
 @router.post("", status_code=201, response_model=UserOut, responses=ERRORS)
 async def create_user(
+    request: Request,
     body: UserIn,
-    client: Client,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> JSONResponse:
     """Creates a user. Send an `Idempotency-Key` header to make retries safe."""
-    request = users_pb2.CreateUserRequest(
+    client = users_client(request)
+    message = users_pb2.CreateUserRequest(
         username=body.username,
         email=body.email,
         display_name=body.display_name,
         request_id=idempotency_key or uuid.uuid4().hex,
     )
-    user = await client.users.CreateUser(request, **client.unary())
+    user = await client.users.CreateUser(message, **client.unary())
     return _user_response(user, 201)
 
 
@@ -95,12 +96,12 @@ async def list_users(
     request: Request,
     response: Response,
     *,
-    client: Client,
     page_size: Annotated[int, Query(ge=-(2**31), le=2**31 - 1)] = 0,
     page_token: Annotated[str, Query(max_length=4096)] = "",
     prefix: Annotated[str, Query(max_length=64)] = "",
 ) -> dict[str, Any]:
     """Lists users in id order, a page at a time, optionally by username prefix."""
+    client = users_client(request)
     page = await client.users.ListUsers(
         users_pb2.ListUsersRequest(
             page_size=page_size, page_token=page_token, username_prefix=prefix
@@ -114,44 +115,47 @@ async def list_users(
 
 
 @router.get("/{user_id:int}", response_model=UserOut, responses=ERRORS)
-async def get_user(user_id: UserId, client: Client) -> JSONResponse:
+async def get_user(request: Request, user_id: UserId) -> JSONResponse:
     """Reads one user by id."""
-    return _user_response(await client.reads.user(user_id))
+    return _user_response(await users_client(request).reads.user(user_id))
 
 
 @router.get("/by-username/{username}", response_model=UserOut, responses=ERRORS)
 async def get_user_by_username(
-    username: Annotated[str, Path(max_length=256)], client: Client
+    request: Request, username: Annotated[str, Path(max_length=256)]
 ) -> JSONResponse:
     """Reads one user by username (case-insensitively)."""
-    request = users_pb2.GetUserRequest(username=username)
-    return _user_response(await client.users.GetUser(request, **client.unary()))
+    client = users_client(request)
+    message = users_pb2.GetUserRequest(username=username)
+    return _user_response(await client.users.GetUser(message, **client.unary()))
 
 
 @router.patch("/{user_id:int}", response_model=UserOut, responses=ERRORS)
 async def update_user(
+    request: Request,
     user_id: UserId,
     body: UserPatch,
-    client: Client,
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Changes the fields present in the body; with `If-Match`, only if the etag is current."""
+    client = users_client(request)
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
-    request = users_pb2.UpdateUserRequest(
+    message = users_pb2.UpdateUserRequest(
         user=users_pb2.User(id=user_id, **fields),
         update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
         etag=etag_from_if_match(if_match),
     )
-    return _user_response(await client.users.UpdateUser(request, **client.unary()))
+    return _user_response(await client.users.UpdateUser(message, **client.unary()))
 
 
 @router.delete("/{user_id:int}", status_code=204, responses=ERRORS)
 async def delete_user(
+    request: Request,
     user_id: UserId,
-    client: Client,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Deletes a user; with `If-Match`, only if the etag is current."""
-    request = users_pb2.DeleteUserRequest(id=user_id, etag=etag_from_if_match(if_match))
-    await client.users.DeleteUser(request, **client.unary())
+    client = users_client(request)
+    message = users_pb2.DeleteUserRequest(id=user_id, etag=etag_from_if_match(if_match))
+    await client.users.DeleteUser(message, **client.unary())
     return Response(status_code=204)

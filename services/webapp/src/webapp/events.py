@@ -9,14 +9,14 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from users.v1 import users_pb2
 
 from webapp.api import ERRORS
 from webapp.convert import event_json
-from webapp.deps import Client
+from webapp.deps import users_client
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +67,14 @@ async def _frames(call: grpc.aio.UnaryStreamCall, stopping: asyncio.Event) -> As
         **ERRORS,
     },
 )
-async def user_events(client: Client) -> StreamingResponse:
+async def user_events(request: Request) -> StreamingResponse:
     """Server-sent events for users created, updated and deleted from now on.
 
     Each event is named `created`, `updated` or `deleted`; its data is
     `{"type": ..., "user": {...}, "event_time": ...}`. The stream ends when either service
     shuts down; EventSource clients reconnect by themselves.
     """
+    client = users_client(request)
     call = client.users.WatchUsers(users_pb2.WatchUsersRequest(), **client.streaming())
     try:
         await call.wait_for_connection()  # a dead users service is a 503 here, not an empty feed

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 
-from webapp.deps import Client
+from webapp.deps import users_client
 from webapp.errors import problem
 from webapp.grpc_client import USERS_SERVICE, UsersClient
 
@@ -77,13 +77,13 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "Not ready, with the reason."}})
-async def readyz(request: Request, client: Client) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """Readiness: the users service reports SERVING.
 
     Checked with a 1 s deadline (less when X-Request-Timeout leaves less), cached for 1 s.
     """
     readiness: Readiness = request.app.state.readiness
-    ready, reason = await readiness.check(client)
+    ready, reason = await readiness.check(users_client(request))
     if not ready:
         logger.info("not ready: %s", reason)
         return problem(503, reason, headers={"Retry-After": "1"})

@@ -13,7 +13,7 @@ from users.v1 import users_pb2
 
 from webapp.api import ERRORS
 from webapp.convert import import_summary_json
-from webapp.deps import Client
+from webapp.deps import users_client
 from webapp.errors import problem
 
 router = APIRouter(tags=["users"])
@@ -73,7 +73,7 @@ def parse_row(line: bytes | None) -> users_pb2.CreateUserRequest | None:
     responses={**ERRORS, 415: {"description": "The body is not NDJSON."}},
     openapi_extra=OPENAPI_BODY,
 )
-async def import_users(request: Request, client: Client) -> JSONResponse:
+async def import_users(request: Request) -> JSONResponse:
     """Creates users from an NDJSON body (one user object a line), streamed as it uploads.
 
     Answers with the import summary; rejected rows are identified by their index among the
@@ -83,6 +83,7 @@ async def import_users(request: Request, client: Client) -> JSONResponse:
     if content_type not in NDJSON_TYPES:
         return problem(415, f"send the rows as {NDJSON_TYPES[0]}, one JSON object a line")
     malformed: set[int] = set()
+    client = users_client(request)
     call = client.users.ImportUsers(**client.streaming())
     try:
         index = 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.context import (
@@ -17,6 +16,7 @@ from webapp.context import (
     request_id_var,
 )
 from webapp.errors import StreamAbortedError, problem
+from webapp.logs import access_log
 
 logger = logging.getLogger("webapp.access")
 
@@ -38,22 +38,30 @@ SECURITY_HEADERS = {
 
 INTERNAL_ERROR = "an internal error occurred; the request id identifies it"
 
+# Raw ASGI header names are lowercase bytes; one pass over the list beats a Headers view's
+# lookup per name (a scan each) on every request.
+_SECURITY_HEADERS_RAW = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+_REQUEST_ID_RAW = REQUEST_ID_HEADER.encode()
+_REQUEST_TIMEOUT_RAW = REQUEST_TIMEOUT_HEADER.encode()
+
 
 class _Response:
     """The response side of one request: stamps the headers on its start, remembers the status."""
 
     def __init__(self, send: Send, request_id: str) -> None:
         self._send = send
-        self._request_id = request_id
+        self._request_id = request_id.encode("latin-1")  # accept_request_id: ASCII only
         self.status = 0
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
-            out = MutableHeaders(scope=message)
-            out[REQUEST_ID_HEADER] = self._request_id
-            for name, value in SECURITY_HEADERS.items():
-                out.setdefault(name, value)
+            # X-Request-ID replaced, the security headers added where the app set none.
+            headers = [(k, v) for k, v in message.get("headers", ()) if k != _REQUEST_ID_RAW]
+            present = {name for name, _ in headers}
+            headers.append((_REQUEST_ID_RAW, self._request_id))
+            headers += [pair for pair in _SECURITY_HEADERS_RAW if pair[0] not in present]
+            message["headers"] = headers
         await self._send(message)
 
 
@@ -70,26 +78,28 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        request_id_var.set(request_id := accept_request_id(headers.get(REQUEST_ID_HEADER)))
+        raw_id = raw_timeout = None  # the first of each, as Headers.get would
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_RAW and raw_id is None:
+                raw_id = value.decode("latin-1")
+            elif name == _REQUEST_TIMEOUT_RAW and raw_timeout is None:
+                raw_timeout = value.decode("latin-1")
+        request_id_var.set(request_id := accept_request_id(raw_id))
         started = time.monotonic()
         response = _Response(send, request_id)
         try:
-            await self._serve(scope, receive, response, headers)
+            await self._serve(scope, receive, response, raw_timeout)
         finally:
-            logger.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                scope["path"],
-                response.status,
-                (time.monotonic() - started) * 1000,
+            took = (time.monotonic() - started) * 1000
+            access_log.write(
+                f"{scope['method']} {scope['path']} {response.status} {took:.1f}ms", request_id
             )
 
     async def _serve(
-        self, scope: Scope, receive: Receive, response: _Response, headers: Headers
+        self, scope: Scope, receive: Receive, response: _Response, raw_timeout: str | None
     ) -> None:
         try:
-            request_deadline_var.set(parse_request_timeout(headers.get(REQUEST_TIMEOUT_HEADER)))
+            request_deadline_var.set(parse_request_timeout(raw_timeout))
         except ValueError as exc:
             await problem(400, str(exc))(scope, receive, response.send)
             return

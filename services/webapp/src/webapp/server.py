@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from webapp.app import create_app
 from webapp.config import Settings
+from webapp.logs import access_log
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +62,4 @@ def main(settings: Settings) -> None:
         server_header=False,
     )
     Server(config, app).run()
+    access_log.flush()  # the lines of the loop's last turn

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 from users.v1 import users_pb2
 
 from webapp.api import ERRORS
 from webapp.convert import user_json
-from webapp.deps import Client
+from webapp.deps import users_client
 from webapp.errors import StreamAbortedError
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ async def _lines(call: grpc.aio.UnaryStreamCall, first: object) -> AsyncIterator
     },
 )
 async def stream_users(
-    client: Client,
+    request: Request,
     id: Annotated[list[Int64], Query(description="Only these ids.")] = [],  # noqa: B006
     username: Annotated[list[str], Query(description="Only these usernames.")] = [],  # noqa: B006
 ) -> StreamingResponse:
@@ -115,6 +115,7 @@ async def stream_users(
     named by `id` and `username` (misses are skipped). Errors before the first line are problem
     responses; a failure after it ends the body early.
     """
+    client = users_client(request)
     call = client.users.GetUsers(
         users_pb2.GetUsersRequest(ids=id, usernames=username), **client.streaming()
     )

@@ -17,8 +17,9 @@ from users.v1 import users_pb2
 from webapp import csrf
 from webapp.api import UserId
 from webapp.convert import user_json
-from webapp.deps import Client, SettingsDep
+from webapp.deps import app_settings, users_client
 from webapp.errors import field_violations, http_status_for
+from webapp.grpc_client import UsersClient
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -47,11 +48,9 @@ def render(
     return response
 
 
-async def check_csrf(
-    request: Request, settings: SettingsDep, csrf_token: Annotated[str, Form()] = ""
-) -> None:
+async def check_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> None:
     """Dependency of every form POST."""
-    csrf.verify(request, settings.secret_key, csrf_token)
+    csrf.verify(request, app_settings(request).secret_key, csrf_token)
 
 
 Csrf = Depends(check_csrf)
@@ -72,7 +71,6 @@ def form_errors(exc: grpc.aio.AioRpcError) -> dict[str, str] | None:
 async def index(
     request: Request,
     *,
-    client: Client,
     q: Annotated[str, Query(max_length=64)] = "",
     page_token: Annotated[str, Query(max_length=4096)] = "",
     created: Annotated[int | None, Query()] = None,
@@ -80,13 +78,18 @@ async def index(
 ) -> Response:
     """The user list, one page at a time, filtered by username prefix."""
     return await _index(
-        request, client, q=q, page_token=page_token, created=created, deleted=deleted
+        request,
+        users_client(request),
+        q=q,
+        page_token=page_token,
+        created=created,
+        deleted=deleted,
     )
 
 
 async def _index(
     request: Request,
-    client: Client,
+    client: UsersClient,
     *,
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
@@ -116,13 +119,13 @@ async def _index(
 async def create(
     request: Request,
     *,
-    client: Client,
     username: Annotated[str, Form(max_length=1024)] = "",
     email: Annotated[str, Form(max_length=1024)] = "",
     display_name: Annotated[str, Form(max_length=1024)] = "",
     request_id: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
     """Creates a user from the form; on bad input shows the form again with each field's error."""
+    client = users_client(request)
     form = {"username": username, "email": email, "display_name": display_name}
     message = users_pb2.CreateUserRequest(**form, request_id=request_id or uuid.uuid4().hex)
     try:
@@ -138,7 +141,7 @@ async def create(
 
 async def _detail(
     request: Request,
-    client: Client,
+    client: UsersClient,
     user_id: int,
     *,
     form: dict[str, str] | None = None,
@@ -152,11 +155,11 @@ async def _detail(
 
 
 @router.get("/ui/users/{user_id:int}", response_class=HTMLResponse)
-async def detail(
-    request: Request, client: Client, user_id: UserId, updated: bool = False
-) -> Response:
+async def detail(request: Request, user_id: UserId, updated: bool = False) -> Response:
     """One user, with the edit and delete forms."""
-    return await _detail(request, client, user_id, notice="Saved." if updated else "")
+    return await _detail(
+        request, users_client(request), user_id, notice="Saved." if updated else ""
+    )
 
 
 @router.post("/ui/users/{user_id:int}/edit", dependencies=[Csrf])
@@ -164,13 +167,13 @@ async def edit(
     request: Request,
     user_id: UserId,
     *,
-    client: Client,
     etag: Annotated[str, Form(max_length=256)] = "",
     username: Annotated[str, Form(max_length=1024)] = "",
     email: Annotated[str, Form(max_length=1024)] = "",
     display_name: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     """Saves the edit form, conditional on the etag the form was rendered with."""
+    client = users_client(request)
     form = {"username": username, "email": email, "display_name": display_name}
     message = users_pb2.UpdateUserRequest(
         user=users_pb2.User(id=user_id, username=username, email=email, display_name=display_name),
@@ -198,12 +201,12 @@ async def edit(
 @router.post("/ui/users/{user_id:int}/delete", dependencies=[Csrf])
 async def delete(
     request: Request,
-    client: Client,
     user_id: UserId,
     etag: Annotated[str, Form(max_length=256)] = "",
     username: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     """Deletes the user, conditional on the etag the page was rendered with."""
+    client = users_client(request)
     message = users_pb2.DeleteUserRequest(id=user_id, etag=etag)
     try:
         await client.users.DeleteUser(message, **client.unary())
