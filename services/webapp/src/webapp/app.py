@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from webapp import api, docs, errors, events, health, importer, stream, ui
@@ -61,6 +61,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (health, importer, events, api, stream, ui):
-        app.include_router(module.router)
+    # The read endpoint's routes first: routes are tried in order, and it is the hot one.
+    for module in (api, health, importer, events, stream, ui):
+        _add_routes(app, module.router)
     return app
+
+
+def _add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Puts the router's routes on the app itself, as if declared there.
+
+    Not app.include_router: FastAPI 0.165 keeps an included router as a layer of its own, matched
+    anew on every request (about a seventh of a read's CPU in-process). Our routers carry their
+    prefix, tags and dependencies on each route already, and are included with no options of
+    their own, so that layer would add nothing.
+    """
+    app.router.routes.extend(router.routes)
