@@ -63,7 +63,7 @@ run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-use
 	scripts/dotenv.sh && set -a && source .env && set +a && $(RUN) python -m webapp
 
 .PHONY: bench
-bench: dev system-deps ## The stack against its limits and peers (~6 min); bench/results/latest.{md,json}.
+bench: dev system-deps ## The stack against its limits and peers (6-9 min); bench/results/latest.{md,json}.
 	$(RUN) python -m scripts.bench
 
 .PHONY: bench-quick
