@@ -100,7 +100,7 @@ async def test_get_users_answers_in_the_order_asked_once_each_without_misses(
     assert await one.store.get_users([]) == []
 
 
-async def test_get_users_reads_a_thousand_in_one_call(one: Opened) -> None:
+async def test_get_users_reads_a_thousand_in_the_order_asked(one: Opened) -> None:
     users = await create(one.store, *(NewUser(f"user{i:04}") for i in range(1000)))
     backwards = [user.id for user in reversed(users)]
     assert await one.store.get_users(backwards) == users[::-1]

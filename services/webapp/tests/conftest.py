@@ -123,6 +123,16 @@ class UsersService:
     def log(self) -> str:
         return self.process.log() if self.process else ""
 
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """The process frozen (SIGSTOP): its connections stay open, and nothing answers."""
+        assert self.process is not None
+        os.kill(self.process.proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import Any
 
@@ -14,9 +12,7 @@ async def test_readyz_checks_within_the_request_budget_and_caches_no_cut_short_v
     users = spawn_users()
     _, client = await in_process(users.address)
     assert (await client.get("/api/v1/users")).status_code == 200  # the channel is connected
-    pid = users.process.proc.pid
-    os.kill(pid, signal.SIGSTOP)  # connected, and never answering
-    try:
+    with users.stalled():  # connected, and never answering
         started = time.monotonic()
         response = await client.get("/readyz", headers={"x-request-timeout": "0.2"})
         assert time.monotonic() - started < 0.6, "the health check outlived the request's budget"
@@ -27,5 +23,3 @@ async def test_readyz_checks_within_the_request_budget_and_caches_no_cut_short_v
         response = await client.get("/readyz")
         assert time.monotonic() - started > 0.8, "a cut-short verdict was cached"
         assert response.status_code == 503
-    finally:
-        os.kill(pid, signal.SIGCONT)

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
 import time
-from collections.abc import Iterator
+import uuid
 from typing import Any
 
 import httpx
 import pytest
+from webapp.reads import MAX_BATCH
 
 
 def batch_calls(users: Any) -> list[dict[str, Any]]:
     """The users service's log lines for BatchGetUsers calls, so far."""
     lines = (json.loads(line) for line in users.process.lines if line.startswith("{"))
     return [line for line in lines if line.get("method", "").endswith("/BatchGetUsers")]
+
+
+async def calls_for(users: Any, client: httpx.AsyncClient, before: int) -> list[dict[str, Any]]:
+    """The BatchGetUsers calls logged since `before` calls, once all of them are in the log.
+
+    The server writes a call's line after answering it; a read sent after the others, alone,
+    is logged after all of theirs.
+    """
+    sentinel = f"sentinel-{uuid.uuid4().hex}"
+    await client.get("/api/v1/users/1", headers={"X-Request-ID": sentinel})
+    users.process.wait_for_line(f'"request_id": "{sentinel}"', "BatchGetUsers")
+    calls = batch_calls(users)[before:]
+    assert calls[-1]["request_id"] == sentinel
+    return calls[:-1]
 
 
 async def test_reads_that_arrive_together_share_one_call_and_each_get_their_user(
@@ -41,9 +53,22 @@ async def test_reads_that_arrive_together_share_one_call_and_each_get_their_user
     assert responses[31].status_code == 404
     assert responses[31].json()["detail"] == f"user {2**62} not found"
     assert responses[31].json()["request_id"] == "r31"
-    users.process.wait_for_line('"request_id": "r0"', "BatchGetUsers")
-    [call] = batch_calls(users)[before:]  # one call for all 32 reads, under the first one's id
+    [call] = await calls_for(users, client, before)  # one call for all 32, under the first's id
     assert (call["code"], call["request_id"]) == ("OK", "r0")
+
+
+async def test_more_reads_than_a_call_takes_go_out_in_several(
+    users: Any, in_process: Any, make_user: Any
+) -> None:
+    user = await make_user("many")
+    _, client = await in_process(users.address)
+    before = len(batch_calls(users))
+    count = MAX_BATCH + MAX_BATCH // 2
+    responses = await asyncio.gather(
+        *(client.get(f"/api/v1/users/{user['id']}") for _ in range(count))
+    )
+    assert {r.status_code for r in responses} == {200}
+    assert len(await calls_for(users, client, before)) == 2
 
 
 async def test_a_read_alone_goes_out_under_its_own_request_id(
@@ -55,14 +80,18 @@ async def test_a_read_alone_goes_out_under_its_own_request_id(
     users.process.wait_for_line('"request_id": "alone-1"', "BatchGetUsers OK")
 
 
-@contextlib.contextmanager
-def stalled(service: Any) -> Iterator[None]:
-    """The users service frozen (SIGSTOP): its connections stay open, nothing answers."""
-    os.kill(service.process.proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(service.process.proc.pid, signal.SIGCONT)
+async def test_a_failed_call_answers_every_read_on_it(
+    spawn_users: Any, in_process: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    users = spawn_users()
+    _, client = await in_process(users.address)
+    assert (await client.get("/api/v1/users/1")).status_code == 404  # the channel is up
+    users.stop()
+    responses = await asyncio.gather(*(client.get(f"/api/v1/users/{i}") for i in (1, 2, 3)))
+    assert [r.status_code for r in responses] == [503, 503, 503]
+    assert {r.headers["retry-after"] for r in responses} == {"1"}
+    [failed] = [r.getMessage() for r in caplog.records if r.name == "webapp.reads"]
+    assert "failed with UNAVAILABLE for requests" in failed
 
 
 async def test_each_read_in_a_call_stops_waiting_at_its_own_deadline(
@@ -77,7 +106,7 @@ async def test_each_read_in_a_call_stops_waiting_at_its_own_deadline(
         response = await client.get("/api/v1/users/1", headers={"X-Request-Timeout": budget})
         return response.status_code, time.monotonic() - started
 
-    with stalled(users):
+    with users.stalled():
         (short, short_took), (long, long_took) = await asyncio.gather(timed("0.3"), timed("1.5"))
     # One call for both, as long as the longer budget; the shorter read is answered on time.
     assert (short, long) == (504, 504)

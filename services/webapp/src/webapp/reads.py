@@ -52,6 +52,10 @@ class UserReads:
 
     async def user(self, user_id: int) -> users_pb2.User:
         """The user with this id, read by a call that starts after this one is made."""
+        if (
+            user_id <= 0
+        ):  # no user has it; sent along, it would fail the reads it shares a call with
+            raise UserNotFoundError(f"user {user_id} not found")
         budget = remaining_budget(self._timeout_seconds)
         if budget <= 0:
             raise DeadlineSpentError("the request's time budget is spent")
@@ -74,6 +78,8 @@ class UserReads:
 
     async def _call(self, batch: list[_Read]) -> None:
         ids = list(dict.fromkeys(read.user_id for read in batch))
+        if len(batch) > 1 and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("BatchGetUsers %s carries requests %s", batch[0].request_id, _ids(batch))
         loop = asyncio.get_running_loop()
         # The call may take as long as its most patient read; the others stop waiting on time.
         deadline = max(read.deadline for read in batch)
@@ -99,7 +105,7 @@ class UserReads:
                     "BatchGetUsers %s failed with %s for requests %s",
                     batch[0].request_id,
                     error.code().name,
-                    " ".join(read.request_id for read in batch),
+                    _ids(batch),
                 )
             _fail(batch, error)
             return
@@ -107,8 +113,10 @@ class UserReads:
             for read in batch:
                 read.answer.cancel()
             raise
-        except Exception as error:  # noqa: BLE001 - a bug: handed to every caller, each logs a 500
-            _fail(batch, error)
+        except Exception:  # a bug: logged once here; each caller answers 500 with its own error
+            logger.exception("BatchGetUsers %s failed", batch[0].request_id)
+            for read in _waiting(batch):
+                read.answer.set_exception(RuntimeError("the coalesced read failed"))
             return
         found = {user.id: user for user in reply.users}
         for read in _waiting(batch):
@@ -125,11 +133,15 @@ def _expire(read: _Read) -> None:
         )
 
 
+def _ids(batch: list[_Read]) -> str:
+    return " ".join(read.request_id for read in batch)
+
+
 def _waiting(batch: list[_Read]) -> Iterator[_Read]:
     """The reads whose callers still wait (one that timed out or went away is done already)."""
     return (read for read in batch if not read.answer.done())
 
 
-def _fail(batch: list[_Read], error: Exception) -> None:
-    for read in _waiting(batch):
+def _fail(batch: list[_Read], error: grpc.aio.AioRpcError) -> None:
+    for read in _waiting(batch):  # one status for all: each handler reads its code and details
         read.answer.set_exception(error)
