@@ -52,9 +52,8 @@ class UserReads:
 
     async def user(self, user_id: int) -> users_pb2.User:
         """The user with this id, read by a call that starts after this one is made."""
-        if (
-            user_id <= 0
-        ):  # no user has it; sent along, it would fail the reads it shares a call with
+        # No user has such an id; sent along, it would fail the reads it shares a call with.
+        if user_id <= 0:
             raise UserNotFoundError(f"user {user_id} not found")
         budget = remaining_budget(self._timeout_seconds)
         if budget <= 0:
