@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
-from webapp.reads import MAX_BATCH
+from fastapi import FastAPI
+from users.v1 import users_pb2
+from webapp.reads import MAX_BATCH, UserNotFoundError
 
 
 def batch_calls(users: Any) -> list[dict[str, Any]]:
@@ -33,11 +36,26 @@ async def calls_for(users: Any, client: httpx.AsyncClient, before: int) -> list[
     return calls[:-1]
 
 
+def reads_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What webapp.reads logged in this test."""
+    return [record.getMessage() for record in caplog.records if record.name == "webapp.reads"]
+
+
+@pytest.fixture
+async def own_users(spawn_users: Any, in_process: Any) -> tuple[Any, FastAPI, httpx.AsyncClient]:
+    """A private users service, and the app in this process with its channel to it up."""
+    users = spawn_users()
+    app, client = await in_process(users.address)
+    assert (await client.get("/api/v1/users/1")).status_code == 404
+    return users, app, client
+
+
 async def test_reads_that_arrive_together_share_one_call_and_each_get_their_user(
-    users: Any, in_process: Any, make_user: Any
+    users: Any, in_process: Any, make_user: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     made = [await make_user("batch") for _ in range(30)]
     _, client = await in_process(users.address)
+    caplog.set_level(logging.DEBUG, logger="webapp.reads")
     ids = [user["id"] for user in made] + [made[0]["id"], 2**62]  # a repeat and a miss
     before = len(batch_calls(users))
 
@@ -55,6 +73,8 @@ async def test_reads_that_arrive_together_share_one_call_and_each_get_their_user
     assert responses[31].json()["request_id"] == "r31"
     [call] = await calls_for(users, client, before)  # one call for all 32, under the first's id
     assert (call["code"], call["request_id"]) == ("OK", "r0")
+    [carried] = [line for line in reads_log(caplog) if line.startswith("BatchGetUsers r0 ")]
+    assert carried.split()[-32:] == [f"r{n}" for n in range(32)]  # every read's id, at DEBUG
 
 
 async def test_more_reads_than_a_call_takes_go_out_in_several(
@@ -80,26 +100,36 @@ async def test_a_read_alone_goes_out_under_its_own_request_id(
     users.process.wait_for_line('"request_id": "alone-1"', "BatchGetUsers OK")
 
 
-async def test_a_failed_call_answers_every_read_on_it(
-    spawn_users: Any, in_process: Any, caplog: pytest.LogCaptureFixture
+async def test_a_read_no_user_can_match_fails_alone(
+    own_users: tuple[Any, FastAPI, httpx.AsyncClient],
 ) -> None:
-    users = spawn_users()
-    _, client = await in_process(users.address)
-    assert (await client.get("/api/v1/users/1")).status_code == 404  # the channel is up
+    _, app, _ = own_users
+    created = await app.state.client.users.CreateUser(users_pb2.CreateUserRequest(username="solo"))
+    reads = app.state.client.reads
+    results: list[object] = await asyncio.gather(
+        reads.user(0), reads.user(created.id), return_exceptions=True
+    )
+    impossible, found = results
+    assert isinstance(impossible, UserNotFoundError)
+    assert found == created  # not failed by the other read's id
+
+
+async def test_a_failed_call_answers_every_read_on_it(
+    own_users: tuple[Any, FastAPI, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    users, _, client = own_users
     users.stop()
     responses = await asyncio.gather(*(client.get(f"/api/v1/users/{i}") for i in (1, 2, 3)))
     assert [r.status_code for r in responses] == [503, 503, 503]
     assert {r.headers["retry-after"] for r in responses} == {"1"}
-    [failed] = [r.getMessage() for r in caplog.records if r.name == "webapp.reads"]
+    [failed] = reads_log(caplog)
     assert "failed with UNAVAILABLE for requests" in failed
 
 
 async def test_each_read_in_a_call_stops_waiting_at_its_own_deadline(
-    spawn_users: Any, in_process: Any, caplog: pytest.LogCaptureFixture
+    own_users: tuple[Any, FastAPI, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
 ) -> None:
-    users = spawn_users()
-    _, client = await in_process(users.address)
-    assert (await client.get("/api/v1/users/1")).status_code == 404  # the channel is up
+    users, _, client = own_users
 
     async def timed(budget: str) -> tuple[int, float]:
         started = time.monotonic()
@@ -112,6 +142,6 @@ async def test_each_read_in_a_call_stops_waiting_at_its_own_deadline(
     assert (short, long) == (504, 504)
     assert 0.3 <= short_took < 1.0
     assert long_took >= 1.5
-    [failed] = [r.getMessage() for r in caplog.records if r.name == "webapp.reads"]
+    [failed] = reads_log(caplog)
     assert "failed with DEADLINE_EXCEEDED for requests" in failed
     assert len(failed.partition(" for requests ")[2].split()) == 2
