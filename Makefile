@@ -18,7 +18,7 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) uv.lock pyproject.toml protos/pyproject.toml services/*/pyproject.toml
+.venv/.synced: $(UV) uv.lock pyproject.toml protos/pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	$(UV) sync --locked --all-packages
 	@touch $@
 
@@ -35,7 +35,7 @@ $(PROTO_STAMP): $(PROTO_FILES) protos/compile.sh .venv/.synced
 lint: dev ## ruff (lint and format check) and mypy --strict.
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy services/users/src services/webapp/src services/users/tests services/webapp/tests tests scripts
+	$(RUN) mypy libs/plumbing/src libs/testkit/src services/users/src services/webapp/src services/users/tests services/webapp/tests tests scripts
 
 .PHONY: fmt
 fmt: dev ## Format and autofix with ruff.
