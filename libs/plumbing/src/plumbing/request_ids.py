@@ -34,13 +34,6 @@ def new_request_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
 
 
-def accept(value: str | None) -> str:
-    """The caller's request id if it is well formed; a fresh one if it is missing or is not."""
-    if value and _WELL_FORMED.fullmatch(value):
-        return value
-    return new_request_id()
-
-
 def from_metadata(metadata: Iterable[tuple[str, Any]] | None) -> str:
     """The first well-formed x-request-id in gRPC metadata; a fresh id if there is none."""
     for key, value in metadata or ():
