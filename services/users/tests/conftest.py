@@ -18,9 +18,9 @@ from typing import Any
 
 import grpc
 import pytest
+from plumbing.logs import install_request_id_factory
 from users.v1 import users_pb2_grpc
 from users_service.config import Settings
-from users_service.logs import install_request_id_factory
 from users_service.server import UsersServer
 
 from .pg_server import PostgresServer, find_bindir

@@ -10,9 +10,10 @@ from typing import Any
 
 import grpc
 import pytest
+from plumbing.logs import JsonFormatter
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.calls import rpc_log
-from users_service.logs import JsonFormatter, RpcLog
+from users_service.rpc_log import RpcLog
 from users_service.server import UsersServer
 from users_service.store import NewUser
 

@@ -11,10 +11,10 @@ import pytest
 from users.v1 import users_pb2
 from users_service import pagination, validation
 from users_service.config import ConfigError, Settings
+from users_service.database_url import redact, sqlite_path
 from users_service.store.factory import build_store
 from users_service.store.postgres import PostgresUserStore
 from users_service.store.sqlite import SqliteUserStore
-from users_service.store.urls import redact, sqlite_path
 
 
 def run_service(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

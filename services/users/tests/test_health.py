@@ -15,10 +15,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2, users_pb2_grpc
+from users_service.database_url import sqlite_path
 from users_service.health import DrainableHealthServicer, StoreMonitor
 from users_service.server import UsersServer
 from users_service.store.sqlite import SqliteUserStore
-from users_service.store.urls import sqlite_path
 
 SERVICE = "users.v1.UserService"
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -8,8 +8,9 @@ import os
 from collections.abc import Callable
 
 import pytest
+from plumbing.runtime import EXPERIMENTS_VARIABLE, tune_grpc_core
+from plumbing.runtime import SERVER_EXPERIMENTS as EXPERIMENTS
 from users_service.config import ConfigError, Settings
-from users_service.runtime import EXPERIMENTS, EXPERIMENTS_VARIABLE, tune_grpc_core
 
 from .conftest import ServerProcess
 
@@ -25,9 +26,10 @@ def thread_policies(pid: int) -> set[int]:
 
 
 def test_an_operators_setting_wins_even_an_empty_one() -> None:
-    assert tune_grpc_core({}) == EXPERIMENTS
-    assert tune_grpc_core({EXPERIMENTS_VARIABLE: ""}) == ""
-    assert tune_grpc_core({EXPERIMENTS_VARIABLE: "-event_engine_client"}) == "-event_engine_client"
+    assert tune_grpc_core(EXPERIMENTS, {}) == EXPERIMENTS
+    assert tune_grpc_core(EXPERIMENTS, {EXPERIMENTS_VARIABLE: ""}) == ""
+    operators = {EXPERIMENTS_VARIABLE: "-event_engine_client"}
+    assert tune_grpc_core(EXPERIMENTS, operators) == "-event_engine_client"
 
 
 def test_the_process_runs_tuned_and_the_pinned_grpcio_knows_every_experiment(

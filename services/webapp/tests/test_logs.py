@@ -11,26 +11,26 @@ from typing import Any
 
 import httpx
 import pytest
-from webapp.context import request_id_var
-from webapp.logs import AccessLog, JsonFormatter
+from plumbing.logs import BatchedLog, JsonFormatter
+from plumbing.request_ids import request_id_var
 
 # Quotes, backslashes, control and non-ASCII characters: all must be escaped as json.dumps does.
 MESSAGES = ['GET /a"b\\c 200 0.1ms', "GET /caf\u00e9/\u2603 404 1.0ms", "GET /\x00\t 400 2.5ms"]
 
 
 @pytest.fixture
-def access() -> Iterator[AccessLog]:
-    """An AccessLog of webapp.access, enabled for INFO for the test."""
+def access() -> Iterator[BatchedLog]:
+    """An BatchedLog of webapp.access, enabled for INFO for the test."""
     logger = logging.getLogger("webapp.access")
     level = logger.level
     logger.setLevel(logging.INFO)
-    yield AccessLog(logger)
+    yield BatchedLog(logger)
     logger.setLevel(level)
 
 
 @pytest.mark.parametrize("message", MESSAGES)
 async def test_an_access_line_is_the_line_the_formatter_writes_for_its_record(
-    message: str, access: AccessLog, capsys: pytest.CaptureFixture[str]
+    message: str, access: BatchedLog, capsys: pytest.CaptureFixture[str]
 ) -> None:
     access.write(message, "req-\u00e9")
     assert capsys.readouterr().err == ""  # gathered until the end of the loop's turn
@@ -56,7 +56,7 @@ async def test_an_access_line_is_the_line_the_formatter_writes_for_its_record(
 
 
 async def test_lines_of_one_turn_go_out_together_in_order(
-    access: AccessLog, capsys: pytest.CaptureFixture[str]
+    access: BatchedLog, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for n in range(3):
         access.write(f"GET /{n} 200 0.1ms", f"r{n}")
@@ -66,7 +66,7 @@ async def test_lines_of_one_turn_go_out_together_in_order(
 
 
 def test_without_a_running_loop_a_line_is_written_at_once(
-    access: AccessLog, capsys: pytest.CaptureFixture[str]
+    access: BatchedLog, capsys: pytest.CaptureFixture[str]
 ) -> None:
     access.write("GET / 200 0.1ms", "r")
     assert json.loads(capsys.readouterr().err)["message"] == "GET / 200 0.1ms"
@@ -78,7 +78,7 @@ def test_no_line_when_the_logger_is_not_enabled_for_info(
     logger = logging.getLogger("webapp.access.quiet")
     logger.setLevel(logging.WARNING)
     try:
-        AccessLog(logger).write("GET / 200 0.1ms", "r")
+        BatchedLog(logger).write("GET / 200 0.1ms", "r")
     finally:
         logger.setLevel(logging.NOTSET)
     assert capsys.readouterr().err == ""

@@ -8,16 +8,17 @@ import subprocess
 import sys
 
 import pytest
+from plumbing.runtime import CLIENT_EXPERIMENTS as EXPERIMENTS
+from plumbing.runtime import EXPERIMENTS_VARIABLE, tune_grpc_core
 from webapp.config import ConfigError, Settings
-from webapp.runtime import EXPERIMENTS, EXPERIMENTS_VARIABLE, tune_grpc_core
 
 from .conftest import UsersService, Webapp
 
 # What `python -m webapp` does first, then a channel that connects (nothing listens: it fails).
 _PROGRAM = """
 import asyncio
-from webapp.runtime import tune_grpc_core
-print(tune_grpc_core(), flush=True)
+from plumbing.runtime import CLIENT_EXPERIMENTS, tune_grpc_core
+print(tune_grpc_core(CLIENT_EXPERIMENTS), flush=True)
 import grpc
 async def connect():
     async with grpc.aio.insecure_channel("127.0.0.1:9") as channel:
@@ -42,8 +43,8 @@ def thread_policies(pid: int) -> set[int]:
 
 
 def test_an_operators_setting_wins_even_an_empty_one() -> None:
-    assert tune_grpc_core({}) == EXPERIMENTS
-    assert tune_grpc_core({EXPERIMENTS_VARIABLE: ""}) == ""
+    assert tune_grpc_core(EXPERIMENTS, {}) == EXPERIMENTS
+    assert tune_grpc_core(EXPERIMENTS, {EXPERIMENTS_VARIABLE: ""}) == ""
 
 
 def test_the_pinned_grpcio_knows_every_experiment_the_webapp_turns_off() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import uvloop
+from plumbing.logs import configure_logging
+from plumbing.runtime import SERVER_EXPERIMENTS, set_scheduling, tune_grpc_core
 
 from users_service.config import ConfigError, Settings
-from users_service.logs import configure_logging
-from users_service.runtime import set_scheduling, tune_grpc_core
 
 
 def run() -> None:
@@ -20,7 +20,7 @@ def run() -> None:
     configure_logging(settings.log_level)
     # Both before grpc loads: grpc core reads its experiments once, as it loads, and its threads
     # take the scheduling policy of the thread that starts them.
-    tune_grpc_core()
+    tune_grpc_core(SERVER_EXPERIMENTS)
     set_scheduling(settings.cpu_scheduling)
     from users_service.server import main  # noqa: PLC0415
 

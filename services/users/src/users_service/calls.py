@@ -1,9 +1,4 @@
-"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate.
-
-Every handler is wrapped once, when it is registered (`CallWrapping.server`), rather than by a
-grpc.aio ServerInterceptor: an interceptor runs on every call (a chain of coroutines that looks
-the handler up and builds our wrapper again), and each call here is worth tens of microseconds.
-"""
+"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate."""
 
 from __future__ import annotations
 
@@ -11,58 +6,31 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
-import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
+from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 
 from users_service.lifecycle import ShuttingDown
-from users_service.logs import RpcLog, request_id_var
 from users_service.registration import WrappingServer
+from users_service.rpc_log import RpcLog
 from users_service.status import MAPPED_ERRORS, abort_with
+from users_service.stream_headers import send_request_id, sends_headers_itself
 
 logger = logging.getLogger(__name__)
 rpc_log = RpcLog(logger)
-
-REQUEST_ID_KEY = "x-request-id"
-_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_Handler = TypeVar("_Handler", bound=Callable[..., Any])
-# Request ids need to be unique, not unguessable: a seeded generator draws one without the
-# getrandom() system call that uuid4 makes on every call.
-_ids = random.Random()  # noqa: S311 - not a secret
-
-
-def _request_id(metadata: Sequence[tuple[str, Any]] | None) -> str:
-    for key, value in metadata or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value):
-            return value
-    return f"{_ids.getrandbits(128):032x}"
-
-
-def sends_own_headers(handler: _Handler) -> _Handler:
-    """Marks a streaming handler that sends its initial metadata itself, with send_request_id.
-
-    WatchUsers subscribes to the feed first and only then sends its headers, so a client that
-    has seen the headers sees every later change.
-    """
-    handler.sends_own_headers = True  # type: ignore[attr-defined]
-    return handler
-
-
-async def send_request_id(context: grpc.aio.ServicerContext) -> None:
-    """Sends the initial metadata: the current call's request id."""
-    await context.send_initial_metadata(((REQUEST_ID_KEY, request_id_var.get()),))
 
 
 class _Call:
     """The life of one call: its request id, its log line, its errors mapped to a status.
 
-    The request id goes back in the trailers, which grpc sends in the call's final batch: initial
-    metadata set by a handler would be a batch of its own, one more completion handed from grpc's
-    poller to the event loop (about 30 us of a call, the README's Benchmarks).
+    The request id goes back in the trailers, in the call's final batch: headers set here would
+    be a batch of their own, a costly hand-off per call (docs/performance.md).
+
+    Every handler is wrapped once, as it is registered (CallWrapping.server), not by a grpc.aio
+    ServerInterceptor, which rebuilds its chain on every call (docs/performance.md).
     """
 
     __slots__ = ("_context", "_method", "_request_id", "_started")
@@ -72,7 +40,7 @@ class _Call:
         self._context = context
         # Each call runs in its own task, hence its own copy of the context: setting the
         # variable never leaks into another call, and there is nothing to reset afterwards.
-        self._request_id = _request_id(context.invocation_metadata())
+        self._request_id = from_metadata(context.invocation_metadata())
         request_id_var.set(self._request_id)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
         self._started = time.perf_counter()
@@ -186,7 +154,7 @@ def _streaming(
     method: str, behavior: Callable[..., AsyncGenerator[Any, None]], gate: asyncio.Event | None
 ) -> Callable[..., AsyncIterator[Any]]:
     """A handler that yields its responses, wrapped."""
-    send_headers = not getattr(behavior, "sends_own_headers", False)
+    send_headers = not sends_headers_itself(behavior)
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, context)

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from users_service.runtime import SCHEDULING
-from users_service.store.urls import check_url, redact
+from plumbing.runtime import SCHEDULING
+from plumbing.settings import (
+    ConfigError,
+    count_between,
+    host_port,
+    log_level,
+    one_of,
+    read,
+    seconds_between,
+)
 
-_T = TypeVar("_T")
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from users_service.database_url import check_url, redact
 
+__all__ = ["ConfigError", "Settings"]
 
-class ConfigError(ValueError):
-    """An environment variable holds a value the service cannot use."""
+_seconds = seconds_between(0, 3600)
+_interval = seconds_between(0.01, 3600)
+_pool_size = count_between(1, 100, "connections")
+_message_bytes = count_between(1024, 256 * 1024 * 1024, "bytes")
+_scheduling = one_of(SCHEDULING, str.lower)
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,7 @@ class Settings:
     """
 
     listen_address: str = "[::]:50051"
-    # Not in repr: a PostgreSQL URL may carry a password (log store.urls.redact(url) instead).
+    # Not in repr: a PostgreSQL URL may carry a password (log database_url.redact(url) instead).
     database_url: str = field(default="sqlite:///data/users.db", repr=False)
     # PostgreSQL only: connections per replica for calls (the probe and the feed have their own).
     database_pool_size: int = 8
@@ -36,106 +46,37 @@ class Settings:
     log_level: str = "INFO"
     max_message_bytes: int = 4 * 1024 * 1024
     store_probe_interval_seconds: float = 2.0
-    # The process's CPU scheduling policy (runtime.py): batch, or normal to leave it as it is.
+    # The process's CPU scheduling policy (plumbing.runtime): batch, or normal to leave it as is.
     cpu_scheduling: str = "batch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Reads the settings from `env` (default: os.environ); ConfigError on a bad value."""
         env = os.environ if env is None else env
+        if env.get("USERS_DATABASE_PATH", "").strip():
+            raise ConfigError(
+                "USERS_DATABASE_PATH is no longer read: set USERS_DATABASE_URL instead"
+                " (sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://...)"
+            )
         return cls(
-            listen_address=_read(env, "USERS_LISTEN_ADDRESS", cls.listen_address, _address),
-            database_url=_database_url(env, cls.database_url),
-            database_pool_size=_read(
+            listen_address=read(env, "USERS_LISTEN_ADDRESS", cls.listen_address, host_port),
+            # Never echo the raw URL: it may carry a password.
+            database_url=read(env, "USERS_DATABASE_URL", cls.database_url, check_url, shown=redact),
+            database_pool_size=read(
                 env, "USERS_DATABASE_POOL_SIZE", cls.database_pool_size, _pool_size
             ),
-            grace_period_seconds=_read(
+            grace_period_seconds=read(
                 env, "USERS_GRACE_PERIOD_SECONDS", cls.grace_period_seconds, _seconds
             ),
-            log_level=_read(env, "USERS_LOG_LEVEL", cls.log_level, _log_level),
-            max_message_bytes=_read(
+            log_level=read(env, "USERS_LOG_LEVEL", cls.log_level, log_level),
+            max_message_bytes=read(
                 env, "USERS_MAX_MESSAGE_BYTES", cls.max_message_bytes, _message_bytes
             ),
-            store_probe_interval_seconds=_read(
+            store_probe_interval_seconds=read(
                 env,
                 "USERS_STORE_PROBE_INTERVAL_SECONDS",
                 cls.store_probe_interval_seconds,
                 _interval,
             ),
-            cpu_scheduling=_read(env, "USERS_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
+            cpu_scheduling=read(env, "USERS_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
         )
-
-
-def _read(env: Mapping[str, str], name: str, default: _T, parse: Callable[[str], _T]) -> _T:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return parse(raw)
-    except ValueError as error:
-        raise ConfigError(f"{name}={raw!r} is not valid: {error}") from None
-
-
-def _address(raw: str) -> str:
-    host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("expected host:port, e.g. [::]:50051 or 127.0.0.1:50051")
-    return raw
-
-
-def _database_url(env: Mapping[str, str], default: str) -> str:
-    if env.get("USERS_DATABASE_PATH", "").strip():
-        raise ConfigError(
-            "USERS_DATABASE_PATH is no longer read: set USERS_DATABASE_URL instead"
-            " (sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://...)"
-        )
-    raw = env.get("USERS_DATABASE_URL", "").strip()
-    if not raw:
-        return default
-    try:
-        return check_url(raw)
-    except ValueError as error:
-        # Never echo the raw value: it may carry a password.
-        raise ConfigError(f"USERS_DATABASE_URL={redact(raw)!r} is not valid: {error}") from None
-
-
-def _seconds_between(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw)
-        if not low <= value <= high:
-            raise ValueError(f"expected a number of seconds between {low:g} and {high:g}")
-        return value
-
-    return parse
-
-
-_seconds = _seconds_between(0, 3600)
-_interval = _seconds_between(0.01, 3600)
-
-
-def _log_level(raw: str) -> str:
-    level = raw.upper()
-    if level not in _LOG_LEVELS:
-        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
-    return level
-
-
-def _scheduling(raw: str) -> str:
-    policy = raw.lower()
-    if policy not in SCHEDULING:
-        raise ValueError(f"expected one of {', '.join(SCHEDULING)}")
-    return policy
-
-
-def _message_bytes(raw: str) -> int:
-    value = int(raw)
-    if not 1024 <= value <= 256 * 1024 * 1024:
-        raise ValueError("expected a byte count between 1024 and 268435456")
-    return value
-
-
-def _pool_size(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 100:
-        raise ValueError("expected a number of connections between 1 and 100")
-    return value

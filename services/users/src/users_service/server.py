@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from plumbing.runtime import EXPERIMENTS_VARIABLE, current_scheduling
 from users.v1 import users_pb2_grpc
 
 from users_service.calls import CallWrapping, rpc_log
@@ -19,7 +20,6 @@ from users_service.convert import user_event
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
 from users_service.reflection import enable_reflection, load_descriptor_set
-from users_service.runtime import EXPERIMENTS_VARIABLE, current_scheduling
 from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange
 from users_service.store.factory import build_store

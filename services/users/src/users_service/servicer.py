@@ -12,7 +12,6 @@ from google.protobuf import empty_pb2
 from users.v1 import users_pb2, users_pb2_grpc
 
 from users_service import validation
-from users_service.calls import send_request_id, sends_own_headers
 from users_service.convert import user_message
 from users_service.events import Broadcaster
 from users_service.importer import import_rows
@@ -27,6 +26,7 @@ from users_service.store import (
     UserRecord,
     UserStore,
 )
+from users_service.stream_headers import send_request_id, sends_own_headers
 from users_service.validation import FieldViolation, InvalidArgument
 
 logger = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from plumbing.request_ids import request_id_var
 
 from webapp import api, docs, errors, events, health, importer, stream, ui
 from webapp.config import Settings
-from webapp.context import request_id_var
 from webapp.grpc_client import UsersClient
 from webapp.middleware import RequestContextMiddleware
 

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Mapping
 
-from webapp.runtime import SCHEDULING
+from plumbing.runtime import SCHEDULING
+from plumbing.settings import ConfigError, as_is, log_level, one_of, port, positive_seconds, read
 
-T = TypeVar("T")
+__all__ = ["ConfigError", "Settings"]
 
 MIN_SECRET_KEY_LENGTH = 32
-
-
-class ConfigError(ValueError):
-    """A WEBAPP_* variable is missing or malformed; the message names it."""
+_scheduling = one_of(SCHEDULING, str.lower)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +31,7 @@ class Settings:
     stream_timeout_seconds: float = 3600.0
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
-    # The process's CPU scheduling policy (runtime.py): batch, or normal to leave it as it is.
+    # The process's CPU scheduling policy (plumbing.runtime): batch, or normal to leave it as it is.
     cpu_scheduling: str = "batch"
 
     @classmethod
@@ -51,56 +47,18 @@ class Settings:
             )
         return cls(
             secret_key=secret,
-            users_target=_get(env, "WEBAPP_USERS_TARGET", str, cls.users_target),
-            host=_get(env, "WEBAPP_HOST", str, cls.host),
-            port=_get(env, "WEBAPP_PORT", _port, cls.port),
-            grpc_timeout_seconds=_get(
-                env, "WEBAPP_GRPC_TIMEOUT_SECONDS", _positive, cls.grpc_timeout_seconds
+            users_target=read(env, "WEBAPP_USERS_TARGET", cls.users_target, as_is),
+            host=read(env, "WEBAPP_HOST", cls.host, as_is),
+            port=read(env, "WEBAPP_PORT", cls.port, port),
+            grpc_timeout_seconds=read(
+                env, "WEBAPP_GRPC_TIMEOUT_SECONDS", cls.grpc_timeout_seconds, positive_seconds
             ),
-            stream_timeout_seconds=_get(
-                env, "WEBAPP_STREAM_TIMEOUT_SECONDS", _positive, cls.stream_timeout_seconds
+            stream_timeout_seconds=read(
+                env, "WEBAPP_STREAM_TIMEOUT_SECONDS", cls.stream_timeout_seconds, positive_seconds
             ),
-            shutdown_grace_seconds=_get(
-                env, "WEBAPP_SHUTDOWN_GRACE_SECONDS", _positive, cls.shutdown_grace_seconds
+            shutdown_grace_seconds=read(
+                env, "WEBAPP_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds, positive_seconds
             ),
-            log_level=_get(env, "WEBAPP_LOG_LEVEL", _log_level, cls.log_level),
-            cpu_scheduling=_get(env, "WEBAPP_CPU_SCHEDULING", _scheduling, cls.cpu_scheduling),
+            log_level=read(env, "WEBAPP_LOG_LEVEL", cls.log_level, log_level),
+            cpu_scheduling=read(env, "WEBAPP_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
         )
-
-
-def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return parse(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
-
-
-def _port(raw: str) -> int:
-    port = int(raw)
-    if not 0 <= port <= 65535:
-        raise ValueError("a port is 0-65535")
-    return port
-
-
-def _positive(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a positive number of seconds")
-    return value
-
-
-def _scheduling(raw: str) -> str:
-    policy = raw.lower()
-    if policy not in SCHEDULING:
-        raise ValueError(f"must be one of {', '.join(SCHEDULING)}")
-    return policy
-
-
-def _log_level(raw: str) -> str:
-    level = raw.upper()
-    if level not in logging.getLevelNamesMapping():
-        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
-    return level

@@ -1,33 +1,19 @@
-"""Per-request context: the request id and the HTTP request's own deadline, in contextvars."""
+"""Per-request context: the HTTP request's own deadline, in a contextvar (request ids: plumbing)."""
 
 from __future__ import annotations
 
-import random
-import re
 import time
 from contextvars import ContextVar
 
-REQUEST_ID_HEADER = "x-request-id"
 # A caller's time budget for the whole HTTP request, in seconds (like gRPC's grpc-timeout).
 REQUEST_TIMEOUT_HEADER = "x-request-timeout"
 
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # time.monotonic() value after which the caller no longer waits; None when it set no budget.
 request_deadline_var: ContextVar[float | None] = ContextVar("request_deadline", default=None)
 
 
 class DeadlineSpentError(Exception):
     """The HTTP request's own time budget ran out before its backend call could start or end."""
-
-
-def accept_request_id(raw: str | None) -> str:
-    """Returns the caller's request id when it is well-formed, else a fresh one."""
-    if raw and _REQUEST_ID_RE.match(raw):
-        return raw
-    # Unique, not secret: the os.urandom() behind uuid4 is a system call for every request.
-    return f"{random.getrandbits(128):032x}"
 
 
 def parse_request_timeout(raw: str | None) -> float | None:

@@ -13,9 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from plumbing.request_ids import request_id_var
 from starlette.exceptions import HTTPException
 
-from webapp.context import DeadlineSpentError, request_id_var
+from webapp.context import DeadlineSpentError
 from webapp.reads import UserNotFoundError
 
 logger = logging.getLogger(__name__)

@@ -9,10 +9,11 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
+from plumbing.request_ids import request_id_var
 from users.v1 import users_pb2_grpc
 
 from webapp.config import Settings
-from webapp.context import DeadlineSpentError, remaining_budget, request_id_var
+from webapp.context import DeadlineSpentError, remaining_budget
 from webapp.reads import UserReads
 
 logger = logging.getLogger(__name__)

@@ -5,20 +5,16 @@ from __future__ import annotations
 import logging
 import time
 
+from plumbing.logs import BatchedLog
+from plumbing.request_ids import REQUEST_ID_KEY, new_request_id, request_id_var, well_formed
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from webapp.context import (
-    REQUEST_ID_HEADER,
-    REQUEST_TIMEOUT_HEADER,
-    accept_request_id,
-    parse_request_timeout,
-    request_deadline_var,
-    request_id_var,
-)
+from webapp.context import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
 from webapp.errors import StreamAbortedError, problem
-from webapp.logs import access_log
 
 logger = logging.getLogger("webapp.access")
+# The line each request ends with (server.py flushes its last turn's lines at exit).
+access_log = BatchedLog(logger)
 
 # No inline script or style anywhere: every asset is a file under /static.
 CONTENT_SECURITY_POLICY = (
@@ -41,7 +37,7 @@ INTERNAL_ERROR = "an internal error occurred; the request id identifies it"
 # Raw ASGI header names are lowercase bytes; one pass over the list beats a Headers view's
 # lookup per name (a scan each) on every request.
 _SECURITY_HEADERS_RAW = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-_REQUEST_ID_RAW = REQUEST_ID_HEADER.encode()
+_REQUEST_ID_RAW = REQUEST_ID_KEY.encode()
 _REQUEST_TIMEOUT_RAW = REQUEST_TIMEOUT_HEADER.encode()
 
 
@@ -50,7 +46,7 @@ class _Response:
 
     def __init__(self, send: Send, request_id: str) -> None:
         self._send = send
-        self._request_id = request_id.encode("latin-1")  # accept_request_id: ASCII only
+        self._request_id = request_id.encode("latin-1")  # well formed: ASCII only
         self.status = 0
 
     async def send(self, message: Message) -> None:
@@ -78,13 +74,16 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw_id = raw_timeout = None  # the first of each, as Headers.get would
+        request_id = raw_timeout = None  # the first well-formed id, the first timeout
         for name, value in scope["headers"]:
-            if name == _REQUEST_ID_RAW and raw_id is None:
-                raw_id = value.decode("latin-1")
+            if name == _REQUEST_ID_RAW and request_id is None:
+                if well_formed(candidate := value.decode("latin-1")):
+                    request_id = candidate
             elif name == _REQUEST_TIMEOUT_RAW and raw_timeout is None:
                 raw_timeout = value.decode("latin-1")
-        request_id_var.set(request_id := accept_request_id(raw_id))
+        if request_id is None:
+            request_id = new_request_id()
+        request_id_var.set(request_id)
         started = time.monotonic()
         response = _Response(send, request_id)
         try:

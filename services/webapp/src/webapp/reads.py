@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
+from plumbing.request_ids import request_id_var
 from users.v1 import users_pb2, users_pb2_grpc
 
-from webapp.context import DeadlineSpentError, remaining_budget, request_id_var
+from webapp.context import DeadlineSpentError, remaining_budget
 
 logger = logging.getLogger(__name__)
 

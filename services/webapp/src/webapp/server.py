@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from webapp.app import create_app
 from webapp.config import Settings
-from webapp.logs import access_log
+from webapp.middleware import access_log
 
 logger = logging.getLogger(__name__)
 

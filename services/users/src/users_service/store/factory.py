@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from users_service.database_url import SQLITE_PREFIX, check_url, sqlite_path
 from users_service.store.base import ChangeListener, FeedStateListener, UserStore
 from users_service.store.postgres import DEFAULT_POOL_SIZE, PostgresUserStore
 from users_service.store.sqlite import SqliteUserStore
-from users_service.store.urls import SQLITE_PREFIX, check_url, sqlite_path
 
 
 def build_store(

@@ -13,6 +13,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from users_service.database_url import redact
 from users_service.store import postgres_sql as sql
 from users_service.store.base import (
     ChangeListener,
@@ -27,7 +28,6 @@ from users_service.store.errors import NotFound, StoreUnavailable
 from users_service.store.group_commit import GroupCommit
 from users_service.store.postgres_changes import ChangeFeed
 from users_service.store.postgres_migrations import SCHEMA_VERSION, apply_migrations
-from users_service.store.urls import redact
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")

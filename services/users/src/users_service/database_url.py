@@ -6,8 +6,6 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import psycopg
-
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 _HIDDEN = "***"
@@ -46,6 +44,9 @@ def check_url(url: str) -> str:
             "expected sqlite:///relative/path.db, sqlite:////absolute/path.db"
             " or postgresql://user:password@host:port/database"
         )
+    # Here, not at the top: settings that name no PostgreSQL database never load psycopg.
+    import psycopg  # noqa: PLC0415
+
     try:
         psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.Error as error:
