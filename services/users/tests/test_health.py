@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.waiting import wait_for_status
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.health import DrainableHealthServicer, StoreMonitor
 from users_service.server import UsersServer
@@ -30,14 +31,6 @@ async def check(channel: Any, service: str) -> int:
         health_pb2.HealthCheckRequest(service=service)
     )
     return int(reply.status)
-
-
-async def wait_for_status(watch: Any, wanted: int, within: float = 10) -> None:
-    async def read_until() -> None:
-        while (await watch.read()).status != wanted:
-            pass
-
-    await asyncio.wait_for(read_until(), within)
 
 
 class _CancelledAsItProbes(SqliteUserStore):

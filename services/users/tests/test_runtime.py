@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 
 import pytest
+from testkit.processes import thread_policies
 from users_service.config import ConfigError, Settings
 from users_service.runtime import EXPERIMENTS, EXPERIMENTS_VARIABLE, tune_grpc_core
 
@@ -17,11 +18,6 @@ from .conftest import ServerProcess
 def listening_line(proc: ServerProcess) -> dict[str, object]:
     line: dict[str, object] = json.loads(proc.wait_for_log(r'"message": "listening"'))
     return line
-
-
-def thread_policies(pid: int) -> set[int]:
-    """The scheduling policy of every thread of the process (grpc's own threads included)."""
-    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
 
 
 def test_an_operators_setting_wins_even_an_empty_one() -> None:

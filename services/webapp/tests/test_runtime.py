@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from testkit.processes import thread_policies
 from webapp.config import ConfigError, Settings
 from webapp.runtime import EXPERIMENTS, EXPERIMENTS_VARIABLE, tune_grpc_core
 
@@ -34,11 +35,6 @@ def start_a_channel(environ: dict[str, str]) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         command, env=environ, capture_output=True, text=True, timeout=30, check=False
     )
-
-
-def thread_policies(pid: int) -> set[int]:
-    """The scheduling policy of every thread of the process (grpc's and uvicorn's included)."""
-    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
 
 
 def test_an_operators_setting_wins_even_an_empty_one() -> None:
