@@ -148,6 +148,7 @@ def healthcheck(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([script, *args], capture_output=True, text=True, timeout=30, check=False)
 
 
+@pytest.mark.slow
 async def test_healthcheck_cli_exits_0_only_when_serving(server: tuple[UsersServer, int]) -> None:
     address = f"127.0.0.1:{server[1]}"
     ok = await asyncio.to_thread(healthcheck, "--address", address, "--service", SERVICE)
@@ -162,6 +163,7 @@ async def test_healthcheck_cli_exits_0_only_when_serving(server: tuple[UsersServ
     assert "NOT_SERVING" in draining.stderr
 
 
+@pytest.mark.slow
 def test_healthcheck_cli_exits_1_when_nothing_listens() -> None:
     result = healthcheck("--address", "127.0.0.1:1", "--timeout", "1")
     assert result.returncode == 1

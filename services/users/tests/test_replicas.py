@@ -19,6 +19,9 @@ from .conftest import ServerFactory, ServerProcess
 from .pg_server import PASSWORD, PostgresServer
 from .test_health import NOT_SERVING, SERVICE, SERVING, check
 
+# On PostgreSQL (see test_postgres_store), and one test starts a server process.
+pytestmark = pytest.mark.slow
+
 
 @dataclass(frozen=True)
 class Replica:

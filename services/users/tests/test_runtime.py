@@ -26,6 +26,7 @@ def test_an_operators_setting_wins_even_an_empty_one() -> None:
     assert tune_grpc_core({EXPERIMENTS_VARIABLE: "-event_engine_client"}) == "-event_engine_client"
 
 
+@pytest.mark.slow
 def test_the_process_runs_tuned_and_the_pinned_grpcio_knows_every_experiment(
     spawn_server: Callable[..., ServerProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,6 +42,7 @@ def test_the_process_runs_tuned_and_the_pinned_grpcio_knows_every_experiment(
     assert thread_policies(proc.process.pid) == {os.SCHED_BATCH}
 
 
+@pytest.mark.slow
 def test_grpc_core_reports_an_experiment_it_does_not_know(
     spawn_server: Callable[..., ServerProcess],
 ) -> None:
@@ -49,6 +51,7 @@ def test_grpc_core_reports_an_experiment_it_does_not_know(
     proc.wait_for_log(r"Unknown experiment: no_such_experiment")
 
 
+@pytest.mark.slow
 def test_normal_scheduling_and_grpcs_own_defaults_on_request(
     spawn_server: Callable[..., ServerProcess],
 ) -> None:
@@ -63,6 +66,7 @@ def test_an_unknown_scheduling_policy_is_refused_by_name() -> None:
         Settings.from_env({"USERS_CPU_SCHEDULING": "fifo"})
 
 
+@pytest.mark.slow
 def test_normal_scheduling_leaves_the_policy_it_was_started_with(
     spawn_server: Callable[..., ServerProcess],
 ) -> None:

@@ -10,8 +10,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from .conftest import UsersService, Webapp
+
+# Each test starts a webapp of its own and waits on real outages and drains.
+pytestmark = pytest.mark.slow
 
 FAST = 1.0  # seconds a request may take to answer 503 while the users service is down
 

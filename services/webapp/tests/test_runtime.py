@@ -42,6 +42,7 @@ def test_an_operators_setting_wins_even_an_empty_one() -> None:
     assert tune_grpc_core({EXPERIMENTS_VARIABLE: ""}) == ""
 
 
+@pytest.mark.slow
 def test_the_pinned_grpcio_knows_every_experiment_the_webapp_turns_off() -> None:
     environ = {k: v for k, v in os.environ.items() if k != EXPERIMENTS_VARIABLE}
     tuned = start_a_channel(environ)
@@ -57,6 +58,7 @@ def test_every_thread_of_the_webapp_runs_batch_scheduled(webapp: Webapp) -> None
     assert thread_policies(webapp.pid) == {os.SCHED_BATCH}
 
 
+@pytest.mark.slow
 def test_normal_scheduling_on_request(users: UsersService) -> None:
     app = Webapp(users.address, WEBAPP_CPU_SCHEDULING="normal")
     try:
