@@ -24,12 +24,13 @@ class LoggedProcess:
 
     Example:
         >>> server = LoggedProcess(
-        ...     [sys.executable, "-m", "webapp"], {"WEBAPP_PORT": "8001"},
-        ...     ready_when=lambda line: "Application startup complete" in line,
+        ...     [sys.executable, "-m", "users_service"], {"USERS_LISTEN_ADDRESS": "127.0.0.1:0"},
+        ...     ready_when=lambda line: '"message": "listening"' in line,
         ... )  # doctest: +SKIP
-        >>> server.ready.wait(20)
-        >>> server.wait_for_line('"request_id": "r-1"', "webapp.access")
-        >>> server.stop()
+        >>> server.ready.wait(20) and server.ready_line is not None
+        True
+        >>> line = server.wait_for_line('"request_id": "r-1"', "GetUser")
+        >>> server.stop(signal.SIGTERM)
         0
     """
 
