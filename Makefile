@@ -49,6 +49,14 @@ test: lint test-unit test-integration ## Everything CI runs: lint, types, unit a
 test-unit: dev system-deps ## Service tests (real servers, SQLite files, a PostgreSQL server, Chromium), deploy/ checks.
 	$(RUN) pytest services/users/tests services/webapp/tests tests/deploy
 
+# The dev loop's run: what `test` runs minus the tests marked slow (over a few seconds each),
+# browser (Chromium) and docker (the compose stack); stops at the first failure.
+QUICK_MARKERS := not slow and not browser and not docker
+
+.PHONY: test-quick
+test-quick: lint system-deps ## Lint and the fast unit tests (no slow, browser or Docker ones): under a minute.
+	$(RUN) pytest services/users/tests services/webapp/tests tests/deploy -m "$(QUICK_MARKERS)" -x -q
+
 .PHONY: clean
 clean: ## Remove the local environment and generated files.
 	rm -rf .venv $(TOOLS) protos/users/v1/*_pb2*.py* protos/users/v1/*.binpb .mypy_cache .ruff_cache .pytest_cache

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testkit.ports import free_port
+from testkit.processes import memory_kb, reset_peak_rss
+from testkit.waiting import wait_for_port
+
 STARTUP_SECONDS = 30.0
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def pinned(command: list[str], cores: str | None) -> list[str]:
@@ -61,14 +55,8 @@ class Server:
         return server
 
     def _wait_accepting(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            except OSError:
-                time.sleep(0.05)
-            else:
-                return
+        if wait_for_port(self.port, STARTUP_SECONDS, alive=lambda: self.proc.poll() is None):
+            return
         self.stop()
         raise SystemExit(f"{self.name} did not start; its log:\n{self.log.read_text()[-3000:]}")
 
@@ -79,14 +67,11 @@ class Server:
 
     def reset_peak_rss(self) -> None:
         """Starts a new peak-RSS window (VmHWM back to the current RSS)."""
-        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        reset_peak_rss(self.proc.pid)
 
     def peak_rss_mb(self) -> float:
         """The peak resident memory since the last reset, in MiB."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no VmHWM for {self.name}")
+        return memory_kb(self.proc.pid, "VmHWM") / 1024
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after 10 s; the exit status."""

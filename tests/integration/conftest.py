@@ -16,6 +16,7 @@ import grpc
 import httpx
 import pytest
 from testcontainers.compose import DockerCompose
+from testkit.ports import free_port
 from users.v1 import users_pb2_grpc
 
 from tests.integration.stack import (
@@ -24,7 +25,6 @@ from tests.integration.stack import (
     SCALE_FILE,
     SERVICES,
     Stack,
-    free_port,
     run,
 )
 

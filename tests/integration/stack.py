@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -17,14 +16,6 @@ COMPOSE_FILE = ROOT / "compose.yaml"
 SCALE_FILE = ROOT / "compose.scale.yaml"
 SERVICES = ("users", "webapp")
 APP_UID = "10001"
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def docker_time(raw: str) -> datetime:

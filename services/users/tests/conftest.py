@@ -4,12 +4,9 @@ server subprocesses, and a throwaway PostgreSQL server."""
 from __future__ import annotations
 
 import gc
-import os
 import re
-import subprocess
+import signal
 import sys
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -19,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 from plumbing.logs import install_request_id_factory
+from testkit.processes import LoggedProcess, stopped_at_exit
 from users.v1 import users_pb2_grpc
 from users_service.config import Settings
 from users_service.server import UsersServer
@@ -81,75 +79,50 @@ def stub(channel: Any) -> Any:
     return users_pb2_grpc.UserServiceStub(channel)
 
 
+LISTENING = re.compile(r'"message": "listening".*"port": (\d+)')
+
+
 class ServerProcess:
     """`python -m users_service` in a subprocess; its JSON log lines collected as they come."""
 
     def __init__(self, db_path: Path | str, **env: str) -> None:
         full_env = {
-            **os.environ,
             "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
             "USERS_DATABASE_URL": db_path if isinstance(db_path, str) else f"sqlite:///{db_path}",
             **env,
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "users_service"],
-            env=full_env,
-            stderr=subprocess.PIPE,
-            text=True,
+        self._logged = LoggedProcess(
+            [sys.executable, "-m", "users_service"], full_env, ready_when=LISTENING.search
         )
-        self.lines: list[str] = []
-        self._listening = threading.Event()
-        self.port = 0
-        self._collector = threading.Thread(target=self._collect, daemon=True)
-        self._collector.start()
-        if not self._listening.wait(timeout=20):
+        self.process = self._logged.proc
+        self.lines = self._logged.lines
+        started = self._logged.ready.wait(timeout=20)
+        listening = LISTENING.search(self._logged.ready_line or "") if started else None
+        if listening is None:
             self.process.kill()
             raise RuntimeError(f"server did not start: {self.lines}")
-
-    def _collect(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-            match = re.search(r'"message": "listening".*"port": (\d+)', line)
-            if match:
-                self.port = int(match.group(1))
-                self._listening.set()
+        self.port = int(listening.group(1))
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-        self._collector.join(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        self._logged.stop(signal.SIGKILL, timeout=10)
 
     def wait_for_log(self, pattern: str, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if re.search(pattern, line):
-                    return line
-            time.sleep(0.02)
-        raise AssertionError(f"no log line matching {pattern!r} in {self.lines}")
+        return self._logged.wait_for_match(pattern, timeout)
 
 
 @pytest.fixture
 def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Starts server subprocesses; kills any still running at the end."""
-    processes: list[ServerProcess] = []
 
     def spawn(db_path: Path | str | None = None, **env: str) -> ServerProcess:
-        proc = ServerProcess(db_path or tmp_path / "proc" / "users.db", **env)
-        processes.append(proc)
-        return proc
+        return ServerProcess(db_path or tmp_path / "proc" / "users.db", **env)
 
-    yield spawn
-    for proc in processes:
-        proc.stop()
+    with stopped_at_exit(spawn) as spawn_and_keep:
+        yield spawn_and_keep
 
 
 @pytest.fixture(scope="session")

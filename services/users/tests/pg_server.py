@@ -7,13 +7,13 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+from testkit.ports import free_port
 
 USER = "userstack"
 # scram-sha-256 auth: the URLs carry a password, as in production (one per test session).
@@ -35,12 +35,6 @@ def find_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class PostgresServer:
     """initdb + postgres in a temp dir, run as the `postgres` user when we are root.
 
@@ -59,7 +53,7 @@ class PostgresServer:
         self._bindir = bindir
         # Not under pytest's tmp dirs: those are root-only (0700), and postgres must reach it.
         self.directory = Path(tempfile.mkdtemp(prefix="userstack-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self._as_postgres: list[str] = []
         if os.geteuid() == 0:  # postgres refuses to run as root

@@ -151,6 +151,7 @@ async def test_deadline_expiry_ends_the_call_and_its_server_side_work(
     assert server[0].feed.subscriber_count == 0, "the server-side subscription was not released"
 
 
+@pytest.mark.slow
 async def test_client_cancellation_stops_a_streaming_read(
     stub: Any, server: tuple[UsersServer, int], server_log: ServerLog
 ) -> None:
@@ -176,6 +177,7 @@ def read_a_little_then_hang_up(port: int) -> None:
                 break
 
 
+@pytest.mark.slow
 async def test_a_client_hanging_up_mid_stream_is_logged_as_cancelled_with_its_request_id(
     server: tuple[UsersServer, int], server_log: ServerLog, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -88,6 +88,7 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 async def test_grpcurl_lists_describes_and_calls_without_a_proto(
     server: tuple[UsersServer, int],
 ) -> None:

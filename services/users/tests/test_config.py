@@ -84,6 +84,7 @@ def test_a_bad_value_is_a_clear_error_naming_the_variable(name: str, value: str)
         Settings.from_env({name: value})
 
 
+@pytest.mark.slow
 def test_the_process_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
     result = run_service({"USERS_GRACE_PERIOD_SECONDS": "forever"}, tmp_path)
     assert result.returncode != 0
@@ -103,6 +104,7 @@ def test_usernames_are_lowercased_before_validation() -> None:
     assert user.username == "mixed.case-1"
 
 
+@pytest.mark.slow
 def test_the_process_exits_1_with_a_clear_message_when_the_database_cannot_open(
     tmp_path: Path,
 ) -> None:
@@ -154,6 +156,7 @@ def test_the_password_is_redacted_for_logs_and_left_out_of_the_settings_repr() -
     assert "hunter2" not in repr(Settings.from_env({"USERS_DATABASE_URL": url}))
 
 
+@pytest.mark.slow
 def test_the_process_refuses_an_unknown_database_scheme(tmp_path: Path) -> None:
     result = run_service({"USERS_DATABASE_URL": "mysql://app:hunter2@db/users"}, tmp_path)
     assert result.returncode != 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from email_validator import EmailNotValidError, validate_email
 from users_service.validation import _valid_domain, email_problem
 
@@ -47,6 +48,7 @@ def random_address(rng: random.Random) -> str:
     return f"{local}@{domain}"
 
 
+@pytest.mark.slow
 def test_the_verdict_is_email_validators_for_every_address_tried() -> None:
     rng = random.Random(20261201)
     addresses = [f"{local}@{domain}" for local in LOCALS for domain in DOMAINS]

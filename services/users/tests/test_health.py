@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.waiting import wait_for_status
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.database_url import sqlite_path
 from users_service.health import DrainableHealthServicer, StoreMonitor
@@ -30,14 +31,6 @@ async def check(channel: Any, service: str) -> int:
         health_pb2.HealthCheckRequest(service=service)
     )
     return int(reply.status)
-
-
-async def wait_for_status(watch: Any, wanted: int, within: float = 10) -> None:
-    async def read_until() -> None:
-        while (await watch.read()).status != wanted:
-            pass
-
-    await asyncio.wait_for(read_until(), within)
 
 
 class _CancelledAsItProbes(SqliteUserStore):
@@ -155,6 +148,7 @@ def healthcheck(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([script, *args], capture_output=True, text=True, timeout=30, check=False)
 
 
+@pytest.mark.slow
 async def test_healthcheck_cli_exits_0_only_when_serving(server: tuple[UsersServer, int]) -> None:
     address = f"127.0.0.1:{server[1]}"
     ok = await asyncio.to_thread(healthcheck, "--address", address, "--service", SERVICE)
@@ -169,6 +163,7 @@ async def test_healthcheck_cli_exits_0_only_when_serving(server: tuple[UsersServ
     assert "NOT_SERVING" in draining.stderr
 
 
+@pytest.mark.slow
 def test_healthcheck_cli_exits_1_when_nothing_listens() -> None:
     result = healthcheck("--address", "127.0.0.1:1", "--timeout", "1")
     assert result.returncode == 1

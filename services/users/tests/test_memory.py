@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
+from testkit.processes import memory_kb, reset_peak_rss
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.store import NewUser
 from users_service.store.sqlite import SqliteUserStore
@@ -35,18 +35,6 @@ async def seed(db: Path) -> None:
             )
     finally:
         await store.close()
-
-
-def memory_kb(pid: int, field: str) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
-    assert match is not None, f"no {field} in /proc/{pid}/status"
-    return int(match.group(1))
-
-
-def reset_peak_rss(pid: int) -> None:
-    """Resets the process's VmHWM (peak RSS) to its current RSS (Linux: clear_refs 5)."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 async def test_get_users_streams_100k_users_in_bounded_memory(

@@ -24,6 +24,9 @@ from users_service.store.postgres_migrations import SCHEMA_VERSION
 from .listening import Heard, eventually
 from .pg_server import PASSWORD, PostgresServer
 
+# A PostgreSQL server for the session (initdb and start: seconds) and a database per test.
+pytestmark = pytest.mark.slow
+
 Conn = psycopg.AsyncConnection[Any]
 OpenStore = Callable[..., Awaitable[PostgresUserStore]]
 

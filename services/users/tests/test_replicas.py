@@ -11,12 +11,16 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.waiting import wait_for_status
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.server import UsersServer
 
 from .conftest import ServerFactory, ServerProcess
 from .pg_server import PASSWORD, PostgresServer
-from .test_health import NOT_SERVING, SERVICE, SERVING, check, wait_for_status
+from .test_health import NOT_SERVING, SERVICE, SERVING, check
+
+# On PostgreSQL (see test_postgres_store), and one test starts a server process.
+pytestmark = pytest.mark.slow
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from plumbing.runtime import EXPERIMENTS_VARIABLE, tune_grpc_core
 from plumbing.runtime import SERVER_EXPERIMENTS as EXPERIMENTS
+from testkit.processes import thread_policies
 from users_service.config import ConfigError, Settings
 
 from .conftest import ServerProcess
@@ -20,11 +21,6 @@ def listening_line(proc: ServerProcess) -> dict[str, object]:
     return line
 
 
-def thread_policies(pid: int) -> set[int]:
-    """The scheduling policy of every thread of the process (grpc's own threads included)."""
-    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
-
-
 def test_an_operators_setting_wins_even_an_empty_one() -> None:
     assert tune_grpc_core(EXPERIMENTS, {}) == EXPERIMENTS
     assert tune_grpc_core(EXPERIMENTS, {EXPERIMENTS_VARIABLE: ""}) == ""
@@ -32,6 +28,7 @@ def test_an_operators_setting_wins_even_an_empty_one() -> None:
     assert tune_grpc_core(EXPERIMENTS, operators) == "-event_engine_client"
 
 
+@pytest.mark.slow
 def test_the_process_runs_tuned_and_the_pinned_grpcio_knows_every_experiment(
     spawn_server: Callable[..., ServerProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,6 +44,7 @@ def test_the_process_runs_tuned_and_the_pinned_grpcio_knows_every_experiment(
     assert thread_policies(proc.process.pid) == {os.SCHED_BATCH}
 
 
+@pytest.mark.slow
 def test_grpc_core_reports_an_experiment_it_does_not_know(
     spawn_server: Callable[..., ServerProcess],
 ) -> None:
@@ -55,6 +53,7 @@ def test_grpc_core_reports_an_experiment_it_does_not_know(
     proc.wait_for_log(r"Unknown experiment: no_such_experiment")
 
 
+@pytest.mark.slow
 def test_normal_scheduling_and_grpcs_own_defaults_on_request(
     spawn_server: Callable[..., ServerProcess],
 ) -> None:
@@ -69,6 +68,7 @@ def test_an_unknown_scheduling_policy_is_refused_by_name() -> None:
         Settings.from_env({"USERS_CPU_SCHEDULING": "fifo"})
 
 
+@pytest.mark.slow
 def test_normal_scheduling_leaves_the_policy_it_was_started_with(
     spawn_server: Callable[..., ServerProcess],
 ) -> None:

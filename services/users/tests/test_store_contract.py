@@ -35,7 +35,8 @@ class Opened:
 OpenStore = Callable[[], Awaitable[Opened]]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL side is slow: a server for the session, a database per test (test-quick: SQLite).
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The same contract for both stores: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":

@@ -46,6 +46,7 @@ async def test_get_users_without_names_streams_everyone_in_id_order(
     assert [user.id for user in streamed] == sorted(user.id for user in streamed)
 
 
+@pytest.mark.slow
 async def test_a_stream_the_drain_outlasts_ends_unavailable_not_cancelled(
     stub: Any, server: tuple[UsersServer, int]
 ) -> None:
@@ -234,6 +235,7 @@ async def test_watch_users_subscribes_before_sending_its_headers(tmp_path: Path)
         await store.close()
 
 
+@pytest.mark.slow
 async def test_watch_users_ends_ok_when_the_server_drains(
     stub: Any, server: tuple[UsersServer, int]
 ) -> None:
@@ -243,6 +245,7 @@ async def test_watch_users_ends_ok_when_the_server_drains(
     assert await call.code() == grpc.StatusCode.OK
 
 
+@pytest.mark.slow
 async def test_a_watch_that_arrives_while_the_server_drains_is_sent_elsewhere(
     stub: Any, server: tuple[UsersServer, int]
 ) -> None:

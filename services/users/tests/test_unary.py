@@ -149,6 +149,7 @@ async def test_batch_get_users_refuses_bad_ids_by_position(
     assert set(field_violations(caught.value)) == fields
 
 
+@pytest.mark.slow
 async def test_batch_get_users_reads_the_maximum_of_a_thousand(stub: Any) -> None:
     made = await asyncio.gather(*(create(stub, f"user{i:04}") for i in range(1000)))
     reply = await stub.BatchGetUsers(users_pb2.BatchGetUsersRequest(ids=[u.id for u in made]))

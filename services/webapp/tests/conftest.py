@@ -6,21 +6,18 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 from fastapi import FastAPI
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.ports import free_port
+from testkit.processes import LoggedProcess, stopped_at_exit
+from testkit.waiting import wait_for_port, wait_for_serving
 from webapp.app import create_app
 from webapp.config import Settings
 
@@ -28,65 +25,9 @@ SECRET_KEY = secrets.token_urlsafe(32)
 START_TIMEOUT = 20.0
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def unique(prefix: str) -> str:
     """A username no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-class Process:
-    """A child process whose stderr lines are collected by a thread; `ready` fires on a marker."""
-
-    def __init__(self, args: list[str], env: dict[str, str], marker: str | None) -> None:
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self._marker = marker
-        self.proc = subprocess.Popen(
-            args, env={**os.environ, **env}, stderr=subprocess.PIPE, text=True
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if self._marker is not None and self._marker in line:
-                self.ready.set()
-        self.ready.set()  # the process ended: nobody waits forever
-
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for_line(self, *parts: str, timeout: float = 5.0) -> str:
-        """The first line containing every part, waiting for the reader thread (bounded)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = next((line for line in self.lines if all(p in line for p in parts)), None)
-            if found is not None:
-                return found
-            assert time.monotonic() < deadline, f"no line with {parts} in:\n{self.log()}"
-            time.sleep(0.02)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self._reader.join(timeout)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return code
 
 
 class UsersService:
@@ -96,7 +37,7 @@ class UsersService:
         self.directory = directory
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.process: Process | None = None
+        self.process: LoggedProcess | None = None
 
     def start(self) -> UsersService:
         env = {
@@ -104,21 +45,10 @@ class UsersService:
             "USERS_DATABASE_URL": f"sqlite:///{self.directory / 'users.db'}",
             "USERS_GRACE_PERIOD_SECONDS": "2",
         }
-        self.process = Process([sys.executable, "-m", "users_service"], env, marker=None)
-        self._wait_serving()
+        self.process = LoggedProcess([sys.executable, "-m", "users_service"], env)
+        if not wait_for_serving(self.address, "users.v1.UserService", START_TIMEOUT):
+            raise RuntimeError(f"users service never became SERVING:\n{self.log()}")
         return self
-
-    def _wait_serving(self) -> None:
-        # Health Watch with wait_for_ready: blocks until the server listens, then streams statuses.
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            request = health_pb2.HealthCheckRequest(service="users.v1.UserService")
-            watch = stub.Watch(request, timeout=START_TIMEOUT, wait_for_ready=True)
-            for reply in watch:
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    watch.cancel()
-                    return
-        raise RuntimeError(f"users service never became SERVING:\n{self.log()}")
 
     def log(self) -> str:
         return self.process.log() if self.process else ""
@@ -152,10 +82,9 @@ class Webapp:
             "WEBAPP_SHUTDOWN_GRACE_SECONDS": "5",
             **env,
         }
-        self.process = Process(
-            [sys.executable, "-m", "webapp"], self.env, marker="Application startup complete"
-        )
-        if not self.process.ready.wait(START_TIMEOUT) or self.process.proc.poll() is not None:
+        self.process = LoggedProcess([sys.executable, "-m", "webapp"], self.env)
+        # Accepting, not "Application startup complete": uvicorn logs that before it binds.
+        if not wait_for_port(self.port, START_TIMEOUT, alive=self.process.running):
             raise RuntimeError(f"webapp did not start:\n{self.process.log()}")
 
     @property
@@ -211,31 +140,28 @@ def make_user(http: httpx.AsyncClient) -> Callable[..., Awaitable[dict[str, Any]
 @pytest.fixture
 def spawn_users(tmp_path: Path) -> Iterator[Callable[..., UsersService]]:
     """Starts private users services (stopped at teardown): spawn_users(port=None)."""
-    started: list[UsersService] = []
 
     def spawn(port: int | None = None) -> UsersService:
-        service = UsersService(tmp_path, port).start()
-        started.append(service)
-        return service
+        return UsersService(tmp_path, port).start()
 
-    yield spawn
-    for service in started:
-        service.stop()
+    with stopped_at_exit(spawn) as spawn_and_keep:
+        yield spawn_and_keep
 
 
 @pytest.fixture
 def spawn_webapp() -> Iterator[Callable[..., Webapp]]:
     """Starts private webapps (stopped at teardown): spawn_webapp(users_target, **env)."""
-    started: list[Webapp] = []
+    with stopped_at_exit(Webapp) as spawn:
+        yield spawn
 
-    def spawn(users_target: str, **env: str) -> Webapp:
-        app = Webapp(users_target, **env)
-        started.append(app)
-        return app
 
-    yield spawn
-    for app in started:
-        app.stop()
+@pytest.fixture
+def own_stack(
+    spawn_users: Callable[..., UsersService], spawn_webapp: Callable[..., Webapp]
+) -> tuple[UsersService, Webapp]:
+    """A users service of the test's own and a webapp in front of it (stopped at teardown)."""
+    users = spawn_users()
+    return users, spawn_webapp(users.address)
 
 
 InProcess = Callable[[str], Awaitable[tuple[FastAPI, httpx.AsyncClient]]]

@@ -188,6 +188,7 @@ async def test_malformed_request_budget_is_400(http: httpx.AsyncClient) -> None:
     assert_problem(await http.get("/api/v1/users", headers={"X-Request-Timeout": "soon"}), 400)
 
 
+@pytest.mark.slow
 async def test_grpc_deadline_exceeded_is_504(users: Any, spawn_webapp: Any) -> None:
     # A budget so small the users service cannot answer in it: gRPC's own DEADLINE_EXCEEDED.
     app = spawn_webapp(users.address, WEBAPP_GRPC_TIMEOUT_SECONDS="0.0000001")

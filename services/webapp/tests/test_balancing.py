@@ -14,6 +14,9 @@ import pytest
 
 from .conftest import UsersService, Webapp
 
+# Two users services and a webapp of the test's own, and a drain.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def replicas(tmp_path: Path) -> Iterator[list[UsersService]]:

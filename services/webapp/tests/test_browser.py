@@ -17,6 +17,8 @@ from playwright.async_api import (
     expect,
 )
 
+from .conftest import UsersService, Webapp
+
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -30,15 +32,15 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def fresh_users(spawn_users: Any) -> Any:
+def fresh_users(own_stack: tuple[UsersService, Webapp]) -> UsersService:
     """An empty users service of the test's own."""
-    return spawn_users()
+    return own_stack[0]
 
 
 @pytest.fixture
-def fresh_webapp(fresh_users: Any, spawn_webapp: Any) -> Any:
+def fresh_webapp(own_stack: tuple[UsersService, Webapp]) -> Webapp:
     """A webapp over an empty users service, so the list's first page is predictable."""
-    return spawn_webapp(fresh_users.address)
+    return own_stack[1]
 
 
 @pytest.fixture

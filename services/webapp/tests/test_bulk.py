@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from testkit.processes import memory_kb, reset_peak_rss
+
+from .conftest import UsersService, Webapp
 
 COUNT = 100_000
 BATCH = 2_000
@@ -20,14 +21,7 @@ MAX_GROWTH_MB = 25
 
 def rss_mb(pid: int, field: str) -> float:
     """VmRSS (now) or VmHWM (peak since the last reset) of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no {field} for {pid}")
-
-
-def reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    return memory_kb(pid, field) / 1024
 
 
 async def ndjson_rows() -> AsyncIterator[bytes]:
@@ -38,13 +32,12 @@ async def ndjson_rows() -> AsyncIterator[bytes]:
 
 @pytest.mark.slow
 async def test_100k_users_import_and_stream_back_in_bounded_memory(
-    spawn_users: Any, spawn_webapp: Any
+    own_stack: tuple[UsersService, Webapp],
 ) -> None:
     """Also: a users service that goes away mid-stream truncates the body (no short 200)."""
-    users = spawn_users()
-    app = spawn_webapp(users.address)
+    users, app = own_stack
     async with httpx.AsyncClient(base_url=app.url, timeout=120.0) as client:
-        reset_peak(app.pid)
+        reset_peak_rss(app.pid)
         before_import = rss_mb(app.pid, "VmRSS")
         started = time.monotonic()
         imported = await client.post(
@@ -57,7 +50,7 @@ async def test_100k_users_import_and_stream_back_in_bounded_memory(
         assert imported.json()["created_count"] == COUNT
         import_growth = rss_mb(app.pid, "VmHWM") - before_import
 
-        reset_peak(app.pid)
+        reset_peak_rss(app.pid)
         before = rss_mb(app.pid, "VmRSS")
         started = time.monotonic()
         first_at = 0.0

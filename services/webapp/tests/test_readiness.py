@@ -5,6 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
+# A users service of the test's own, stalled for longer than the request budget.
+pytestmark = pytest.mark.slow
+
 
 async def test_readyz_checks_within_the_request_budget_and_caches_no_cut_short_verdict(
     in_process: Any, spawn_users: Any

@@ -100,6 +100,7 @@ async def test_a_read_alone_goes_out_under_its_own_request_id(
     users.process.wait_for_line('"request_id": "alone-1"', "BatchGetUsers OK")
 
 
+@pytest.mark.slow
 async def test_a_read_no_user_can_match_fails_alone(
     own_users: tuple[Any, FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -114,6 +115,7 @@ async def test_a_read_no_user_can_match_fails_alone(
     assert found == created  # not failed by the other read's id
 
 
+@pytest.mark.slow
 async def test_a_failed_call_answers_every_read_on_it(
     own_users: tuple[Any, FastAPI, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -126,6 +128,7 @@ async def test_a_failed_call_answers_every_read_on_it(
     assert "failed with UNAVAILABLE for requests" in failed
 
 
+@pytest.mark.slow
 async def test_each_read_in_a_call_stops_waiting_at_its_own_deadline(
     own_users: tuple[Any, FastAPI, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,6 +10,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
+
+from .conftest import UsersService, Webapp
+
+# Each test starts a webapp of its own and waits on real outages and drains.
+pytestmark = pytest.mark.slow
 
 FAST = 1.0  # seconds a request may take to answer 503 while the users service is down
 
@@ -41,10 +47,9 @@ async def _requests_while_down(client: httpx.AsyncClient, user_id: int) -> list[
 
 
 async def test_users_down_is_fast_503_everywhere_then_recovers_without_restart(
-    spawn_users: Any, spawn_webapp: Any
+    own_stack: tuple[UsersService, Webapp], spawn_users: Any
 ) -> None:
-    users = spawn_users()
-    app = spawn_webapp(users.address)
+    users, app = own_stack
     async with httpx.AsyncClient(base_url=app.url, timeout=10.0) as client:
         created = await client.post("/api/v1/users", json={"username": "survivor"})
         assert created.status_code == 201

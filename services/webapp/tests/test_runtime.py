@@ -10,6 +10,7 @@ import sys
 import pytest
 from plumbing.runtime import CLIENT_EXPERIMENTS as EXPERIMENTS
 from plumbing.runtime import EXPERIMENTS_VARIABLE, tune_grpc_core
+from testkit.processes import thread_policies
 from webapp.config import ConfigError, Settings
 
 from .conftest import UsersService, Webapp
@@ -37,16 +38,12 @@ def start_a_channel(environ: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
-def thread_policies(pid: int) -> set[int]:
-    """The scheduling policy of every thread of the process (grpc's and uvicorn's included)."""
-    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
-
-
 def test_an_operators_setting_wins_even_an_empty_one() -> None:
     assert tune_grpc_core(EXPERIMENTS, {}) == EXPERIMENTS
     assert tune_grpc_core(EXPERIMENTS, {EXPERIMENTS_VARIABLE: ""}) == ""
 
 
+@pytest.mark.slow
 def test_the_pinned_grpcio_knows_every_experiment_the_webapp_turns_off() -> None:
     environ = {k: v for k, v in os.environ.items() if k != EXPERIMENTS_VARIABLE}
     tuned = start_a_channel(environ)
@@ -62,6 +59,7 @@ def test_every_thread_of_the_webapp_runs_batch_scheduled(webapp: Webapp) -> None
     assert thread_policies(webapp.pid) == {os.SCHED_BATCH}
 
 
+@pytest.mark.slow
 def test_normal_scheduling_on_request(users: UsersService) -> None:
     app = Webapp(users.address, WEBAPP_CPU_SCHEDULING="normal")
     try:
