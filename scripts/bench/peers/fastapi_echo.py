@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from users.v1 import users_pb2, users_pb2_grpc
-from webapp.convert import user_json
+from webapp.gateway.values import user_json
 
 from scripts.bench.peers.canned import canned_user, port_argument
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from users.v1 import users_pb2
-from webapp.reads import MAX_BATCH, UserNotFoundError
+from webapp.gateway.errors import UserNotFoundError
+from webapp.gateway.reads import MAX_BATCH
 
 
 def batch_calls(users: Any) -> list[dict[str, Any]]:
@@ -37,8 +38,10 @@ async def calls_for(users: Any, client: httpx.AsyncClient, before: int) -> list[
 
 
 def reads_log(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """What webapp.reads logged in this test."""
-    return [record.getMessage() for record in caplog.records if record.name == "webapp.reads"]
+    """What webapp.gateway.reads logged in this test."""
+    return [
+        record.getMessage() for record in caplog.records if record.name == "webapp.gateway.reads"
+    ]
 
 
 @pytest.fixture
@@ -55,7 +58,7 @@ async def test_reads_that_arrive_together_share_one_call_and_each_get_their_user
 ) -> None:
     made = [await make_user("batch") for _ in range(30)]
     _, client = await in_process(users.address)
-    caplog.set_level(logging.DEBUG, logger="webapp.reads")
+    caplog.set_level(logging.DEBUG, logger="webapp.gateway.reads")
     ids = [user["id"] for user in made] + [made[0]["id"], 2**62]  # a repeat and a miss
     before = len(batch_calls(users))
 

@@ -43,5 +43,6 @@ def from_metadata(metadata: Iterable[tuple[str, Any]] | None) -> str:
 
 
 def outgoing_metadata() -> tuple[tuple[str, str], ...]:
-    """The current request id as gRPC metadata, to pass it on to the next service."""
-    return ((REQUEST_ID_KEY, request_id_var.get()),)
+    """The current request id as gRPC metadata, to pass it on; none outside a request."""
+    request_id = request_id_var.get()
+    return ((REQUEST_ID_KEY, request_id),) if request_id else ()

@@ -1,4 +1,4 @@
-"""The FastAPI application: routers, error handlers, middleware and the channel's lifespan."""
+"""The FastAPI application: routes, error handlers, middleware and the users gateway's lifespan."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from plumbing.request_ids import request_id_var
 
-from webapp import api, docs, errors, events, health, importer, stream, ui
+from webapp import errors
 from webapp.config import Settings
-from webapp.grpc_client import UsersClient
+from webapp.gateway import UsersGateway
 from webapp.middleware import RequestContextMiddleware
+from webapp.routes import api, docs, events, health, importer, stream, ui
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -34,14 +35,14 @@ def _html_error(
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Builds the app; the users channel opens when it starts and closes when it stops.
+    """Builds the app; the users gateway opens when it starts and closes when it stops.
 
     >>> app = create_app(Settings.from_env())  # doctest: +SKIP
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.client = UsersClient(settings)
+        app.state.client = UsersGateway(settings)
         try:
             yield
         finally:

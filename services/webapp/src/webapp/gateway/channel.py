@@ -1,22 +1,14 @@
-"""The one long-lived gRPC channel to the users service, and per-call deadlines and metadata."""
+"""The gRPC channel to the users service (retries, balancing, keepalive), and per-call options."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2_grpc
-from plumbing.request_ids import request_id_var
-from users.v1 import users_pb2_grpc
+from plumbing.request_ids import outgoing_metadata
 
-from webapp.config import Settings
 from webapp.context import DeadlineSpentError, remaining_budget
-from webapp.reads import UserReads
-
-logger = logging.getLogger(__name__)
 
 USERS_SERVICE = "users.v1.UserService"
 
@@ -78,41 +70,14 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-class UsersClient:
-    """Owns the channel and the stubs; opened at app start-up and closed at shutdown.
+def open_channel(target: str) -> grpc.aio.Channel:
+    """The channel to the users service at `target`, with the options above."""
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
 
-    >>> client = UsersClient(Settings(secret_key="x" * 32))  # doctest: +SKIP
-    >>> await client.users.GetUser(req, **client.unary())  # doctest: +SKIP
-    """
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.channel = grpc.aio.insecure_channel(settings.users_target, options=CHANNEL_OPTIONS)
-        self.users = users_pb2_grpc.UserServiceStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
-        # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
-        self.reads = UserReads(self.users, settings.grpc_timeout_seconds)
-        # Set when the server starts draining: long-lived streams (SSE) end on it.
-        self.stopping = asyncio.Event()
-
-    def unary(self) -> dict[str, Any]:
-        """Call options for a unary RPC: deadline within the request's budget, request id."""
-        return self.options(self.settings.grpc_timeout_seconds)
-
-    def streaming(self) -> dict[str, Any]:
-        """Call options for a long stream (GetUsers, ImportUsers, WatchUsers)."""
-        return self.options(self.settings.stream_timeout_seconds)
-
-    def options(self, limit: float) -> dict[str, Any]:
-        """Call options: a deadline of `limit`, or less when the request has less left."""
-        timeout = remaining_budget(limit)
-        if timeout <= 0:
-            raise DeadlineSpentError("the request's time budget is spent")
-        metadata = (("x-request-id", request_id_var.get()),)
-        return {"timeout": timeout, "metadata": metadata, "wait_for_ready": False}
-
-    async def close(self) -> None:
-        """Closes the channel, cancelling whatever calls are still open."""
-        self.stopping.set()
-        await self.channel.close(grace=1.0)
-        logger.info("users channel to %s closed", self.settings.users_target)
+def call_options(limit: float) -> dict[str, Any]:
+    """Call options: a deadline of `limit`, or less when the request has less left; request id."""
+    timeout = remaining_budget(limit)
+    if timeout <= 0:
+        raise DeadlineSpentError("the request's time budget is spent")
+    return {"timeout": timeout, "metadata": outgoing_metadata(), "wait_for_ready": False}

@@ -16,18 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
-from plumbing.request_ids import request_id_var
+from plumbing.request_ids import REQUEST_ID_KEY, request_id_var
 from users.v1 import users_pb2, users_pb2_grpc
 
 from webapp.context import DeadlineSpentError, remaining_budget
+from webapp.gateway.errors import UserNotFoundError
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 100  # reads per call; the users service takes up to 1000 ids
-
-
-class UserNotFoundError(Exception):
-    """No user has the id: the batch's answer left it out."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ class UserReads:
                 users_pb2.BatchGetUsersRequest(ids=ids),
                 timeout=seconds,
                 # The call's id is its first read's: a read alone on its call keeps its own.
-                metadata=(("x-request-id", batch[0].request_id),),
+                metadata=((REQUEST_ID_KEY, batch[0].request_id),),
                 wait_for_ready=False,
             )
         except grpc.aio.AioRpcError as error:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from google.protobuf import field_mask_pb2
 from pydantic import BaseModel, Field
-from users.v1 import users_pb2
 
-from webapp.convert import etag_from_if_match, etag_header, user_json
-from webapp.deps import users_client
+from webapp.gateway import User
+from webapp.routes.deps import users_gateway
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -66,11 +63,26 @@ class UserPage(BaseModel):
     next_page_token: str
 
 
-def _user_response(user: users_pb2.User, status_code: int = 200) -> JSONResponse:
-    headers = {"ETag": etag_header(user.etag)}
+def etag_header(etag: str) -> str:
+    """The HTTP ETag (a quoted string) for a user's etag."""
+    return f'"{etag}"'
+
+
+def etag_from_if_match(if_match: str | None) -> str:
+    """The user etag an If-Match header names ('' for none or '*')."""
+    if if_match is None or if_match.strip() == "*":
+        return ""
+    value = if_match.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"')
+
+
+def _user_response(user: User, status_code: int = 200) -> JSONResponse:
+    headers = {"ETag": etag_header(user["etag"])}
     if status_code == 201:
-        headers["Location"] = f"/api/v1/users/{user.id}"
-    return JSONResponse(user_json(user), status_code=status_code, headers=headers)
+        headers["Location"] = f"/api/v1/users/{user['id']}"
+    return JSONResponse(user, status_code=status_code, headers=headers)
 
 
 @router.post("", status_code=201, response_model=UserOut, responses=ERRORS)
@@ -80,14 +92,9 @@ async def create_user(
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> JSONResponse:
     """Creates a user. Send an `Idempotency-Key` header to make retries safe."""
-    client = users_client(request)
-    message = users_pb2.CreateUserRequest(
-        username=body.username,
-        email=body.email,
-        display_name=body.display_name,
-        request_id=idempotency_key or uuid.uuid4().hex,
+    user = await users_gateway(request).create(
+        **body.model_dump(), idempotency_key=idempotency_key or ""
     )
-    user = await client.users.CreateUser(message, **client.unary())
     return _user_response(user, 201)
 
 
@@ -101,23 +108,17 @@ async def list_users(
     prefix: Annotated[str, Query(max_length=64)] = "",
 ) -> dict[str, Any]:
     """Lists users in id order, a page at a time, optionally by username prefix."""
-    client = users_client(request)
-    page = await client.users.ListUsers(
-        users_pb2.ListUsersRequest(
-            page_size=page_size, page_token=page_token, username_prefix=prefix
-        ),
-        **client.unary(),
-    )
+    page = await users_gateway(request).list_page(page_size, page_token, prefix)
     if page.next_page_token:
         next_url = request.url.include_query_params(page_token=page.next_page_token)
         response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
-    return {"users": [user_json(u) for u in page.users], "next_page_token": page.next_page_token}
+    return {"users": page.users, "next_page_token": page.next_page_token}
 
 
 @router.get("/{user_id:int}", response_model=UserOut, responses=ERRORS)
 async def get_user(request: Request, user_id: UserId) -> JSONResponse:
     """Reads one user by id."""
-    return _user_response(await users_client(request).reads.user(user_id))
+    return _user_response(await users_gateway(request).get(user_id))
 
 
 @router.get("/by-username/{username}", response_model=UserOut, responses=ERRORS)
@@ -125,9 +126,7 @@ async def get_user_by_username(
     request: Request, username: Annotated[str, Path(max_length=256)]
 ) -> JSONResponse:
     """Reads one user by username (case-insensitively)."""
-    client = users_client(request)
-    message = users_pb2.GetUserRequest(username=username)
-    return _user_response(await client.users.GetUser(message, **client.unary()))
+    return _user_response(await users_gateway(request).get_by_username(username))
 
 
 @router.patch("/{user_id:int}", response_model=UserOut, responses=ERRORS)
@@ -138,14 +137,9 @@ async def update_user(
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Changes the fields present in the body; with `If-Match`, only if the etag is current."""
-    client = users_client(request)
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
-    message = users_pb2.UpdateUserRequest(
-        user=users_pb2.User(id=user_id, **fields),
-        update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
-        etag=etag_from_if_match(if_match),
-    )
-    return _user_response(await client.users.UpdateUser(message, **client.unary()))
+    etag = etag_from_if_match(if_match)
+    return _user_response(await users_gateway(request).update(user_id, etag, **fields))
 
 
 @router.delete("/{user_id:int}", status_code=204, responses=ERRORS)
@@ -155,7 +149,5 @@ async def delete_user(
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Deletes a user; with `If-Match`, only if the etag is current."""
-    client = users_client(request)
-    message = users_pb2.DeleteUserRequest(id=user_id, etag=etag_from_if_match(if_match))
-    await client.users.DeleteUser(message, **client.unary())
+    await users_gateway(request).delete(user_id, etag_from_if_match(if_match))
     return Response(status_code=204)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from users.v1 import users_pb2
 
-from webapp.api import ERRORS
-from webapp.convert import import_summary_json
-from webapp.deps import users_client
 from webapp.errors import problem
+from webapp.routes.api import ERRORS
+from webapp.routes.deps import users_gateway
 
 router = APIRouter(tags=["users"])
 
@@ -57,15 +54,30 @@ async def ndjson_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes | No
         yield buffer
 
 
-def parse_row(line: bytes | None) -> users_pb2.CreateUserRequest | None:
-    """The create request of one NDJSON line, or None when the line is malformed."""
+def parse_row(line: bytes | None) -> dict[str, str] | None:
+    """The user fields of one NDJSON line, or None when the line is malformed."""
     try:
         row: Any = json.loads(line) if line is not None else None
     except ValueError:
         return None
     if not isinstance(row, dict) or not all(isinstance(row.get(f, ""), str) for f in _FIELDS):
         return None
-    return users_pb2.CreateUserRequest(**{f: row[f] for f in _FIELDS if f in row})
+    return {f: row[f] for f in _FIELDS if f in row}
+
+
+async def _rows(
+    lines: AsyncIterator[bytes | None], malformed: set[int]
+) -> AsyncIterator[dict[str, str]]:
+    """The rows to import, one a line; a malformed line is an empty row, its index noted."""
+    index = 0
+    async for line in lines:
+        row = parse_row(line)
+        if row is None:
+            if len(malformed) < _REMEMBERED_MALFORMED:
+                malformed.add(index)
+            row = {}
+        index += 1
+        yield row
 
 
 @router.post(
@@ -83,26 +95,9 @@ async def import_users(request: Request) -> JSONResponse:
     if content_type not in NDJSON_TYPES:
         return problem(415, f"send the rows as {NDJSON_TYPES[0]}, one JSON object a line")
     malformed: set[int] = set()
-    client = users_client(request)
-    call = client.users.ImportUsers(**client.streaming())
-    try:
-        index = 0
-        async for line in ndjson_lines(request.stream()):
-            row = parse_row(line)
-            if row is None:
-                if len(malformed) < _REMEMBERED_MALFORMED:
-                    malformed.add(index)
-                row = users_pb2.CreateUserRequest()
-            index += 1
-            try:
-                await call.write(row)
-            except asyncio.InvalidStateError:
-                break  # the call ended early; awaiting it below raises its status
-        await call.done_writing()
-        summary = await call
-    finally:
-        call.cancel()  # a no-op once done; stops the import when the uploader went away
-    for rejection in summary.rejections:
-        if rejection.index in malformed:
-            rejection.field, rejection.reason = "", MALFORMED
-    return JSONResponse(import_summary_json(summary))
+    rows = _rows(ndjson_lines(request.stream()), malformed)
+    summary = await users_gateway(request).import_rows(rows)
+    for rejection in summary["rejections"]:
+        if rejection["index"] in malformed:
+            rejection["field"], rejection["reason"] = "", MALFORMED
+    return JSONResponse(summary)

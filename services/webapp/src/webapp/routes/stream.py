@@ -8,16 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import grpc
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field
-from users.v1 import users_pb2
 
-from webapp.api import ERRORS
-from webapp.convert import user_json
-from webapp.deps import users_client
 from webapp.errors import StreamAbortedError
+from webapp.gateway import User, UsersServiceError, UserStream
+from webapp.routes.api import ERRORS
+from webapp.routes.deps import users_gateway
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +26,9 @@ Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 NDJSON = "application/x-ndjson"
 
 
-def ndjson_line(user: users_pb2.User) -> bytes:
+def ndjson_line(user: User) -> bytes:
     """One NDJSON line."""
-    return json.dumps(user_json(user), separators=(",", ":")).encode() + b"\n"
+    return json.dumps(user, separators=(",", ":")).encode() + b"\n"
 
 
 # Lines read ahead of the HTTP client (bounds the webapp's memory per stream).
@@ -42,12 +40,12 @@ CHUNK_BYTES = 64 * 1024
 _END = object()
 
 
-async def _pump(call: grpc.aio.UnaryStreamCall, queue: asyncio.Queue[object]) -> None:
-    """Reads the gRPC stream into the queue as NDJSON lines, then _END or the call's error."""
+async def _pump(stream: UserStream, queue: asyncio.Queue[object]) -> None:
+    """Reads the users into the queue as NDJSON lines, then _END or the stream's error."""
     try:
-        while (user := await call.read()) is not grpc.aio.EOF:
+        async for user in stream:
             await queue.put(ndjson_line(user))
-    except grpc.aio.AioRpcError as exc:
+    except UsersServiceError as exc:
         await queue.put(exc)
     else:
         await queue.put(_END)
@@ -73,29 +71,29 @@ async def _chunks(queue: asyncio.Queue[object]) -> AsyncIterator[bytes]:
         tail = items.pop() if not isinstance(items[-1], bytes) else None
         if items:
             yield b"".join(item for item in items if isinstance(item, bytes))
-        if isinstance(tail, grpc.aio.AioRpcError):
+        if isinstance(tail, UsersServiceError):
             raise tail
         if tail is _END:
             return
 
 
-async def _lines(call: grpc.aio.UnaryStreamCall, first: object) -> AsyncIterator[bytes]:
-    if not isinstance(first, users_pb2.User):
-        return  # EOF at once: an empty body is valid NDJSON
+async def _lines(stream: UserStream) -> AsyncIterator[bytes]:
+    if stream.first is None:
+        return  # no user at all: an empty body is valid NDJSON
     queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_LINES)
-    reader = asyncio.create_task(_pump(call, queue))
+    reader = asyncio.create_task(_pump(stream, queue))
     try:
-        yield ndjson_line(first)
+        yield ndjson_line(stream.first)
         async for chunk in _chunks(queue):
             yield chunk
-    except grpc.aio.AioRpcError as exc:
+    except UsersServiceError as exc:
         # The 200 is already sent: drop the connection so the client sees a truncated body, not
         # a short list that looks complete.
-        logger.warning("GetUsers failed mid-stream: %s %s", exc.code().name, exc.details())
+        logger.warning("GetUsers failed mid-stream: %s %s", exc.code, exc.reason)
         raise StreamAbortedError from exc
     finally:
         reader.cancel()
-        call.cancel()
+        stream.close()
 
 
 @router.get(
@@ -115,13 +113,6 @@ async def stream_users(
     named by `id` and `username` (misses are skipped). Errors before the first line are problem
     responses; a failure after it ends the body early.
     """
-    client = users_client(request)
-    call = client.users.GetUsers(
-        users_pb2.GetUsersRequest(ids=id, usernames=username), **client.streaming()
-    )
-    try:
-        first = await call.read()  # errors (503, 504, 422) still become a status code here
-    except BaseException:
-        call.cancel()
-        raise
-    return StreamingResponse(_lines(call, first), media_type=NDJSON)
+    # Errors before the first user (503, 504, 422) still become a status code here.
+    stream = await users_gateway(request).stream(id, username)
+    return StreamingResponse(_lines(stream), media_type=NDJSON)

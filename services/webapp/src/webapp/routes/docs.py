@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from webapp.ui import templates
+from webapp.routes.ui import templates
 
 # fastapi-offline ships the Swagger UI 5 bundle (OpenAPI 3.1, which FastAPI emits) as package data.
 SWAGGER_DIR = Path(str(files("fastapi_offline") / "static"))

@@ -7,32 +7,26 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import grpc
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from google.protobuf import field_mask_pb2
-from users.v1 import users_pb2
 
 from webapp import csrf
-from webapp.api import UserId
-from webapp.convert import user_json
-from webapp.deps import app_settings, users_client
-from webapp.errors import field_violations, http_status_for
-from webapp.grpc_client import UsersClient
+from webapp.gateway import (
+    InvalidInputError,
+    StaleEtagError,
+    UsernameTakenError,
+    UsersGateway,
+    UsersServiceError,
+)
+from webapp.routes.api import UserId
+from webapp.routes.deps import app_settings, users_gateway
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 PAGE_SIZE = 20
-_FIELDS = ("username", "email", "display_name")
-_CONFLICT = {
-    grpc.StatusCode.ALREADY_EXISTS: ("username", "this username is taken"),
-    grpc.StatusCode.FAILED_PRECONDITION: (
-        "",
-        "someone else changed this user meanwhile: this is the current version, edit it again",
-    ),
-}
+STALE = "someone else changed this user meanwhile: this is the current version, edit it again"
 
 
 def render(
@@ -56,14 +50,15 @@ async def check_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") 
 Csrf = Depends(check_csrf)
 
 
-def form_errors(exc: grpc.aio.AioRpcError) -> dict[str, str] | None:
+def form_errors(exc: UsersServiceError) -> dict[str, str] | None:
     """Field -> message for errors a form can show, or None for errors it cannot."""
-    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-        errors = {v["field"].rpartition(".")[2]: v["message"] for v in field_violations(exc)}
-        return errors or {"": exc.details() or "invalid input"}
-    if exc.code() in _CONFLICT:
-        field, message = _CONFLICT[exc.code()]
-        return {field: message}
+    if isinstance(exc, InvalidInputError):
+        errors = {v["field"].rpartition(".")[2]: v["message"] for v in exc.errors or []}
+        return errors or {"": exc.reason or "invalid input"}
+    if isinstance(exc, UsernameTakenError):
+        return {"username": "this username is taken"}
+    if isinstance(exc, StaleEtagError):
+        return {"": STALE}
     return None
 
 
@@ -79,7 +74,7 @@ async def index(
     """The user list, one page at a time, filtered by username prefix."""
     return await _index(
         request,
-        users_client(request),
+        users_gateway(request),
         q=q,
         page_token=page_token,
         created=created,
@@ -89,23 +84,16 @@ async def index(
 
 async def _index(
     request: Request,
-    client: UsersClient,
+    gateway: UsersGateway,
     *,
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     **params: Any,
 ) -> Response:
-    page = await client.users.ListUsers(
-        users_pb2.ListUsersRequest(
-            page_size=PAGE_SIZE,
-            page_token=params.get("page_token", ""),
-            username_prefix=params.get("q", ""),
-        ),
-        **client.unary(),
-    )
+    page = await gateway.list_page(PAGE_SIZE, params.get("page_token", ""), params.get("q", ""))
     context = {
-        "users": [user_json(u) for u in page.users],
+        "users": page.users,
         "next_page_token": page.next_page_token,
         "form": form or {},
         "errors": errors or {},
@@ -125,23 +113,20 @@ async def create(
     request_id: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
     """Creates a user from the form; on bad input shows the form again with each field's error."""
-    client = users_client(request)
+    gateway = users_gateway(request)
     form = {"username": username, "email": email, "display_name": display_name}
-    message = users_pb2.CreateUserRequest(**form, request_id=request_id or uuid.uuid4().hex)
     try:
-        user = await client.users.CreateUser(message, **client.unary())
-    except grpc.aio.AioRpcError as exc:
+        user = await gateway.create(**form, idempotency_key=request_id)
+    except UsersServiceError as exc:
         if (errors := form_errors(exc)) is None:
             raise
-        return await _index(
-            request, client, form=form, errors=errors, status_code=http_status_for(exc.code())
-        )
-    return RedirectResponse(f"/?created={user.id}", status_code=303)
+        return await _index(request, gateway, form=form, errors=errors, status_code=exc.status)
+    return RedirectResponse(f"/?created={user['id']}", status_code=303)
 
 
 async def _detail(
     request: Request,
-    client: UsersClient,
+    gateway: UsersGateway,
     user_id: int,
     *,
     form: dict[str, str] | None = None,
@@ -149,7 +134,7 @@ async def _detail(
     status_code: int = 200,
     notice: str = "",
 ) -> Response:
-    shown = user_json(await client.reads.user(user_id))
+    shown = await gateway.get(user_id)
     context = {"user": shown, "form": form or shown, "errors": errors or {}, "notice": notice}
     return render(request, "user.html", context, status_code)
 
@@ -158,7 +143,7 @@ async def _detail(
 async def detail(request: Request, user_id: UserId, updated: bool = False) -> Response:
     """One user, with the edit and delete forms."""
     return await _detail(
-        request, users_client(request), user_id, notice="Saved." if updated else ""
+        request, users_gateway(request), user_id, notice="Saved." if updated else ""
     )
 
 
@@ -173,27 +158,16 @@ async def edit(
     display_name: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     """Saves the edit form, conditional on the etag the form was rendered with."""
-    client = users_client(request)
+    gateway = users_gateway(request)
     form = {"username": username, "email": email, "display_name": display_name}
-    message = users_pb2.UpdateUserRequest(
-        user=users_pb2.User(id=user_id, username=username, email=email, display_name=display_name),
-        update_mask=field_mask_pb2.FieldMask(paths=list(_FIELDS)),
-        etag=etag,
-    )
     try:
-        await client.users.UpdateUser(message, **client.unary())
-    except grpc.aio.AioRpcError as exc:
+        await gateway.update(user_id, etag, **form)
+    except UsersServiceError as exc:
         if (errors := form_errors(exc)) is None:
             raise
-        stale = exc.code() == grpc.StatusCode.FAILED_PRECONDITION
-        shown_form = None if stale else form
+        shown_form = None if isinstance(exc, StaleEtagError) else form
         return await _detail(
-            request,
-            client,
-            user_id,
-            form=shown_form,
-            errors=errors,
-            status_code=http_status_for(exc.code()),
+            request, gateway, user_id, form=shown_form, errors=errors, status_code=exc.status
         )
     return RedirectResponse(f"/ui/users/{user_id}?updated=1", status_code=303)
 
@@ -206,14 +180,9 @@ async def delete(
     username: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     """Deletes the user, conditional on the etag the page was rendered with."""
-    client = users_client(request)
-    message = users_pb2.DeleteUserRequest(id=user_id, etag=etag)
+    gateway = users_gateway(request)
     try:
-        await client.users.DeleteUser(message, **client.unary())
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
-            raise
-        return await _detail(
-            request, client, user_id, errors={"": _CONFLICT[exc.code()][1]}, status_code=412
-        )
+        await gateway.delete(user_id, etag)
+    except StaleEtagError:
+        return await _detail(request, gateway, user_id, errors={"": STALE}, status_code=412)
     return RedirectResponse(f"/?deleted={quote(username)}", status_code=303)

@@ -1,4 +1,4 @@
-"""What the routes take from the app: its users-service client and its settings.
+"""What the routes take from the app: its users gateway and its settings.
 
 Plain functions of the request rather than FastAPI dependencies: FastAPI solves each dependency
 of each request anew (a sub-solve with its own cache key and parameter parsing), which cost the
@@ -10,13 +10,13 @@ from __future__ import annotations
 from fastapi import Request
 
 from webapp.config import Settings
-from webapp.grpc_client import UsersClient
+from webapp.gateway import UsersGateway
 
 
-def users_client(request: Request) -> UsersClient:
-    """The app's users-service client (opened in the lifespan)."""
-    client: UsersClient = request.app.state.client
-    return client
+def users_gateway(request: Request) -> UsersGateway:
+    """The app's users gateway (opened in the lifespan)."""
+    gateway: UsersGateway = request.app.state.client
+    return gateway
 
 
 def app_settings(request: Request) -> Settings:

@@ -1,0 +1,171 @@
+"""UsersGateway: the users service in the webapp's terms, over one long-lived channel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterable, Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import field_mask_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from users.v1 import users_pb2, users_pb2_grpc
+
+from webapp.config import Settings
+from webapp.gateway.channel import USERS_SERVICE, call_options, open_channel
+from webapp.gateway.errors import users_error
+from webapp.gateway.reads import UserReads
+from webapp.gateway.streams import UserStream, UserWatch, import_rows
+from webapp.gateway.values import ImportSummary, Page, User, user_json
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What the users service's health check said; `conclusive` is False for a check cut short
+    by the caller's own time budget, which says nothing about the service to other callers."""
+
+    ready: bool
+    reason: str
+    conclusive: bool = True
+
+
+async def _answer(call: Awaitable[T]) -> T:
+    """The call's reply; its failure as a UsersServiceError."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        raise users_error(exc) from exc
+
+
+class UsersGateway:
+    """Owns the channel and the stubs; opened at app start-up and closed at shutdown.
+
+    Every call takes its deadline from the request's budget and carries its request id; every
+    failure is a UsersServiceError with its HTTP status (or DeadlineSpentError, from
+    webapp.context, when the request's budget ran out before the call could start).
+
+    >>> gateway = UsersGateway(Settings(secret_key="x" * 32))  # doctest: +SKIP
+    >>> user = await gateway.get(42)  # doctest: +SKIP
+    >>> user["username"]  # doctest: +SKIP
+    'ada'
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.channel = open_channel(settings.users_target)
+        self.users = users_pb2_grpc.UserServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+        # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
+        self.reads = UserReads(self.users, settings.grpc_timeout_seconds)
+        # Set when the server starts draining: long-lived streams (SSE) end on it.
+        self.stopping = asyncio.Event()
+
+    def _unary(self) -> dict[str, Any]:
+        return call_options(self.settings.grpc_timeout_seconds)
+
+    def _streaming(self) -> dict[str, Any]:
+        return call_options(self.settings.stream_timeout_seconds)
+
+    async def get(self, user_id: int) -> User:
+        """The user with this id (a read coalesced with those that arrive with it)."""
+        try:
+            user = await self.reads.user(user_id)
+        except grpc.aio.AioRpcError as exc:
+            raise users_error(exc) from exc
+        return user_json(user)
+
+    async def get_by_username(self, username: str) -> User:
+        """The user with this username (case-insensitively)."""
+        message = users_pb2.GetUserRequest(username=username)
+        return user_json(await _answer(self.users.GetUser(message, **self._unary())))
+
+    async def list_page(self, size: int, token: str = "", prefix: str = "") -> Page:
+        """One page of users in id order, by username prefix ("" for all)."""
+        message = users_pb2.ListUsersRequest(
+            page_size=size, page_token=token, username_prefix=prefix
+        )
+        page = await _answer(self.users.ListUsers(message, **self._unary()))
+        return Page([user_json(u) for u in page.users], page.next_page_token)
+
+    async def create(
+        self, username: str, email: str = "", display_name: str = "", idempotency_key: str = ""
+    ) -> User:
+        """Creates a user; a retry with the same idempotency key returns the user the first
+        attempt made (without one, a fresh key: each call is a new attempt)."""
+        message = users_pb2.CreateUserRequest(
+            username=username,
+            email=email,
+            display_name=display_name,
+            request_id=idempotency_key or uuid.uuid4().hex,
+        )
+        return user_json(await _answer(self.users.CreateUser(message, **self._unary())))
+
+    async def update(
+        self,
+        user_id: int,
+        etag: str = "",
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        display_name: str | None = None,
+    ) -> User:
+        """Changes the fields given (not None); with an etag, only if it is the user's current."""
+        fields = {"username": username, "email": email, "display_name": display_name}
+        changes = sorted(name for name, value in fields.items() if value is not None)
+        # Fields left out go empty (proto3 does not encode them); the mask names those that count.
+        user = users_pb2.User(
+            id=user_id, username=username or "", email=email or "", display_name=display_name or ""
+        )
+        message = users_pb2.UpdateUserRequest(
+            user=user,
+            update_mask=field_mask_pb2.FieldMask(paths=changes),
+            etag=etag,
+        )
+        return user_json(await _answer(self.users.UpdateUser(message, **self._unary())))
+
+    async def delete(self, user_id: int, etag: str = "") -> None:
+        """Deletes the user; with an etag, only if it is the user's current one."""
+        message = users_pb2.DeleteUserRequest(id=user_id, etag=etag)
+        await _answer(self.users.DeleteUser(message, **self._unary()))
+
+    async def stream(self, ids: list[int], usernames: list[str]) -> UserStream:
+        """Every user in id order, or only those named (misses skipped), as they arrive."""
+        return await UserStream.open(self.users, ids, usernames, self._streaming())
+
+    async def watch(self) -> UserWatch:
+        """The change feed: users created, updated and deleted from now on."""
+        return await UserWatch.open(self.users, self._streaming())
+
+    async def import_rows(self, rows: AsyncIterable[Mapping[str, str]]) -> ImportSummary:
+        """Creates users from rows as they come (streams.import_rows)."""
+        return await import_rows(self.users, rows, self._streaming())
+
+    async def check_health(self, limit: float) -> HealthReport:
+        """Asks the users service's health service, within `limit` seconds (or the request's)."""
+        if self.stopping.is_set():
+            return HealthReport(False, "the webapp is shutting down")
+        request = health_pb2.HealthCheckRequest(service=USERS_SERVICE)
+        options = call_options(limit)  # less when the request has less left
+        try:
+            reply = await self.health.Check(request, **options)
+        except grpc.aio.AioRpcError as exc:
+            reason = f"users service health check failed: {exc.code().name}"
+            cut_short = options["timeout"] < limit
+            timed_out = exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            return HealthReport(False, reason, conclusive=not (cut_short and timed_out))
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        reason = f"users service is {status}"
+        return HealthReport(reply.status == health_pb2.HealthCheckResponse.SERVING, reason)
+
+    async def close(self) -> None:
+        """Closes the channel, cancelling whatever calls are still open."""
+        self.stopping.set()
+        await self.channel.close(grace=1.0)
+        logger.info("users channel to %s closed", self.settings.users_target)

@@ -1,0 +1,131 @@
+"""The users service's failures in the webapp's terms: one exception per case, with its HTTP status.
+
+Every gRPC status the gateway sees becomes a UsersServiceError (or a subclass a route can catch by
+name): `status` is the precise HTTP status, `detail` what an HTTP caller may read.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "1"
+
+
+class UsersServiceError(Exception):
+    """A call to the users service failed.
+
+    >>> error = UsersServiceError("the users service failed", status=502)
+    >>> error.status, error.headers
+    (502, None)
+    """
+
+    status = 502
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        reason: str = "",
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        self.code = code  # the gRPC status code's name, for logs ("" when raised here)
+        self.reason = reason  # the users service's own message, for logs and forms
+        self.errors = errors  # field violations, for invalid input
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """Response headers the status calls for (Retry-After on 503)."""
+        return {"Retry-After": RETRY_AFTER_SECONDS} if self.status == 503 else None
+
+
+class InvalidInputError(UsersServiceError):
+    """The users service refused the input; `errors` names each bad field."""
+
+    status = 422
+
+
+class UserNotFoundError(UsersServiceError):
+    """No user has the id (or username)."""
+
+    status = 404
+
+
+class UsernameTakenError(UsersServiceError):
+    """Another user has the username."""
+
+    status = 409
+
+
+class StaleEtagError(UsersServiceError):
+    """The etag given is not the user's current one: someone else changed it meanwhile."""
+
+    status = 412
+
+
+# gRPC status -> (the exception, the HTTP status); codes not listed mean a broken backend: 502.
+_ERRORS: dict[grpc.StatusCode, tuple[type[UsersServiceError], int]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (InvalidInputError, 422),
+    grpc.StatusCode.OUT_OF_RANGE: (UsersServiceError, 400),
+    grpc.StatusCode.NOT_FOUND: (UserNotFoundError, 404),
+    grpc.StatusCode.ALREADY_EXISTS: (UsernameTakenError, 409),
+    grpc.StatusCode.ABORTED: (UsersServiceError, 409),
+    grpc.StatusCode.FAILED_PRECONDITION: (StaleEtagError, 412),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (UsersServiceError, 413),
+    grpc.StatusCode.UNAUTHENTICATED: (UsersServiceError, 401),
+    grpc.StatusCode.PERMISSION_DENIED: (UsersServiceError, 403),
+    grpc.StatusCode.UNIMPLEMENTED: (UsersServiceError, 501),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (UsersServiceError, 504),
+    grpc.StatusCode.UNAVAILABLE: (UsersServiceError, 503),
+    grpc.StatusCode.CANCELLED: (UsersServiceError, 503),
+}
+
+# Statuses whose gRPC message is the server's business, not the HTTP caller's.
+_OPAQUE = {502, 503, 504}
+
+
+def users_error(exc: grpc.aio.AioRpcError) -> UsersServiceError:
+    """The webapp's exception for a failed call."""
+    code = exc.code()
+    kind, status = _ERRORS.get(code, (UsersServiceError, 502))
+    reason = exc.details() or ""
+    detail = _opaque_detail(code) if status in _OPAQUE else reason or HTTPStatus(status).phrase
+    errors = field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else None
+    return kind(detail, status=status, code=code.name, reason=reason, errors=errors)
+
+
+def field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, str]]:
+    """The google.rpc.BadRequest field violations carried in the call's status details."""
+    try:
+        status = rpc_status.from_call(exc)
+    except ValueError:
+        logger.warning("inconsistent rich status from the users service", exc_info=True)
+        return []
+    violations: list[dict[str, str]] = []
+    for detail in status.details if status is not None else []:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            violations += [
+                {"field": v.field, "message": v.description} for v in bad_request.field_violations
+            ]
+    return violations
+
+
+def _opaque_detail(code: grpc.StatusCode) -> str:
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "the users service did not answer within the request's time budget"
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        return "the users service is unavailable; retry shortly"
+    return "the users service failed"
