@@ -73,10 +73,17 @@ async def test_docker_stop_of_users_mid_burst_ends_every_call_ok_or_unavailable(
         )
     assert await asyncio.to_thread(stopping[0].wait, 60) == 0
     exit_code = stack.inspect("users")["State"]["ExitCode"]
+    logs = stack.run_docker("logs", stack.container("users"))
+    drain_lines = [
+        line
+        for line in (logs.stdout + logs.stderr).splitlines()
+        if any(f'"message": "{m}"' in line for m in ("draining", "stopping", "stopped"))
+    ]
     stack.compose("start", "users")
     stack.wait_health("users", "healthy")
     counts = burst.counts()
     print(f"\ndocker stop users mid-burst: {dict(counts)}, in flight {burst.in_flight_at_hook}")
+    print("\n".join(drain_lines[-3:]))
     assert exit_code == 0
     assert set(counts) <= {"OK", "UNAVAILABLE"}, counts
     assert counts["OK"] >= TOTAL * 3 // 10
