@@ -36,6 +36,7 @@ MODULE_ORDER = (
     "test_http",
     "test_persistence",
     "test_faults",
+    "test_drain",
     "test_scaled",
 )
 NO_DOCKER: list[str] = []

@@ -7,7 +7,9 @@ replicas run last.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -21,6 +23,7 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.bursts import run_burst
 from users.v1 import users_pb2, users_pb2_grpc
 
 from tests.integration.stack import Stack, docker_time, run
@@ -280,3 +283,48 @@ def test_stopping_a_replica_under_load_fails_no_call_and_loses_no_write(
     not_serving = [at for status, at in seen if status == NOT_SERVING]
     assert not_serving, f"the replica never reported NOT_SERVING: {seen}"
     assert stopped_at <= not_serving[0] < finished
+
+
+async def test_stopping_a_replica_mid_burst_through_the_webapp_fails_no_request(
+    scaled_stack: Stack, unique: str
+) -> None:
+    running = [c for c in scaled_stack.containers("users") if inspect(c)["State"]["Running"]]
+    assert len(running) >= 2, "no replica would survive the stop"
+    prefix = f"b{unique[:8]}"
+    statuses: Counter[int | str] = Counter()
+    total, concurrency = 1_200, 64
+    stopping: list[subprocess.Popen[bytes]] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=scaled_stack.http_url, timeout=30, limits=limits
+    ) as client:
+
+        async def create_one(index: int) -> str:
+            try:
+                response = await client.post(
+                    "/api/v1/users",
+                    json={"username": f"{prefix}{index:05}"},
+                    headers={"Idempotency-Key": f"{prefix}-{index}"},
+                )
+            except httpx.HTTPError as error:
+                statuses[type(error).__name__] += 1
+                return "failed"
+            statuses[response.status_code] += 1
+            return "created" if response.status_code == 201 else "failed"
+
+        def stop_replica() -> None:
+            command = ["docker", "stop", "--time", "30", running[0]]
+            stopping.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+
+        burst = await run_burst(
+            total, concurrency, create_one, hook_after=total * 3 // 10, hook=stop_replica
+        )
+    assert await asyncio.to_thread(stopping[0].wait, 60) == 0
+    print(f"\nreplica stopped mid-burst through the webapp: {dict(statuses)}")
+    assert burst.counts() == {"created": total}, statuses
+    assert inspect(running[0])["State"]["ExitCode"] == 0
+    names = [f"{prefix}{i:05}" for i in range(total)]
+    with grpc.insecure_channel(replica_target(running[1])) as channel:
+        users = users_pb2_grpc.UserServiceStub(channel)
+        found = list(users.GetUsers(users_pb2.GetUsersRequest(usernames=names), timeout=60))
+    assert sorted(user.username for user in found) == names

@@ -116,13 +116,13 @@ async def test_sigterm_drains_in_flight_calls_and_exits_0(
     assert [s.created_count for s in summaries] == [3, 3, 3], "an in-flight call was cut off"
     # A call the server accepted is never cut off: each one it logged finished OK (and each of
     # those answers reached the client) or was refused at the door while draining (UNAVAILABLE,
-    # the lame-duck period); CANCELLED only comes from the transport as the connection closes.
+    # held through the lame-duck period, answered after the GOAWAY; test_drain.py under load).
     served = [json.loads(line) for line in proc.lines if '"method": "/users.v1.' in line]
     assert {line["code"] for line in served} <= {"OK", "UNAVAILABLE"}, served
     creates = [line for line in served if line["method"].endswith("/CreateUser")]
     assert sum(line["code"] == "OK" for line in creates) == load_codes.count("OK")
     assert "UNAVAILABLE" in load_codes, "no call arrived during the lame-duck period"
-    assert set(load_codes) <= {"OK", "UNAVAILABLE", "CANCELLED"}, load_codes
+    assert set(load_codes) <= {"OK", "UNAVAILABLE"}, load_codes
     assert "OK" in load_codes
     # The feed closes when the drain begins: it carried the changes made before, in order.
     event_ids = [event.user.id for event in events]

@@ -13,6 +13,7 @@ from google.protobuf import field_mask_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.calls import CallWrapping
+from users_service.drain import LameDuck
 from users_service.events import Broadcaster, SubscriberTooSlow
 from users_service.server import UsersServer
 from users_service.servicer import UserService
@@ -219,7 +220,7 @@ async def test_watch_users_subscribes_before_sending_its_headers(tmp_path: Path)
     store, feed = SqliteUserStore(tmp_path / "users.db"), Broadcaster()
     await store.open()
     server = grpc.aio.server(interceptors=[_ChangeAsHeadersGo(feed)])
-    wrapped = CallWrapping(asyncio.Event(), "/users.v1.").server(server)
+    wrapped = CallWrapping(LameDuck(), "/users.v1.").server(server)
     users_pb2_grpc.add_UserServiceServicer_to_server(UserService(store, feed), wrapped)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

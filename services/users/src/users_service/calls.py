@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 
-from users_service.lifecycle import ShuttingDown
+from users_service.drain import LameDuck
 from users_service.registration import WrappingServer
 from users_service.rpc_log import RpcLog
 from users_service.status import MAPPED_ERRORS, abort_with
@@ -85,27 +85,21 @@ def _cancelled_code(context: grpc.aio.ServicerContext) -> str:
     return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
 
 
-def _refuse_if_draining(gate: asyncio.Event | None) -> None:
-    """Refuses the call (UNAVAILABLE) once the server drains, if it goes through the gate."""
-    if gate is not None and gate.is_set():
-        raise ShuttingDown("the server is draining: retry elsewhere")
-
-
 class CallWrapping:
     """Wraps every handler registered through `server(...)` in the per-call plumbing.
 
-    Once `draining` is set, calls to the API (`gated_prefix`) are refused with UNAVAILABLE while
-    health and reflection still answer.
+    Once the `gate` closes, calls to the API (`gated_prefix`) are held, then refused with
+    UNAVAILABLE (drain.py), while health and reflection still answer.
 
     Example:
-        >>> draining = asyncio.Event()
+        >>> gate = LameDuck()
         >>> server = grpc.aio.server()
-        >>> wrapping = CallWrapping(draining, "/users.v1.")
+        >>> wrapping = CallWrapping(gate, "/users.v1.")
         >>> users_pb2_grpc.add_UserServiceServicer_to_server(servicer, wrapping.server(server))
     """
 
-    def __init__(self, draining: asyncio.Event, gated_prefix: str) -> None:
-        self._draining = draining
+    def __init__(self, gate: LameDuck, gated_prefix: str) -> None:
+        self._gate = gate
         self._gated_prefix = gated_prefix
 
     def server(self, server: Any) -> WrappingServer:
@@ -116,7 +110,7 @@ class CallWrapping:
         """`handler` (a grpc.RpcMethodHandler) with the plumbing around its behaviour."""
         attribute, factory = _KINDS[handler.request_streaming, handler.response_streaming]
         behavior = getattr(handler, attribute)
-        gate = self._draining if method.startswith(self._gated_prefix) else None
+        gate = self._gate if method.startswith(self._gated_prefix) else None
         wrapped: Callable[..., Any]
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
             wrapped = _streaming(method, behavior, gate)
@@ -132,18 +126,22 @@ class CallWrapping:
 
 
 def _unary(
-    method: str, behavior: Callable[..., Awaitable[Any]], gate: asyncio.Event | None
+    method: str, behavior: Callable[..., Awaitable[Any]], gate: LameDuck | None
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, context)
         try:
-            _refuse_if_draining(gate)
+            if gate is not None and gate.closed:
+                await gate.refuse()
             response = await behavior(request, context)
         except BaseException as error:
             await call.failed(error)
             raise
+        finally:
+            if gate is not None and gate.closed:
+                gate.answered()
         call.finished()
         return response
 
@@ -151,7 +149,7 @@ def _unary(
 
 
 def _streaming(
-    method: str, behavior: Callable[..., AsyncGenerator[Any, None]], gate: asyncio.Event | None
+    method: str, behavior: Callable[..., AsyncGenerator[Any, None]], gate: LameDuck | None
 ) -> Callable[..., AsyncIterator[Any]]:
     """A handler that yields its responses, wrapped."""
     send_headers = not sends_headers_itself(behavior)
@@ -159,7 +157,8 @@ def _streaming(
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, context)
         try:
-            _refuse_if_draining(gate)
+            if gate is not None and gate.closed:
+                await gate.refuse()
             if send_headers:
                 # Streams carry the request id in their headers as well: a client reading a long
                 # stream knows it before the end.
@@ -173,6 +172,9 @@ def _streaming(
         except BaseException as error:
             await call.failed(error)
             raise
+        finally:
+            if gate is not None and gate.closed:
+                gate.answered()
         call.finished()
 
     return wrapped

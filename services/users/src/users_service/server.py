@@ -17,6 +17,7 @@ from users.v1 import users_pb2_grpc
 from users_service.calls import CallWrapping, rpc_log
 from users_service.config import Settings
 from users_service.convert import user_event
+from users_service.drain import LameDuck
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
 from users_service.reflection import enable_reflection, load_descriptor_set
@@ -27,7 +28,9 @@ from users_service.store.factory import build_store
 logger = logging.getLogger(__name__)
 
 DEREGISTER_SECONDS = 0.5
-LAME_DUCK_SECONDS = 0.5
+# At most; the lame duck ends as soon as the clients have stopped sending (drain.py): within
+# 0.2-0.5 s of a 256-call burst (docs/drain.md).
+LAME_DUCK_SECONDS = 2.0
 STREAM_CUTOFF_MARGIN_SECONDS = 1.0
 MAX_CONNECTION_AGE_MS = 30_000
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -57,7 +60,7 @@ class UsersServer:
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
         self._server: Any = None
-        self._draining = asyncio.Event()
+        self._gate = LameDuck()
         self._cutoff = asyncio.Event()
         self._drained = False
 
@@ -90,7 +93,7 @@ class UsersServer:
         )
         # Every handler registered through `wrapped` gets the request id, the log line, the
         # error mapping and (the API's) the drain gate.
-        wrapped = CallWrapping(self._draining, f"/{SERVICE_NAME}/").server(server)
+        wrapped = CallWrapping(self._gate, f"/{SERVICE_NAME}/").server(server)
         users_pb2_grpc.add_UserServiceServicer_to_server(
             UserService(self.store, self.feed, self._cutoff), wrapped
         )
@@ -136,12 +139,9 @@ class UsersServer:
         await self.health.drain()
         if self._server is not None:
             await asyncio.sleep(min(DEREGISTER_SECONDS, grace))
-            # Lame duck: calls that reach grpc core but not yet the application when stop() runs
-            # are cancelled (the client sees CANCELLED). Answering them UNAVAILABLE for a moment
-            # first tells clients that do not health-check to go elsewhere.
-            self._draining.set()
-            await asyncio.sleep(min(LAME_DUCK_SECONDS, grace))
-            stopping = asyncio.ensure_future(self._server.stop(grace))
+            # Lame duck (drain.py): new API calls held until none arrives, stop(grace) (GOAWAY),
+            # then the held calls refused UNAVAILABLE; answered at once, they were cancelled.
+            stopping = await self._gate.stop(self._server, grace, min(LAME_DUCK_SECONDS, grace))
             # Streams still running as the grace runs out would be cancelled (CANCELLED to the
             # client): a moment before, they end UNAVAILABLE, which clients know to retry.
             await asyncio.wait({stopping}, timeout=max(grace - STREAM_CUTOFF_MARGIN_SECONDS, 0))

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from webapp.app import create_app
 from webapp.config import Settings
+from webapp.lingering import LingeringHttpToolsProtocol
 from webapp.middleware import access_log
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def main(settings: Settings) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         proxy_headers=False,
         server_header=False,
+        # Idle keep-alive connections linger a moment on shutdown (lingering.py).
+        http=LingeringHttpToolsProtocol,
     )
     Server(config, app).run()
     access_log.flush()  # the lines of the loop's last turn
