@@ -1,6 +1,6 @@
 """`python -m scripts.bench [--quick]`: run the benchmark, print the tables, write the results.
 
-Results go to bench/results/latest.json and latest.md (see the README's Benchmarks section).
+Results go to bench/results/latest.json and latest.md (docs/performance.md quotes a run).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ refusal frees a slot that a new call fills at once. A held call keeps its slot, 
 calls stop coming; once nothing has arrived or been answered for QUIET_SECONDS, the queue is
 empty, the server stops (the GOAWAY goes out first), and only then are the held calls refused
 with UNAVAILABLE (safe to retry: their handlers never ran), after the GOAWAY on the same
-connection, so that the client's next calls go elsewhere. Figures: docs/drain.md.
+connection, so that the client's next calls go elsewhere. Figures: docs/operations.md, Drain.
 """
 
 from __future__ import annotations

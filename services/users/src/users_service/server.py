@@ -28,8 +28,8 @@ from users_service.store.factory import build_store
 logger = logging.getLogger(__name__)
 
 DEREGISTER_SECONDS = 0.5
-# At most; the lame duck ends as soon as the clients have stopped sending (drain.py): within
-# 0.2-0.5 s of a 256-call burst (docs/drain.md).
+# At most; the lame duck ends as soon as the clients have stopped sending (drain.py; measured:
+# docs/operations.md, Drain).
 LAME_DUCK_SECONDS = 2.0
 STREAM_CUTOFF_MARGIN_SECONDS = 1.0
 MAX_CONNECTION_AGE_MS = 30_000

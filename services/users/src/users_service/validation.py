@@ -78,11 +78,10 @@ def email_problem(email: str) -> str | None:
 def _plainly_valid(email: str) -> bool:
     """An ASCII address: a dot-atom local part at a domain email_validator accepted before.
 
-    Validating a domain is two thirds of what email_validator does with an address (40 us of
-    the server's CPU per create under load): it depends on the domain alone, and addresses share
-    few. ASCII only, so that the length checked above is the one the library checks (an IDN's
-    UTF-8 and Punycode forms are longer). Anything else takes the full check, which also words
-    the error.
+    Validating a domain is most of what email_validator does with an address
+    (docs/performance.md): it depends on the domain alone, and addresses share few. ASCII only,
+    so that the length checked above is the one the library checks (an IDN's UTF-8 and Punycode
+    forms are longer). Anything else takes the full check, which also words the error.
     """
     local, at, domain = email.rpartition("@")
     return (

@@ -72,10 +72,10 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
     """Puts the router's routes on the app itself, as if declared there.
 
     Not app.include_router: FastAPI 0.165 keeps an included router as a layer of its own, matched
-    anew on every request (about a seventh of a read's CPU in-process). Our routers carry their
-    prefix, tags and dependencies on each route already, and are included with no options of
-    their own, so that layer would add nothing. What it would have added, and these routes lack:
-    `app.dependency_overrides` (unused here; tests run the real app) and app-wide body or form
-    limits. The OpenAPI document lists the paths in this order.
+    anew on every request (a measurable share of a read's CPU: docs/performance.md). Our routers
+    carry their prefix, tags and dependencies on each route already, and are included with no
+    options of their own, so that layer would add nothing. What it would have added, and these
+    routes lack: `app.dependency_overrides` (unused here; tests run the real app) and app-wide
+    body or form limits. The OpenAPI document lists the paths in this order.
     """
     app.router.routes.extend(router.routes)

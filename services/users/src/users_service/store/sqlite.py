@@ -120,10 +120,9 @@ class SqliteUserStore:
         self._path = path
         self._on_change = on_change
         self._writer = _Worker(path, "users-store-writer")
-        # Reads run on the event loop itself: a lookup by key or a page is tens of microseconds
-        # of SQLite, less than the hop to a reader thread and back (GetUser: 0.67 -> 0.42 ms of
-        # server CPU per call; see the README's Benchmarks). In WAL mode a reader never waits
-        # for the writer, so the loop does not stall behind a commit and its fsync.
+        # Reads run on the event loop itself, cheaper than a hop to a reader thread and back
+        # (measured: docs/performance.md). In WAL mode a reader never waits for the writer, so
+        # the loop does not stall behind a commit and its fsync.
         self._reader = _Connection(path, READ_BUSY_TIMEOUT_MS)
         self._creates = GroupCommit(self._insert)
 

@@ -1,11 +1,10 @@
 """Reads of one user by id, coalesced: the reads that arrive together share one BatchGetUsers.
 
-A gRPC call costs the webapp more CPU than the rest of an HTTP request (make bench: about 0.12 ms
-against 0.07 ms for a whole bare FastAPI request), so under load each read waits for the end of the
-event loop's turn and goes out with the others that arrived in it, as one call of up to
-MAX_BATCH ids. A read is never served from memory: its call starts after it arrived, so it sees
-every write that finished before it, as a GetUser of its own would. An idle webapp sends one id per
-call and adds no wait.
+A gRPC call costs the webapp more CPU than the rest of an HTTP request (docs/performance.md), so
+under load each read waits for the end of the event loop's turn and goes out with the others that
+arrived in it, as one call of up to MAX_BATCH ids. A read is never served from memory: its call
+starts after it arrived, so it sees every write that finished before it, as a GetUser of its own
+would. An idle webapp sends one id per call and adds no wait.
 """
 
 from __future__ import annotations

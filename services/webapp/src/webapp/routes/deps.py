@@ -1,8 +1,8 @@
 """What the routes take from the app: its users gateway and its settings.
 
 Plain functions of the request rather than FastAPI dependencies: FastAPI solves each dependency
-of each request anew (a sub-solve with its own cache key and parameter parsing), which cost the
-read endpoint about a seventh of its CPU under `make bench`.
+of each request anew (a sub-solve with its own cache key and parameter parsing), a measurable
+share of the read endpoint's CPU (docs/performance.md).
 """
 
 from __future__ import annotations
