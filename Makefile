@@ -113,7 +113,7 @@ wheelhouse: .venv/.synced ## Download the images' wheels from uv.lock into wheel
 	scripts/wheelhouse.sh
 
 .PHONY: images
-images: system-deps ## Build both images (userstack/users:dev, userstack/webapp:dev) without starting them.
+images: system-deps ## Build both images from the one Dockerfile (userstack/users:dev, userstack/webapp:dev), not started.
 	export "$$(scripts/build-inputs.sh | tail -n1)" && WEBAPP_SECRET_KEY=$${WEBAPP_SECRET_KEY:-builds-never-read-it} docker compose build
 
 .PHONY: logs

@@ -32,7 +32,7 @@ from tests.deploy.manifests import (
     workloads,
 )
 
-# The uid our images run as (services/*/Dockerfile), and the official postgres image's.
+# The uid our images run as (the Dockerfile's runtime stages), and the official postgres image's.
 UIDS = {"users": 10001, "webapp": 10001, "postgres": 999}
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
