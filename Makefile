@@ -35,7 +35,7 @@ $(PROTO_STAMP): $(PROTO_FILES) protos/compile.sh .venv/.synced
 lint: dev ## ruff (lint and format check) and mypy --strict.
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/plumbing/src libs/testkit/src services/users/src services/webapp/src services/users/tests services/webapp/tests tests scripts
+	$(RUN) mypy libs/plumbing/src libs/plumbing/tests libs/testkit/src services/users/src services/webapp/src services/users/tests services/webapp/tests tests scripts
 
 .PHONY: fmt
 fmt: dev ## Format and autofix with ruff.
@@ -47,7 +47,7 @@ test: lint test-unit test-integration ## Everything CI runs: lint, types, unit a
 
 .PHONY: test-unit
 test-unit: dev system-deps ## Service tests (real servers, SQLite files, a PostgreSQL server, Chromium), deploy/ checks.
-	$(RUN) pytest services/users/tests services/webapp/tests tests/deploy
+	$(RUN) pytest libs/plumbing/tests services/users/tests services/webapp/tests tests/deploy
 
 .PHONY: clean
 clean: ## Remove the local environment and generated files.
