@@ -6,7 +6,7 @@ import sys
 
 import uvloop
 
-from users_service.config import ConfigError, Settings
+from users_service.config import ConfigError, Settings, check_transport
 from users_service.logs import configure_logging
 from users_service.runtime import set_scheduling, tune_grpc_core
 
@@ -15,6 +15,7 @@ def run() -> None:
     """The `users-service` console script."""
     try:
         settings = Settings.from_env()
+        check_transport(settings)
     except ConfigError as error:
         sys.exit(f"users-service: bad configuration: {error}")
     configure_logging(settings.log_level)

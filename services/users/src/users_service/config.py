@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from users_service.runtime import SCHEDULING
@@ -38,6 +40,18 @@ class Settings:
     store_probe_interval_seconds: float = 2.0
     # The process's CPU scheduling policy (runtime.py): batch, or normal to leave it as it is.
     cpu_scheduling: str = "batch"
+    # TLS (docs/security.md): the server's certificate and key, the CA that signs client
+    # certificates, and whether clients must present one (none or require). Without a
+    # certificate the server speaks plaintext, which check_transport allows on loopback only
+    # unless allow_plaintext says so.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_client_auth: str = "none"
+    allow_plaintext: bool = False
+    # A second, plaintext port serving the health service alone, for Kubernetes' gRPC probe
+    # (which speaks no TLS); "" for none.
+    health_listen_address: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,7 +77,46 @@ class Settings:
                 _interval,
             ),
             cpu_scheduling=_read(env, "USERS_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
+            tls_cert_file=_read(env, "USERS_TLS_CERT_FILE", cls.tls_cert_file, Path),
+            tls_key_file=_read(env, "USERS_TLS_KEY_FILE", cls.tls_key_file, Path),
+            tls_ca_file=_read(env, "USERS_TLS_CA_FILE", cls.tls_ca_file, Path),
+            tls_client_auth=_read(env, "USERS_TLS_CLIENT_AUTH", cls.tls_client_auth, _client_auth),
+            allow_plaintext=_read(env, "USERS_ALLOW_PLAINTEXT", cls.allow_plaintext, _boolean),
+            health_listen_address=_read(
+                env, "USERS_HEALTH_LISTEN_ADDRESS", cls.health_listen_address, _address
+            ),
         )
+
+
+def check_transport(settings: Settings) -> None:
+    """ConfigError unless the TLS settings hang together and plaintext is allowed where used."""
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigError("USERS_TLS_CERT_FILE and USERS_TLS_KEY_FILE go together: set both")
+    if settings.tls_client_auth == "require" and settings.tls_ca_file is None:
+        raise ConfigError("USERS_TLS_CLIENT_AUTH=require needs USERS_TLS_CA_FILE")
+    if settings.tls_client_auth != "none" and settings.tls_cert_file is None:
+        raise ConfigError("USERS_TLS_CLIENT_AUTH needs TLS: set USERS_TLS_CERT_FILE")
+    if (
+        settings.tls_cert_file is None
+        and not settings.allow_plaintext
+        and not is_loopback(settings.listen_address)
+    ):
+        raise ConfigError(
+            f"USERS_LISTEN_ADDRESS={settings.listen_address!r} is not a loopback address and"
+            " no certificate is set: set USERS_TLS_CERT_FILE and USERS_TLS_KEY_FILE, or"
+            " USERS_ALLOW_PLAINTEXT=true to serve plaintext anyway"
+        )
+
+
+def is_loopback(address: str) -> bool:
+    """True for localhost:port, 127.x.x.x:port and [::1]:port."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _read(env: Mapping[str, str], name: str, default: _T, parse: Callable[[str], _T]) -> _T:
@@ -125,6 +178,26 @@ def _scheduling(raw: str) -> str:
     if policy not in SCHEDULING:
         raise ValueError(f"expected one of {', '.join(SCHEDULING)}")
     return policy
+
+
+def _client_auth(raw: str) -> str:
+    value = raw.lower()
+    if value == "optional":
+        # plumbing.tls.ClientAuth says why.
+        raise ValueError(
+            "grpcio's server cannot ask for a client certificate without requiring one:"
+            " expected none or require"
+        )
+    if value not in ("none", "require"):
+        raise ValueError("expected none or require")
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("expected true or false")
+    return value in ("true", "1", "yes")
 
 
 def _message_bytes(raw: str) -> int:

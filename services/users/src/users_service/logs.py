@@ -91,8 +91,11 @@ class RpcLog:
         # are those with a handler and the codes grpc's: no client input grows this.
         self._fixed: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def write(self, method: str, code: str, duration_ms: float, request_id: str) -> None:
-        """Logs the end of an RPC: its method, status code, duration and request id."""
+    def write(
+        self, method: str, code: str, duration_ms: float, request_id: str, peer: str = ""
+    ) -> None:
+        """Logs the end of an RPC: its method, status code, duration and request id, and `peer`
+        (fields already JSON-encoded, each with a leading comma: see calls.peer_fields)."""
         if not self._logger.isEnabledFor(logging.INFO):
             return
         fixed = self._fixed.get((method, code))
@@ -102,7 +105,7 @@ class RpcLog:
         self._pending.append(
             f'{{"time": "{_iso_time(time.time())}", {head}, "request_id": {_string(request_id)},'
             f" {tail},"
-            f' "duration_ms": {round(duration_ms, 3)!r}}}\n'
+            f' "duration_ms": {round(duration_ms, 3)!r}{peer}}}\n'
         )
         try:
             loop = asyncio.get_running_loop()
