@@ -47,7 +47,7 @@ test: lint test-unit test-integration ## Everything CI runs: lint, types, unit a
 
 .PHONY: test-unit
 test-unit: dev system-deps ## Service tests (real servers, SQLite files, a PostgreSQL server, Chromium), deploy/ checks.
-	$(RUN) pytest libs/plumbing/tests services/users/tests services/webapp/tests tests/deploy
+	$(RUN) pytest libs/plumbing/tests services/users/tests services/webapp/tests tests/deploy tests/scripts
 
 .PHONY: clean
 clean: ## Remove the local environment and generated files.

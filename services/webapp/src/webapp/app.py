@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.client = UsersClient(settings)
+        app.state.client.start()
         try:
             yield
         finally:

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 from webapp.runtime import SCHEDULING
@@ -37,6 +38,15 @@ class Settings:
     log_level: str = "INFO"
     # The process's CPU scheduling policy (runtime.py): batch, or normal to leave it as it is.
     cpu_scheduling: str = "batch"
+    # The channel to the users service over TLS (docs/security.md): the CA that signs its
+    # certificate, and the client certificate and key to present (mTLS), re-read when they
+    # change. Without a CA file the channel is plaintext.
+    users_tls_ca_file: Path | None = None
+    users_tls_cert_file: Path | None = None
+    users_tls_key_file: Path | None = None
+    # HTTPS served by uvicorn itself (both, or neither): Secure __Host- cookies and HSTS then.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +75,30 @@ class Settings:
             ),
             log_level=_get(env, "WEBAPP_LOG_LEVEL", _log_level, cls.log_level),
             cpu_scheduling=_get(env, "WEBAPP_CPU_SCHEDULING", _scheduling, cls.cpu_scheduling),
+            **_tls(env),
         )
+
+
+def _tls(env: Mapping[str, str]) -> dict[str, Path | None]:
+    """The TLS file settings, checked to come in pairs (the files are read at start)."""
+    paths = {
+        field: _get(env, f"WEBAPP_{field.upper()}", Path, None)
+        for field in (
+            "users_tls_ca_file",
+            "users_tls_cert_file",
+            "users_tls_key_file",
+            "tls_cert_file",
+            "tls_key_file",
+        )
+    }
+    for prefix in ("users_tls", "tls"):
+        cert, key = paths[f"{prefix}_cert_file"], paths[f"{prefix}_key_file"]
+        if (cert is None) != (key is None):
+            name = f"WEBAPP_{prefix.upper()}"
+            raise ConfigError(f"{name}_CERT_FILE and {name}_KEY_FILE go together: set both")
+    if paths["users_tls_cert_file"] is not None and paths["users_tls_ca_file"] is None:
+        raise ConfigError("WEBAPP_USERS_TLS_CERT_FILE needs WEBAPP_USERS_TLS_CA_FILE")
+    return paths
 
 
 def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
+from plumbing.tls import ReloadingChannel, TlsFiles
 from users.v1 import users_pb2_grpc
 
 from webapp.config import Settings
@@ -77,6 +78,15 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+def users_tls_files(settings: Settings) -> TlsFiles | None:
+    """The channel's TLS files (CA, and the client certificate for mTLS); None: plaintext."""
+    if settings.users_tls_ca_file is None:
+        return None
+    return TlsFiles(
+        settings.users_tls_cert_file, settings.users_tls_key_file, settings.users_tls_ca_file
+    )
+
+
 class UsersClient:
     """Owns the channel and the stubs; opened at app start-up and closed at shutdown.
 
@@ -86,13 +96,29 @@ class UsersClient:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.channel = grpc.aio.insecure_channel(settings.users_target, options=CHANNEL_OPTIONS)
-        self.users = users_pb2_grpc.UserServiceStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
-        # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
-        self.reads = UserReads(self.users, settings.grpc_timeout_seconds)
+        # TLS when a CA is set; a renewed client certificate moves new calls to a new channel.
+        files = None
+        if settings.users_tls_ca_file is not None:
+            files = TlsFiles(
+                settings.users_tls_cert_file,
+                settings.users_tls_key_file,
+                settings.users_tls_ca_file,
+            )
+        self._channels = ReloadingChannel(settings.users_target, files, CHANNEL_OPTIONS)
+        self._use(self._channels.channel)
         # Set when the server starts draining: long-lived streams (SSE) end on it.
         self.stopping = asyncio.Event()
+
+    def _use(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel
+        self.users = users_pb2_grpc.UserServiceStub(channel)
+        self.health = health_pb2_grpc.HealthStub(channel)
+        # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
+        self.reads = UserReads(self.users, self.settings.grpc_timeout_seconds)
+
+    def start(self) -> None:
+        """Starts watching the TLS files (on the running loop)."""
+        self._channels.start(self._use)
 
     def unary(self) -> dict[str, Any]:
         """Call options for a unary RPC: deadline within the request's budget, request id."""
@@ -113,5 +139,5 @@ class UsersClient:
     async def close(self) -> None:
         """Closes the channel, cancelling whatever calls are still open."""
         self.stopping.set()
-        await self.channel.close(grace=1.0)
+        await self._channels.close(grace=1.0)
         logger.info("users channel to %s closed", self.settings.users_target)
