@@ -124,9 +124,9 @@ k8s-render: dev ## Print deploy/overlays/$(OVERLAY) rendered (OVERLAY=postgres o
 	@$(RUN) kubectl kustomize deploy/overlays/$(OVERLAY)
 
 .PHONY: k8s-secrets
-k8s-secrets: ## Create the Secrets deploy/overlays/$(OVERLAY) needs, random, in the current cluster (once).
+k8s-secrets: dev ## Create the Secrets deploy/overlays/$(OVERLAY) needs, random, in the current cluster (once).
 	kubectl apply -f deploy/base/namespace.yaml
-	python3 scripts/k8s_secrets.py $(OVERLAY) | kubectl create -f -
+	$(RUN) python scripts/k8s_secrets.py $(OVERLAY) | kubectl create -f -
 
 .PHONY: test-integration
 test-integration: dev system-deps ## Spin the stack up with testcontainers and test it from outside.

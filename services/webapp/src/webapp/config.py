@@ -81,15 +81,12 @@ class Settings:
 
 def _tls(env: Mapping[str, str]) -> dict[str, Path | None]:
     """The TLS file settings, checked to come in pairs (the files are read at start)."""
-    paths = {
-        field: _get(env, f"WEBAPP_{field.upper()}", Path, None)
-        for field in (
-            "users_tls_ca_file",
-            "users_tls_cert_file",
-            "users_tls_key_file",
-            "tls_cert_file",
-            "tls_key_file",
-        )
+    paths: dict[str, Path | None] = {
+        "users_tls_ca_file": _get(env, "WEBAPP_USERS_TLS_CA_FILE", Path, None),
+        "users_tls_cert_file": _get(env, "WEBAPP_USERS_TLS_CERT_FILE", Path, None),
+        "users_tls_key_file": _get(env, "WEBAPP_USERS_TLS_KEY_FILE", Path, None),
+        "tls_cert_file": _get(env, "WEBAPP_TLS_CERT_FILE", Path, None),
+        "tls_key_file": _get(env, "WEBAPP_TLS_KEY_FILE", Path, None),
     }
     for prefix in ("users_tls", "tls"):
         cert, key = paths[f"{prefix}_cert_file"], paths[f"{prefix}_key_file"]
