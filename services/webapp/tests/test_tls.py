@@ -62,12 +62,18 @@ def _localhost(address: str) -> str:
 
 
 def _page(url: str, verify: ssl.SSLContext | bool = True) -> httpx.Response:
-    """The index page, once the webapp's channel is up (its first calls may find it connecting)."""
+    """The index page, once the webapp listens (uvicorn reports startup before it binds) and its
+    channel is up (its first calls may find it connecting)."""
     deadline = time.monotonic() + 15
     while True:
-        page = httpx.get(url, verify=verify, timeout=10, headers=HTML)
-        if page.status_code != 503 or time.monotonic() > deadline:
-            return page
+        try:
+            page = httpx.get(url, verify=verify, timeout=10, headers=HTML)
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if page.status_code != 503 or time.monotonic() > deadline:
+                return page
         time.sleep(0.2)
 
 
@@ -89,8 +95,15 @@ def _identity_of_last_create(users: Process) -> str:
 
 
 def _create(base_url: str, username: str, verify: ssl.SSLContext | bool = True) -> httpx.Response:
+    deadline = time.monotonic() + 15
     with httpx.Client(base_url=base_url, verify=verify, timeout=10) as http:
-        return http.post("/api/v1/users", json={"username": username})
+        while True:
+            try:
+                return http.post("/api/v1/users", json={"username": username})
+            except httpx.ConnectError:  # uvicorn reports startup just before it binds
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def test_webapp_reaches_an_mtls_users_service_and_picks_up_a_renewed_certificate(
