@@ -35,7 +35,7 @@ $(PROTO_STAMP): $(PROTO_FILES) protos/compile.sh .venv/.synced
 lint: dev ## ruff (lint and format check) and mypy --strict.
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/plumbing/src libs/testkit/src services/users/src services/webapp/src services/users/tests services/webapp/tests tests scripts
+	$(RUN) mypy libs/plumbing/src libs/plumbing/tests libs/testkit/src services/users/src services/webapp/src services/users/tests services/webapp/tests tests scripts
 
 .PHONY: fmt
 fmt: dev ## Format and autofix with ruff.
@@ -47,7 +47,7 @@ test: lint test-unit test-integration ## Everything CI runs: lint, types, unit a
 
 .PHONY: test-unit
 test-unit: dev system-deps ## Service tests (real servers, SQLite files, a PostgreSQL server, Chromium), deploy/ checks.
-	$(RUN) pytest services/users/tests services/webapp/tests tests/deploy
+	$(RUN) pytest libs/plumbing/tests services/users/tests services/webapp/tests tests/deploy tests/scripts
 
 # The dev loop's run: what `test` runs minus the tests marked slow (over a few seconds each),
 # browser (Chromium) and docker (the compose stack); stops at the first failure.
@@ -63,8 +63,8 @@ clean: ## Remove the local environment and generated files.
 
 # --- running locally (no Docker) ---------------------------------------------------------------
 .PHONY: run-users
-run-users: dev ## Run the users service on localhost:50051, its database in ./data (Ctrl-C drains).
-	USERS_DATABASE_URL=$${USERS_DATABASE_URL:-sqlite:///data/users.db} $(RUN) python -m users_service
+run-users: dev ## Run the users service on 127.0.0.1:50051 (plaintext), its database in ./data (Ctrl-C drains).
+	USERS_LISTEN_ADDRESS=$${USERS_LISTEN_ADDRESS:-127.0.0.1:50051} USERS_DATABASE_URL=$${USERS_DATABASE_URL:-sqlite:///data/users.db} $(RUN) python -m users_service
 
 .PHONY: run-webapp
 run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-users`.
@@ -132,9 +132,9 @@ k8s-render: dev ## Print deploy/overlays/$(OVERLAY) rendered (OVERLAY=postgres o
 	@$(RUN) kubectl kustomize deploy/overlays/$(OVERLAY)
 
 .PHONY: k8s-secrets
-k8s-secrets: ## Create the Secrets deploy/overlays/$(OVERLAY) needs, random, in the current cluster (once).
+k8s-secrets: dev ## Create the Secrets deploy/overlays/$(OVERLAY) needs, random, in the current cluster (once).
 	kubectl apply -f deploy/base/namespace.yaml
-	python3 scripts/k8s_secrets.py $(OVERLAY) | kubectl create -f -
+	$(RUN) python scripts/k8s_secrets.py $(OVERLAY) | kubectl create -f -
 
 .PHONY: test-integration
 test-integration: dev system-deps ## Spin the stack up with testcontainers and test it from outside.

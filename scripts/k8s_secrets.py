@@ -8,7 +8,10 @@ initialises its volume, so silently replacing it would lock the users service ou
     python3 scripts/k8s_secrets.py postgres | kubectl create -f -
     kubectl apply -k deploy/overlays/postgres
 
-Standard library only, so it runs with any python3.
+The TLS Secrets (users-tls, webapp-tls: tls.crt, tls.key, ca.crt) come from a fresh CA whose
+key is thrown away: renewing means running this again for both, or letting cert-manager issue
+them (deploy/examples/cert-manager.yaml). Run it in the project's environment (cryptography):
+`make k8s-secrets`, or `.tools/bin/uv run python scripts/k8s_secrets.py OVERLAY`.
 """
 
 from __future__ import annotations
@@ -35,10 +38,46 @@ def secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def tls_secrets(namespace: str) -> list[dict[str, Any]]:
+    """users-tls (server and client usage) and webapp-tls (its client certificate), one CA."""
+    from testkit.certs import CertificateAuthority, Issued  # noqa: PLC0415 - needs cryptography
+
+    ca = CertificateAuthority.create("userstack CA")
+    headless = "users-headless"
+    users = ca.issue(
+        "users",
+        dns_names=[
+            headless,
+            f"{headless}.{namespace}.svc",
+            f"{headless}.{namespace}.svc.cluster.local",
+            "localhost",
+        ],
+        ip_addresses=["127.0.0.1"],
+        days=365,
+    )
+    webapp = ca.issue("webapp", dns_names=[f"webapp.{namespace}.svc.cluster.local"], days=365)
+
+    def tls(name: str, issued: Issued) -> dict[str, Any]:
+        item = secret(
+            name,
+            namespace,
+            {
+                "tls.crt": issued.cert_pem.decode(),
+                "tls.key": issued.key_pem.decode(),
+                "ca.crt": ca.cert_pem.decode(),
+            },
+        )
+        item["type"] = "kubernetes.io/tls"
+        return item
+
+    return [tls("users-tls", users), tls("webapp-tls", webapp)]
+
+
 def overlay_secrets(overlay: str, namespace: str) -> list[dict[str, Any]]:
     """The Secrets the overlay's pods reference, each value drawn from `secrets`."""
     # The webapp signs CSRF tokens with it: 43 URL-safe characters (its minimum is 32).
     items = [secret("webapp", namespace, {"secret-key": secrets.token_urlsafe(32)})]
+    items += tls_secrets(namespace)
     if overlay == "postgres":
         password = secrets.token_hex(24)  # hex: nothing to escape inside the URL
         url = f"postgresql://{DATABASE}:{password}@{DATABASE_HOST}/{DATABASE}"

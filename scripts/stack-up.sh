@@ -14,6 +14,8 @@ if [[ "${1:-}" == "--scaled" ]]; then
 fi
 
 scripts/dotenv.sh
+# The development CA and certificates (kept while current; keys readable by the containers' uid).
+.tools/bin/uv run --locked python -m scripts.certs --uid 10001
 export "$(scripts/build-inputs.sh | tail -n1)"
 compose=(docker compose -f compose.yaml)
 if [[ -n "$replicas" ]]; then
@@ -42,7 +44,8 @@ cat <<MSG
 userstack is up and healthy (built on $BASE_IMAGE):
   stack:    $variant
   browser:  http://$bind:$http_port/      (API docs: /docs)
-  grpcurl:  .venv/bin/grpcurl -plaintext $grpc list
-            .venv/bin/grpcurl -plaintext -d '{"username": "ada"}' $grpc users.v1.UserService/CreateUser
+  grpcurl:  .venv/bin/grpcurl -cacert certs/ca.pem -cert certs/client.pem -key certs/client.key $grpc list
+            .venv/bin/grpcurl -cacert certs/ca.pem -cert certs/client.pem -key certs/client.key \
+              -d '{"username": "ada"}' $grpc users.v1.UserService/CreateUser
   logs:     make logs      stop: make down (the database volumes are kept)
 MSG

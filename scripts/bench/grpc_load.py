@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -30,7 +31,7 @@ LOOKUP_WINDOW = 64  # lookups in flight on one LookupUsers stream
 
 def run(
     mode: str, port: int, *, processes: int, concurrency: int, seconds: float,
-    cores: str | None, user_id: int, users: int,
+    cores: str | None, user_id: int, users: int, tls_dir: str | None = None,
 ) -> Load:  # fmt: skip
     """`processes` workers share `concurrency` calls (streams: one each) for up to `seconds`."""
     token = secrets.token_hex(3)
@@ -39,6 +40,8 @@ def run(
         f"--concurrency={max(1, concurrency // processes)}", f"--seconds={seconds}",
         f"--user-id={user_id}", f"--users={users}",
     ]  # fmt: skip
+    if tls_dir is not None:
+        command.append(f"--tls-dir={tls_dir}")
     workers = [
         subprocess.Popen(pinned([*command, f"--tag={token}{i}"], cores), stdout=subprocess.PIPE)
         for i in range(processes)
@@ -133,8 +136,22 @@ class Worker:
             self.codes[error.code().name] += 1
 
 
+def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
+    """Plaintext, or TLS trusting tls_dir/ca.pem and presenting tls_dir/client.pem (mTLS)."""
+    target = f"127.0.0.1:{args.port}"
+    if args.tls_dir is None:
+        return grpc.aio.insecure_channel(target)
+    directory = Path(args.tls_dir)
+    credentials = grpc.ssl_channel_credentials(
+        (directory / "ca.pem").read_bytes(),
+        (directory / "client.key").read_bytes(),
+        (directory / "client.pem").read_bytes(),
+    )
+    return grpc.aio.secure_channel(target, credentials)
+
+
 async def work(args: argparse.Namespace) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{args.port}") as channel:
+    async with _channel(args) as channel:
         await asyncio.wait_for(channel.channel_ready(), 10)  # a server that never answers
         worker = Worker(args, users_pb2_grpc.UserServiceStub(channel))
         started = time.perf_counter()
@@ -161,6 +178,7 @@ def main() -> None:
     parser.add_argument("--user-id", type=int, default=1)
     parser.add_argument("--users", type=int, default=1, help="users a full GetUsers streams")
     parser.add_argument("--tag", default="w", help="makes this worker's usernames unique")
+    parser.add_argument("--tls-dir", default=None, help="ca.pem, client.pem, client.key: TLS")
     print(json.dumps(asyncio.run(work(parser.parse_args()))))
 
 

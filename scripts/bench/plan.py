@@ -17,6 +17,9 @@ from scripts.bench.stack import Stack
 
 GRPC_PEERS = ("aio", "aio-uvloop", "aio-tuned", "sync-tutorial", "grpclib")
 READ_ID = 4242  # a seeded user the size of the canned one
+# The users service over TLS and over mTLS (stack.py), against "users" in plaintext.
+TLS_SERVERS = ("users-tls", "users-mtls")
+TRANSPORT_CONCURRENCIES = (32, 128)
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,12 @@ def _grpc(mode: str, server: str, concurrency: int, settings: Settings) -> Calla
     processes = 1 if streaming or mode == "lookup" else 2
 
     def load(stack: Stack) -> Load:
+        tls_dir = str(stack.tls_dir) if server in TLS_SERVERS else None
         return grpc_load.run(
             mode, stack[server].port, processes=processes, concurrency=concurrency,
             seconds=settings.stream_seconds if streaming else settings.seconds,
             cores=stack.cores.load, user_id=READ_ID, users=settings.stream_users,
+            tls_dir=tls_dir,
         )  # fmt: skip
 
     return load
@@ -128,6 +133,7 @@ def rows(settings: Settings) -> list[Row]:
                        prepare=partial(_stream_size, server)))  # fmt: skip
     out.append(Row("GetUsers stream users (aio client)", "users", "msgs/s",
                    _grpc("stream", "users", 1, settings), ("users",)))  # fmt: skip
+    out += _transport_rows(settings)
     for c in settings.concurrencies:
         for server, cpu_of in (
             ("fastapi-bare", ("fastapi-bare",)),
@@ -137,6 +143,33 @@ def rows(settings: Settings) -> list[Row]:
         ):
             out.append(Row(f"HTTP GET user c{c} {server}", server, "requests/s",
                            _wrk(server, c, settings), cpu_of))  # fmt: skip
+    return out
+
+
+def _transport_rows(settings: Settings) -> list[Row]:
+    """GetUser c32/c128 and the GetUsers stream, plaintext vs TLS vs mTLS (the aio client:
+    h2load cannot present a client certificate)."""
+    out: list[Row] = []
+    for server in ("users", *TLS_SERVERS):
+        for c in TRANSPORT_CONCURRENCIES:
+            if server == "users" and c == max(settings.concurrencies):
+                continue  # rows() has it already
+            out.append(Row(f"GetUser c{c} {server} (aio client)", server, "calls/s",
+                           _grpc("get", server, c, settings), (server,)))  # fmt: skip
+        if server != "users":  # the plaintext stream row exists already
+            out.append(Row(f"GetUsers stream {server} (aio client)", server, "msgs/s",
+                           _grpc("stream", server, 1, settings), (server,)))  # fmt: skip
+    return out
+
+
+def _transport_ratios() -> list[Ratio]:
+    out: list[Ratio] = []
+    for server in TLS_SERVERS:
+        for c in TRANSPORT_CONCURRENCIES:
+            out.append(Ratio(f"GetUser c{c} {server} (aio client)",
+                             f"GetUser c{c} users (aio client)", 0.8))  # fmt: skip
+        out.append(Ratio(f"GetUsers stream {server} (aio client)",
+                         "GetUsers stream users (aio client)"))  # fmt: skip
     return out
 
 
@@ -163,6 +196,7 @@ def ratios(settings: Settings) -> list[Ratio]:
         Ratio("GetUsers stream aio-uvloop", "GetUsers stream aio"),
         Ratio("GetUsers stream aio-tuned", "GetUsers stream aio"),
     ]
+    out += _transport_ratios()
     for k in settings.concurrencies:
         out += [
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} fastapi-bare", 0.5),

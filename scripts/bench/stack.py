@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from testkit.certs import CertificateAuthority
 from users.v1 import users_pb2, users_pb2_grpc
 
 from scripts.bench.peers.canned import seeded_username
@@ -79,6 +80,17 @@ class Stack:
         # Creates go to their own database, so that every GetUsers streams the same users.
         writes_env = {**users_env, **database_env(self.workdir / "writes.db")}
         self._start("users-writes", ["-m", "users_service"], writes_env, self.cores.server)
+        # The same service over TLS and over mTLS (same database): the cost of the transport.
+        tls = self._tls_files()
+        tls_env = {
+            **users_env,
+            "USERS_TLS_CERT_FILE": str(tls / "users.pem"),
+            "USERS_TLS_KEY_FILE": str(tls / "users.key"),
+            "USERS_TLS_CA_FILE": str(tls / "ca.pem"),
+        }
+        self._start("users-tls", ["-m", "users_service"], tls_env, self.cores.server)
+        mtls_env = {**tls_env, "USERS_TLS_CLIENT_AUTH": "require"}
+        self._start("users-mtls", ["-m", "users_service"], mtls_env, self.cores.server)
         # The HTTP frontends' backend: a second process on the same file, off the server core.
         self._start("users-backend", ["-m", "users_service"], users_env, self.cores.load)
         backend = f"127.0.0.1:{self['users-backend'].port}"
@@ -101,6 +113,21 @@ class Stack:
             "WEBAPP_SECRET_KEY": secrets.token_urlsafe(32),
         }
         self._start("webapp", ["-m", "webapp"], webapp_env, self.cores.server)
+
+    @property
+    def tls_dir(self) -> Path:
+        """ca.pem, users.pem/.key (the servers'), client.pem/.key (the load's), made per run."""
+        return self.workdir / "tls"
+
+    def _tls_files(self) -> Path:
+        ca = CertificateAuthority.create("bench CA")
+        (self.tls_dir).mkdir(parents=True, exist_ok=True)
+        (self.tls_dir / "ca.pem").write_bytes(ca.cert_pem)
+        ca.issue("users", dns_names=["localhost"], ip_addresses=["127.0.0.1"]).write(
+            self.tls_dir / "users"
+        )
+        ca.issue("bench-load").write(self.tls_dir / "client")
+        return self.tls_dir
 
 
 async def seed(port: int, count: int) -> None:

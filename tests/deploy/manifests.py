@@ -133,14 +133,37 @@ def _value(overlay: str, variable: dict[str, Any]) -> str:
 
 
 def secret_refs(resources: tuple[Resource, ...]) -> set[tuple[str, str]]:
-    """Every (Secret name, key) a container's environment reads."""
-    return {
-        (v["valueFrom"]["secretKeyRef"]["name"], v["valueFrom"]["secretKeyRef"]["key"])
-        for workload in workloads(resources)
-        for spec in all_containers(workload)
-        for v in spec.get("env", [])
-        if "secretKeyRef" in v.get("valueFrom", {})
-    }
+    """Every (Secret name, key) a container reads: from its environment, and the files of a
+    Secret volume that its ConfigMap settings name (USERS_TLS_CERT_FILE=/tls/tls.crt...)."""
+    refs = set()
+    for workload in workloads(resources):
+        volumes = {
+            v["name"]: v["secret"]["secretName"]
+            for v in pod_spec(workload).get("volumes", [])
+            if "secret" in v
+        }
+        for spec in all_containers(workload):
+            refs |= {
+                (v["valueFrom"]["secretKeyRef"]["name"], v["valueFrom"]["secretKeyRef"]["key"])
+                for v in spec.get("env", [])
+                if "secretKeyRef" in v.get("valueFrom", {})
+            }
+            values = [
+                str(value)
+                for source in spec.get("envFrom", [])
+                for value in find(resources, "ConfigMap", source["configMapRef"]["name"])[
+                    "data"
+                ].values()
+            ]
+            for mount in spec.get("volumeMounts", []):
+                if mount["name"] in volumes:
+                    prefix = mount["mountPath"].rstrip("/") + "/"
+                    refs |= {
+                        (volumes[mount["name"]], value.removeprefix(prefix))
+                        for value in values
+                        if value.startswith(prefix)
+                    }
+    return refs
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:

@@ -17,6 +17,7 @@ import pytest
 import users_service.config
 import webapp.config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.certs import CertificateAuthority
 from users_service.config import Settings as UsersSettings
 from users_service.server import UsersServer
 from webapp.app import create_app
@@ -65,23 +66,44 @@ def test_environment_parses_with_each_service_settings(overlay: str) -> None:
     assert (webapp_settings.host, webapp_settings.port) == ("0.0.0.0", 8000)  # noqa: S104
 
 
+def _local_tls(tmp_path: Path) -> dict[str, str]:
+    """The pod's TLS settings pointed at files made here (the Secret's tls.crt, tls.key, ca.crt)."""
+    ca = CertificateAuthority.create("deploy test CA")
+    cert, key = ca.issue("users", dns_names=["localhost"]).write(tmp_path / "tls")
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    return {
+        "USERS_TLS_CERT_FILE": str(cert),
+        "USERS_TLS_KEY_FILE": str(key),
+        "USERS_TLS_CA_FILE": str(tmp_path / "ca.crt"),
+    }
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 async def test_users_grpc_probes_get_serving_from_a_real_server(
     overlay: str, tmp_path: Path
 ) -> None:
     spec = container(render(overlay), "users")
     env = environment(overlay, spec)
-    port = int(UsersSettings.from_env(env).listen_address.rsplit(":", 1)[1])
-    assert {container_port(spec, p["grpc"]["port"]) for p in probes(spec)} == {port}
+    settings = UsersSettings.from_env(env)
+    # The kubelet's probes speak plaintext: they go to the health-only port, not the mTLS one.
+    health_port = int(settings.health_listen_address.rsplit(":", 1)[1])
+    assert {container_port(spec, p["grpc"]["port"]) for p in probes(spec)} == {health_port}
+    assert settings.tls_client_auth == "require"
 
-    # The pod's environment, on loopback and a database of this test's own.
-    database = tmp_path / "users.db"
-    local_database = {"USERS_DATABASE_URL": f"sqlite:///{database}"}
-    local = UsersSettings.from_env({**env, "USERS_LISTEN_ADDRESS": "127.0.0.1:0", **local_database})
+    # The pod's environment, on loopback, with certificates and a database of this test's own.
+    local = UsersSettings.from_env(
+        {
+            **env,
+            "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
+            "USERS_HEALTH_LISTEN_ADDRESS": "127.0.0.1:0",
+            "USERS_DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}",
+            **_local_tls(tmp_path),
+        }
+    )
     server = UsersServer(local)
-    bound = await server.start()
+    await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{bound}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.health_port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for probe in probes(spec):
                 request = health_pb2.HealthCheckRequest(service=probe["grpc"]["service"])

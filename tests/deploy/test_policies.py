@@ -119,7 +119,8 @@ def test_every_container_has_startup_readiness_and_liveness_probes(overlay: str,
 def test_users_probes_ask_the_grpc_health_service(overlay: str) -> None:
     resources = render(overlay)
     spec = container(resources, "users")
-    port = int(UsersSettings.from_env(environment(overlay, spec)).listen_address.rsplit(":")[-1])
+    settings = UsersSettings.from_env(environment(overlay, spec))
+    port = int(settings.health_listen_address.rsplit(":")[-1])  # plaintext, health alone
     # Readiness follows the API service: NOT_SERVING without a database and while draining.
     assert spec["readinessProbe"]["grpc"] == {"port": port, "service": SERVICE_NAME}
     # Liveness and startup ask the server as a whole (""), which never depends on the database:
@@ -248,5 +249,6 @@ def test_webapp_reaches_users_through_the_headless_service(overlay: str) -> None
     users = find(resources, "Deployment", "users")
     assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels(users))
     (service_port,) = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
-    (users_port,) = container(resources, "users")["ports"]
+    # The API port; the other is the kubelet's plaintext health-only port.
+    (users_port,) = [p for p in container(resources, "users")["ports"] if p["name"] == "grpc"]
     assert service_port["targetPort"] in (users_port["name"], users_port["containerPort"])

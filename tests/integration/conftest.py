@@ -25,7 +25,9 @@ from tests.integration.stack import (
     SCALE_FILE,
     SERVICES,
     Stack,
+    ensure_certs,
     run,
+    tls_channel,
 )
 
 # Destructive tests (stopping and killing containers) run last, on a stack the others are done with;
@@ -123,6 +125,7 @@ def _require_docker() -> None:
 def _compose_stack(name: str, files: tuple[Path, ...], **extra_env: str) -> Iterator[Stack]:
     """A compose project of its own, built and healthy; removed with its volumes afterwards."""
     _require_docker()
+    ensure_certs()
     project = f"userstack-{name}-{uuid.uuid4().hex[:8]}"
     ours = _stack_env(project)
     if extra_env:
@@ -178,7 +181,7 @@ def scaled_stack() -> Iterator[Stack]:
 @pytest.fixture
 def channel(stack: Stack) -> Iterator[grpc.Channel]:
     """A fresh channel per test (no reconnect backoff inherited from a stopped container)."""
-    with grpc.insecure_channel(stack.grpc_target) as channel:
+    with tls_channel(stack.grpc_target) as channel:
         yield channel
 
 

@@ -5,17 +5,50 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 SCALE_FILE = ROOT / "compose.scale.yaml"
 SERVICES = ("users", "webapp")
 APP_UID = "10001"
+# scripts/certs.py writes these before the stack starts; the published port requires mTLS.
+CERTS = ROOT / "certs"
+GRPCURL_TLS = (
+    f"-cacert={CERTS / 'ca.pem'}",
+    f"-cert={CERTS / 'client.pem'}",
+    f"-key={CERTS / 'client.key'}",
+)
+
+
+def ensure_certs() -> None:
+    """The development CA and certificates in certs/, the services' keys readable by APP_UID."""
+    subprocess.run(
+        [sys.executable, "-m", "scripts.certs", "--uid", APP_UID],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def client_credentials(client: str | None = "client") -> Any:
+    """Channel credentials trusting the dev CA, presenting certs/<client>.pem (None: no cert)."""
+    key = None if client is None else (CERTS / f"{client}.key").read_bytes()
+    cert = None if client is None else (CERTS / f"{client}.pem").read_bytes()
+    return grpc.ssl_channel_credentials((CERTS / "ca.pem").read_bytes(), key, cert)
+
+
+def tls_channel(target: str, **kwargs: Any) -> grpc.Channel:
+    """A channel to the stack's published port, over mTLS with the developer's certificate."""
+    return grpc.secure_channel(target, client_credentials(), **kwargs)
 
 
 def docker_time(raw: str) -> datetime:

@@ -10,7 +10,7 @@ import grpc
 import httpx
 from users.v1 import users_pb2, users_pb2_grpc
 
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, tls_channel
 
 TIMEOUT = 10
 ENDED_OK = (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE)
@@ -51,7 +51,7 @@ def create_until_failure(
 ) -> None:
     """Creates users one after the other until a call fails (bounded: 2000 calls, 60 s)."""
     deadline = time.monotonic() + 60
-    with grpc.insecure_channel(stack.grpc_target) as channel:
+    with tls_channel(stack.grpc_target) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)
         for n in range(2000):
             if stop.is_set() or time.monotonic() > deadline:
@@ -82,7 +82,7 @@ def test_sigkill_during_a_burst_of_creates_loses_no_acknowledged_user(
 
     stack.compose("start", "users")
     stack.wait_health("users", "healthy")
-    with grpc.insecure_channel(stack.grpc_target) as channel:
+    with tls_channel(stack.grpc_target) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)
         found = users.GetUsers(users_pb2.GetUsersRequest(usernames=names), timeout=30)
         assert sorted(user.username for user in found) == sorted(names)
@@ -113,7 +113,7 @@ def read_stream(call: grpc.Call, started: threading.Event) -> tuple[int, object]
 def unary_calls(stack: Stack, done: threading.Event) -> list[tuple[grpc.StatusCode, str]]:
     """ListUsers calls in flight until one fails or the stop is done (bounded: 5000, 60 s)."""
     codes: list[tuple[grpc.StatusCode, str]] = []
-    with grpc.insecure_channel(stack.grpc_target) as channel:
+    with tls_channel(stack.grpc_target) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)
         deadline = time.monotonic() + 60
         for _ in range(5000):

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2, users_pb2_grpc
 
-from tests.integration.stack import ROOT, Stack
+from tests.integration.stack import GRPCURL_TLS, ROOT, Stack
 
 TIMEOUT = 10
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -145,7 +145,7 @@ def test_watch_users_streams_a_created_event(
 
 
 def grpcurl(stack: Stack, *args: str) -> str:
-    command = [str(ROOT / ".venv" / "bin" / "grpcurl"), "-plaintext", stack.grpc_target, *args]
+    command = [str(ROOT / ".venv" / "bin" / "grpcurl"), *GRPCURL_TLS, stack.grpc_target, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import grpc
 import httpx
 from users.v1 import users_pb2, users_pb2_grpc
 
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, tls_channel
 
 TIMEOUT = 10
 
 
 def create_many(stack: Stack, prefix: str, count: int) -> list[users_pb2.User]:
-    with grpc.insecure_channel(stack.grpc_target) as channel:
+    with tls_channel(stack.grpc_target) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)
         return [
             users.CreateUser(users_pb2.CreateUserRequest(username=f"{prefix}-{n}"), timeout=TIMEOUT)
@@ -22,7 +21,7 @@ def create_many(stack: Stack, prefix: str, count: int) -> list[users_pb2.User]:
 
 def read_back(stack: Stack, created: list[users_pb2.User]) -> list[users_pb2.User]:
     """The users as a new client reads them now (waiting for the service to be reachable)."""
-    with grpc.insecure_channel(stack.grpc_target) as channel:
+    with tls_channel(stack.grpc_target) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)
         request = users_pb2.GetUsersRequest(ids=[user.id for user in created])
         found = users.GetUsers(request, timeout=TIMEOUT, wait_for_ready=True)

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from testkit.bursts import run_burst
 from users.v1 import users_pb2, users_pb2_grpc
 
-from tests.integration.stack import Stack, docker_time, run
+from tests.integration.stack import Stack, docker_time, run, tls_channel
 
 REPLICAS = 3
 USERS_SERVICE = "users.v1.UserService"
@@ -98,7 +98,7 @@ def create(http: httpx.Client, username: str) -> dict[str, object]:
 
 def stubs(stack: Stack) -> Iterator[tuple[grpc.Channel, users_pb2_grpc.UserServiceStub]]:
     for container_id in stack.containers("users"):
-        channel = grpc.insecure_channel(replica_target(container_id))
+        channel = tls_channel(replica_target(container_id))
         yield channel, users_pb2_grpc.UserServiceStub(channel)
 
 
@@ -108,7 +108,7 @@ def test_every_replica_serves_from_postgres(scaled_stack: Stack) -> None:
     for container_id in containers:
         env = inspect(container_id)["Config"]["Env"]
         assert any(str(var).startswith("USERS_DATABASE_URL=postgresql://") for var in env)
-        with grpc.insecure_channel(replica_target(container_id)) as channel:
+        with tls_channel(replica_target(container_id)) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             reply = health.Check(health_pb2.HealthCheckRequest(service=USERS_SERVICE), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -236,7 +236,7 @@ def steady_load(
 
 def watch_health(target: str, seen: list[tuple[int, datetime]]) -> None:
     """Records each status the replica's health Watch reports until the stream ends."""
-    with grpc.insecure_channel(target) as channel:
+    with tls_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         request = health_pb2.HealthCheckRequest(service=USERS_SERVICE)
         try:

@@ -249,14 +249,14 @@ async def test_creates_of_the_same_usernames_in_opposite_orders_do_not_deadlock(
     hold a name the other waits for and PostgreSQL would abort one (DeadlockDetected); creates
     run one at a time, so the second waits for the first and finds its names taken.
 
-    A third transaction holds `pause` so that b, holding `y`, is still running as a starts.
+    A third transaction holds `pause` so that b, holding `yyy`, is still running as a starts.
     """
     a, b = await open_store(), await open_store()
     blocker, observer = locks
     await _hold_username(blocker)
-    second = asyncio.create_task(b.create_users([NewUser(n) for n in ("y", "pause", "x")]))
+    second = asyncio.create_task(b.create_users([NewUser(n) for n in ("yyy", "pause", "xxx")]))
     await _lock_waits(observer, 1)
-    first = asyncio.create_task(a.create_users([NewUser("x"), NewUser("y")]))
+    first = asyncio.create_task(a.create_users([NewUser("xxx"), NewUser("yyy")]))
     await _lock_waits(observer, 2)
     await blocker.rollback()
     by_a, by_b = await asyncio.gather(first, second)

@@ -94,7 +94,7 @@ async def test_reading_a_missing_user_raises_not_found(one: Opened) -> None:
 async def test_get_users_answers_in_the_order_asked_once_each_without_misses(
     one: Opened,
 ) -> None:
-    ada, bob, cy = await create(one.store, NewUser("ada"), NewUser("bob"), NewUser("cy"))
+    ada, bob, cy = await create(one.store, NewUser("ada"), NewUser("bob"), NewUser("cyd"))
     await one.store.delete_user(bob.id, "")
     asked = [cy.id, 999_999, ada.id, bob.id, cy.id]
     assert await one.store.get_users(asked) == [cy, ada]
@@ -110,7 +110,7 @@ async def test_get_users_reads_a_thousand_in_the_order_asked(one: Opened) -> Non
 async def test_a_batch_reports_taken_usernames_case_insensitively_in_order(one: Opened) -> None:
     await create(one.store, NewUser("ada"))
     outcomes = await one.store.create_users(
-        [NewUser("bob"), NewUser("ADA"), NewUser("cy"), NewUser("Bob")]
+        [NewUser("bob"), NewUser("ADA"), NewUser("cyd"), NewUser("Bob")]
     )
     assert [o.status for o in outcomes] == [
         CreateStatus.CREATED,

@@ -118,6 +118,14 @@ def one_of(choices: tuple[str, ...], normalize: Callable[[str], str]) -> Callabl
 log_level = one_of(LOG_LEVELS, str.upper)
 
 
+def boolean(raw: str) -> bool:
+    """true/false, 1/0, yes/no (any case)."""
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("expected true or false")
+    return value in ("true", "1", "yes")
+
+
 def _int(raw: str, expected: str) -> int:
     try:
         return int(raw)

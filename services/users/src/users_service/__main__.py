@@ -8,13 +8,14 @@ import uvloop
 from plumbing.logs import configure_logging
 from plumbing.runtime import SERVER_EXPERIMENTS, set_scheduling, tune_grpc_core
 
-from users_service.config import ConfigError, Settings
+from users_service.config import ConfigError, Settings, check_transport
 
 
 def run() -> None:
     """The `users-service` console script."""
     try:
         settings = Settings.from_env()
+        check_transport(settings)
     except ConfigError as error:
         sys.exit(f"users-service: bad configuration: {error}")
     configure_logging(settings.log_level)

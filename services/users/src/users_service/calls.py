@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
+from plumbing.tls import peer_identity
 
 from users_service.drain import LameDuck
 from users_service.registration import WrappingServer
@@ -21,6 +24,26 @@ from users_service.stream_headers import send_request_id, sends_headers_itself
 
 logger = logging.getLogger(__name__)
 rpc_log = RpcLog(logger)
+
+USER_AGENT_KEY = "user-agent"
+# The verified identity (SANs, else CN) of the client certificate of the current call, over
+# mTLS; None without one. Handlers read it here (or call plumbing.tls.peer_identity).
+peer_identity_var: ContextVar[str | None] = ContextVar("peer_identity", default=None)
+_json = json.encoder.encode_basestring_ascii
+
+
+def _user_agent(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
+    return next((str(v) for k, v in metadata or () if k == USER_AGENT_KEY), None)
+
+
+def peer_fields(context: grpc.aio.ServicerContext, agent: str | None, identity: str | None) -> str:
+    """The log line's fields on who called: address, user agent, verified identity (mTLS)."""
+    fields = f', "peer": {_json(context.peer())}'
+    if agent is not None:
+        fields += f', "user_agent": {_json(agent)}'
+    if identity is not None:
+        fields += f', "peer_identity": {_json(identity)}'
+    return fields
 
 
 class _Call:
@@ -33,15 +56,22 @@ class _Call:
     ServerInterceptor, which rebuilds its chain on every call (docs/performance.md).
     """
 
-    __slots__ = ("_context", "_method", "_request_id", "_started")
+    __slots__ = ("_context", "_method", "_peer", "_request_id", "_started")
 
     def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
         self._method = method
         self._context = context
         # Each call runs in its own task, hence its own copy of the context: setting the
         # variable never leaks into another call, and there is nothing to reset afterwards.
-        self._request_id = from_metadata(context.invocation_metadata())
+        metadata = context.invocation_metadata()  # once: each call builds a new tuple
+        self._request_id = from_metadata(metadata)
         request_id_var.set(self._request_id)
+        identity = peer_identity(context)
+        if identity is not None:
+            peer_identity_var.set(identity)
+        # Now, while the call is surely alive: asking the context of a stream that grpc has
+        # closed (from another task) crashes the process.
+        self._peer = peer_fields(context, _user_agent(metadata), identity)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
         self._started = time.perf_counter()
 
@@ -59,7 +89,7 @@ class _Call:
         """Logs the call's one line, with the code it ended with."""
         duration_ms = (time.perf_counter() - self._started) * 1000
         code = _final_code(self._context) if error is None else self._outcome(error)
-        rpc_log.write(self._method, code, duration_ms, self._request_id)
+        rpc_log.write(self._method, code, duration_ms, self._request_id, self._peer)
 
     def _outcome(self, error: BaseException) -> str:
         if isinstance(error, GeneratorExit):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from plumbing.runtime import SCHEDULING
 from plumbing.settings import (
     ConfigError,
+    boolean,
     count_between,
     host_port,
     log_level,
@@ -19,7 +22,7 @@ from plumbing.settings import (
 
 from users_service.database_url import check_url, redact
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ConfigError", "Settings", "check_transport", "is_loopback"]
 
 _seconds = seconds_between(0, 3600)
 _interval = seconds_between(0.01, 3600)
@@ -48,6 +51,18 @@ class Settings:
     store_probe_interval_seconds: float = 2.0
     # The process's CPU scheduling policy (plumbing.runtime): batch, or normal to leave it as is.
     cpu_scheduling: str = "batch"
+    # TLS (docs/security.md): the server's certificate and key, the CA that signs client
+    # certificates, and whether clients must present one (none or require). Without a
+    # certificate the server speaks plaintext, which check_transport allows on loopback only
+    # unless allow_plaintext says so.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_client_auth: str = "none"
+    allow_plaintext: bool = False
+    # A second, plaintext port serving the health service alone, for Kubernetes' gRPC probe
+    # (which speaks no TLS); "" for none.
+    health_listen_address: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +94,56 @@ class Settings:
                 _interval,
             ),
             cpu_scheduling=read(env, "USERS_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
+            tls_cert_file=read(env, "USERS_TLS_CERT_FILE", cls.tls_cert_file, Path),
+            tls_key_file=read(env, "USERS_TLS_KEY_FILE", cls.tls_key_file, Path),
+            tls_ca_file=read(env, "USERS_TLS_CA_FILE", cls.tls_ca_file, Path),
+            tls_client_auth=read(env, "USERS_TLS_CLIENT_AUTH", cls.tls_client_auth, _client_auth),
+            allow_plaintext=read(env, "USERS_ALLOW_PLAINTEXT", cls.allow_plaintext, boolean),
+            health_listen_address=read(
+                env, "USERS_HEALTH_LISTEN_ADDRESS", cls.health_listen_address, host_port
+            ),
         )
+
+
+def check_transport(settings: Settings) -> None:
+    """ConfigError unless the TLS settings hang together and plaintext is allowed where used."""
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigError("USERS_TLS_CERT_FILE and USERS_TLS_KEY_FILE go together: set both")
+    if settings.tls_client_auth == "require" and settings.tls_ca_file is None:
+        raise ConfigError("USERS_TLS_CLIENT_AUTH=require needs USERS_TLS_CA_FILE")
+    if settings.tls_client_auth != "none" and settings.tls_cert_file is None:
+        raise ConfigError("USERS_TLS_CLIENT_AUTH needs TLS: set USERS_TLS_CERT_FILE")
+    if (
+        settings.tls_cert_file is None
+        and not settings.allow_plaintext
+        and not is_loopback(settings.listen_address)
+    ):
+        raise ConfigError(
+            f"USERS_LISTEN_ADDRESS={settings.listen_address!r} is not a loopback address and"
+            " no certificate is set: set USERS_TLS_CERT_FILE and USERS_TLS_KEY_FILE, or"
+            " USERS_ALLOW_PLAINTEXT=true to serve plaintext anyway"
+        )
+
+
+def is_loopback(address: str) -> bool:
+    """True for localhost:port, 127.x.x.x:port and [::1]:port."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _client_auth(raw: str) -> str:
+    value = raw.lower()
+    if value == "optional":
+        # plumbing.tls.ClientAuth says why.
+        raise ValueError(
+            "grpcio's server cannot ask for a client certificate without requiring one:"
+            " expected none or require"
+        )
+    if value not in ("none", "require"):
+        raise ValueError("expected none or require")
+    return value

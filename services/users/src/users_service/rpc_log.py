@@ -1,4 +1,4 @@
-"""The line each RPC ends with: method, status code, duration and request id, batched per turn."""
+"""The line each RPC ends with: method, code, duration, request id and peer, batched per turn."""
 
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ class RpcLog:
         # are those with a handler and the codes grpc's: no client input grows this.
         self._fixed: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def write(self, method: str, code: str, duration_ms: float, request_id: str) -> None:
-        """Logs the end of an RPC: its method, status code, duration and request id."""
+    def write(
+        self, method: str, code: str, duration_ms: float, request_id: str, peer: str = ""
+    ) -> None:
+        """Logs the end of an RPC: its method, status code, duration and request id, and `peer`
+        (fields already JSON-encoded, each with a leading comma: see calls.peer_fields)."""
         if not self._logger.isEnabledFor(logging.INFO):
             return
         fixed = self._fixed.get((method, code))
@@ -37,7 +40,7 @@ class RpcLog:
             )
         head, tail = fixed
         duration = f', "duration_ms": {round(duration_ms, 3)!r}'
-        self._lines.write_encoded(head, request_id, tail + duration)
+        self._lines.write_encoded(head, request_id, tail + duration + peer)
 
     def flush(self) -> None:
         """Writes the lines gathered so far."""

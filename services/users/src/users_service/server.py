@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plumbing.runtime import EXPERIMENTS_VARIABLE, current_scheduling
+from plumbing.tls import ClientAuth, TlsError, TlsFiles, server_credentials
 from users.v1 import users_pb2_grpc
 
 from users_service.calls import CallWrapping, rpc_log
@@ -60,6 +61,9 @@ class UsersServer:
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
         self._server: Any = None
+        # The plaintext health-only server for Kubernetes' gRPC probe (health_listen_address).
+        self._health_server: Any = None
+        self.health_port: int | None = None
         self._gate = LameDuck()
         self._cutoff = asyncio.Event()
         self._drained = False
@@ -101,19 +105,45 @@ class UsersServer:
         enable_reflection(wrapped, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
         return server
 
+    def _credentials(self) -> Any:
+        """TLS server credentials from the settings' files (TlsError), or None for plaintext."""
+        settings = self.settings
+        if settings.tls_cert_file is None:
+            return None
+        files = TlsFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_ca_file)
+        return server_credentials(files, ClientAuth(settings.tls_client_auth))
+
+    async def _start_health_server(self) -> None:
+        """The health service alone, plaintext, on its own port: for probes that speak no TLS."""
+        self._health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
+        address = self.settings.health_listen_address
+        self.health_port = int(self._health_server.add_insecure_port(address))
+        await self._health_server.start()
+
     async def start(self) -> int:
-        """Opens the store, probes it once, starts listening; returns the bound port."""
+        """Checks the TLS files, opens the store, probes it once, starts listening; returns the
+        bound port."""
+        credentials = self._credentials()  # first: a bad certificate stops the start at once
         await self.store.open()
         await self._monitor.check_once()
         self._server = self._build()
-        port = int(self._server.add_insecure_port(self.settings.listen_address))
+        address = self.settings.listen_address
+        if credentials is None:
+            port = int(self._server.add_insecure_port(address))
+        else:
+            port = int(self._server.add_secure_port(address, credentials))
         await self._server.start()
+        if self.settings.health_listen_address:
+            await self._start_health_server()
         self._monitor_task = asyncio.create_task(self._monitor.run(), name="store-monitor")
         logger.info(
             "listening",
             extra={
                 "address": self.settings.listen_address,
                 "port": port,
+                "transport": _transport(self.settings),
+                "health_port": self.health_port,
                 "grpc_experiments": os.environ.get(EXPERIMENTS_VARIABLE),
                 "cpu_scheduling": current_scheduling(),
             },
@@ -147,6 +177,8 @@ class UsersServer:
             await asyncio.wait({stopping}, timeout=max(grace - STREAM_CUTOFF_MARGIN_SECONDS, 0))
             self._cutoff.set()
             await stopping
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         await self.store.close()
         rpc_log.flush()
         logger.info("stopped")
@@ -159,13 +191,19 @@ async def main(settings: Settings) -> int:
     _install_signal_handlers(stop)
     try:
         await server.start()
-    except (OSError, RuntimeError, StoreUnavailable) as error:
+    except (OSError, RuntimeError, StoreUnavailable, TlsError) as error:
         logger.error("cannot start: %s", error)  # noqa: TRY400 - the message says it all
         await server.store.close()
         return 1
     await stop.wait()
     await server.drain()
     return 0
+
+
+def _transport(settings: Settings) -> str:
+    if settings.tls_cert_file is None:
+        return "plaintext"
+    return "mtls" if settings.tls_client_auth == "require" else "tls"
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.client = UsersGateway(settings)
+        app.state.client.start()
         try:
             yield
         finally:

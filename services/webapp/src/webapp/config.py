@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from plumbing.runtime import SCHEDULING
 from plumbing.settings import ConfigError, as_is, log_level, one_of, port, positive_seconds, read
@@ -33,6 +34,15 @@ class Settings:
     log_level: str = "INFO"
     # The process's CPU scheduling policy (plumbing.runtime): batch, or normal to leave it as it is.
     cpu_scheduling: str = "batch"
+    # The channel to the users service over TLS (docs/security.md): the CA that signs its
+    # certificate, and the client certificate and key to present (mTLS), re-read when they
+    # change. Without a CA file the channel is plaintext.
+    users_tls_ca_file: Path | None = None
+    users_tls_cert_file: Path | None = None
+    users_tls_key_file: Path | None = None
+    # HTTPS served by uvicorn itself (both, or neither): Secure __Host- cookies and HSTS then.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,4 +71,24 @@ class Settings:
             ),
             log_level=read(env, "WEBAPP_LOG_LEVEL", cls.log_level, log_level),
             cpu_scheduling=read(env, "WEBAPP_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
+            **_tls(env),
         )
+
+
+def _tls(env: Mapping[str, str]) -> dict[str, Path | None]:
+    """The TLS file settings, checked to come in pairs (the files are read at start)."""
+    paths: dict[str, Path | None] = {
+        "users_tls_ca_file": read(env, "WEBAPP_USERS_TLS_CA_FILE", None, Path),
+        "users_tls_cert_file": read(env, "WEBAPP_USERS_TLS_CERT_FILE", None, Path),
+        "users_tls_key_file": read(env, "WEBAPP_USERS_TLS_KEY_FILE", None, Path),
+        "tls_cert_file": read(env, "WEBAPP_TLS_CERT_FILE", None, Path),
+        "tls_key_file": read(env, "WEBAPP_TLS_KEY_FILE", None, Path),
+    }
+    for prefix in ("users_tls", "tls"):
+        cert, key = paths[f"{prefix}_cert_file"], paths[f"{prefix}_key_file"]
+        if (cert is None) != (key is None):
+            name = f"WEBAPP_{prefix.upper()}"
+            raise ConfigError(f"{name}_CERT_FILE and {name}_KEY_FILE go together: set both")
+    if paths["users_tls_cert_file"] is not None and paths["users_tls_ca_file"] is None:
+        raise ConfigError("WEBAPP_USERS_TLS_CERT_FILE needs WEBAPP_USERS_TLS_CA_FILE")
+    return paths

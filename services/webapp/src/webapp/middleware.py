@@ -32,6 +32,10 @@ SECURITY_HEADERS = {
 }
 
 
+# Sent over HTTPS only (RFC 6797: a browser ignores it over plaintext): a year, and the
+# subdomains, once the webapp serves TLS itself (WEBAPP_TLS_CERT_FILE).
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
 INTERNAL_ERROR = "an internal error occurred; the request id identifies it"
 
 # Raw ASGI header names are lowercase bytes; one pass over the list beats a Headers view's
@@ -44,8 +48,9 @@ _REQUEST_TIMEOUT_RAW = REQUEST_TIMEOUT_HEADER.encode()
 class _Response:
     """The response side of one request: stamps the headers on its start, remembers the status."""
 
-    def __init__(self, send: Send, request_id: str) -> None:
+    def __init__(self, send: Send, request_id: str, https: bool = False) -> None:
         self._send = send
+        self._https = https
         self._request_id = request_id.encode("latin-1")  # well formed: ASCII only
         self.status = 0
 
@@ -57,6 +62,8 @@ class _Response:
             present = {name for name, _ in headers}
             headers.append((_REQUEST_ID_RAW, self._request_id))
             headers += [pair for pair in _SECURITY_HEADERS_RAW if pair[0] not in present]
+            if self._https and HSTS[0] not in present:
+                headers.append(HSTS)
             message["headers"] = headers
         await self._send(message)
 
@@ -85,7 +92,7 @@ class RequestContextMiddleware:
             request_id = new_request_id()
         request_id_var.set(request_id)
         started = time.monotonic()
-        response = _Response(send, request_id)
+        response = _Response(send, request_id, scope.get("scheme") == "https")
         try:
             await self._serve(scope, receive, response, raw_timeout)
         finally:

@@ -6,14 +6,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from plumbing.tls import TlsError, TlsFiles, load_material
 
 from webapp.app import create_app
 from webapp.config import Settings
+from webapp.gateway.channel import users_tls_files
 from webapp.lingering import LingeringHttpToolsProtocol
 from webapp.middleware import access_log
 
@@ -49,8 +52,22 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def check_tls_files(settings: Settings) -> None:
+    """Exits naming the file and the problem if a TLS file set cannot be used."""
+    sets = [users_tls_files(settings)]
+    if settings.tls_cert_file is not None:
+        sets.append(TlsFiles(settings.tls_cert_file, settings.tls_key_file))
+    try:
+        for files in sets:
+            if files is not None:
+                load_material(files)
+    except TlsError as error:
+        sys.exit(f"webapp: cannot start: {error}")
+
+
 def main(settings: Settings) -> None:
     """Serves until a signal, drains and exits (logging is configured by then)."""
+    check_tls_files(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -63,6 +80,9 @@ def main(settings: Settings) -> None:
         server_header=False,
         # Idle keep-alive connections linger a moment on shutdown (lingering.py).
         http=LingeringHttpToolsProtocol,
+        # HTTPS from files when set (uvicorn reads them once: a renewal needs a restart).
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
     Server(config, app).run()
     access_log.flush()  # the lines of the loop's last turn

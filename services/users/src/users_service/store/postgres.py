@@ -50,6 +50,13 @@ _CONNECTION_DEFAULTS: dict[str, tuple[str | None, str]] = {
     "keepalives_interval": (None, "5"),
     "keepalives_count": (None, "3"),
     "tcp_user_timeout": (None, "15000"),
+    # Enforced by the server on each session (docs/security.md): a frozen replica's transaction
+    # is ended after 2 s idle, releasing its locks (the create lock included), before another
+    # replica's lock wait (5 s) gives up; no statement runs past 10 s.
+    "options": (
+        "PGOPTIONS",
+        "-c statement_timeout=10s -c lock_timeout=5s -c idle_in_transaction_session_timeout=2s",
+    ),
 }
 
 

@@ -29,6 +29,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE TABLE store_probe (id integer PRIMARY KEY CHECK (id = 1), token text NOT NULL)",
     ),
+    # The service's validation rules (validation.py), kept by the database too: a row that breaks
+    # them cannot come from another client or a bug. (The email's syntax stays the service's.)
+    # Letters in either case (~*): the service refuses capitals, but the store's case-insensitive
+    # uniqueness, its own guarantee, stays testable below the service.
+    (
+        """ALTER TABLE users
+            ADD CONSTRAINT users_username_format CHECK (username ~* '^[a-z0-9._-]{3,32}$'),
+            ADD CONSTRAINT users_email_length CHECK (char_length(email) <= 254),
+            ADD CONSTRAINT users_display_name_length CHECK (char_length(display_name) <= 64)""",
+        """ALTER TABLE idempotency_keys
+            ADD CONSTRAINT idempotency_keys_request_id_length
+            CHECK (char_length(request_id) BETWEEN 1 AND 128)""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -43,6 +56,10 @@ async def apply_migrations(conn: psycopg.AsyncConnection[Any]) -> int:
     together apply each migration once, and a failed migration leaves nothing behind.
     """
     async with conn.transaction():
+        # Not the calls' timeouts (store.postgres): replicas wait for the one that migrates, and
+        # a migration takes as long as it takes.
+        await conn.execute("SET LOCAL lock_timeout = 0")
+        await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import grpc
 from plumbing.request_ids import outgoing_metadata
+from plumbing.tls import TlsFiles
 
+from webapp.config import Settings
 from webapp.context import DeadlineSpentError, remaining_budget
 
 USERS_SERVICE = "users.v1.UserService"
@@ -70,9 +71,13 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
-    """The channel to the users service at `target`, with the options above."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def users_tls_files(settings: Settings) -> TlsFiles | None:
+    """The channel's TLS files (CA, and the client certificate for mTLS); None: plaintext."""
+    if settings.users_tls_ca_file is None:
+        return None
+    return TlsFiles(
+        settings.users_tls_cert_file, settings.users_tls_key_file, settings.users_tls_ca_file
+    )
 
 
 def call_options(limit: float) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import field_mask_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from plumbing.tls import ReloadingChannel
 from users.v1 import users_pb2, users_pb2_grpc
 
 from webapp.config import Settings
-from webapp.gateway.channel import USERS_SERVICE, call_options, open_channel
+from webapp.gateway.channel import CHANNEL_OPTIONS, USERS_SERVICE, call_options, users_tls_files
 from webapp.gateway.errors import users_error
 from webapp.gateway.reads import UserReads
 from webapp.gateway.streams import UserStream, UserWatch, import_rows
@@ -59,13 +60,25 @@ class UsersGateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.channel = open_channel(settings.users_target)
-        self.users = users_pb2_grpc.UserServiceStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
-        # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
-        self.reads = UserReads(self.users, settings.grpc_timeout_seconds)
+        # TLS when a CA is set; a renewed client certificate moves new calls to a new channel.
+        self._channels = ReloadingChannel(
+            settings.users_target, users_tls_files(settings), CHANNEL_OPTIONS
+        )
+        self._use(self._channels.channel)
         # Set when the server starts draining: long-lived streams (SSE) end on it.
         self.stopping = asyncio.Event()
+
+    def _use(self, channel: grpc.aio.Channel) -> None:
+        """Calls from now on go over `channel` (the first, or one with renewed certificates)."""
+        self.channel = channel
+        self.users = users_pb2_grpc.UserServiceStub(channel)
+        self.health = health_pb2_grpc.HealthStub(channel)
+        # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
+        self.reads = UserReads(self.users, self.settings.grpc_timeout_seconds)
+
+    def start(self) -> None:
+        """Starts watching the TLS files (on the running loop)."""
+        self._channels.start(self._use)
 
     def _unary(self) -> dict[str, Any]:
         return call_options(self.settings.grpc_timeout_seconds)
@@ -167,5 +180,5 @@ class UsersGateway:
     async def close(self) -> None:
         """Closes the channel, cancelling whatever calls are still open."""
         self.stopping.set()
-        await self.channel.close(grace=1.0)
+        await self._channels.close(grace=1.0)
         logger.info("users channel to %s closed", self.settings.users_target)

@@ -38,7 +38,7 @@ def render(
     response = templates.TemplateResponse(
         request, name, {"csrf_token": token, **context}, status_code=status_code
     )
-    csrf.set_cookie(response, token)
+    csrf.set_cookie(response, token, request)
     return response
 
 
