@@ -55,7 +55,7 @@ QUICK_MARKERS := not slow and not browser and not docker
 
 .PHONY: test-quick
 test-quick: lint system-deps ## Lint and the fast unit tests (no slow, browser or Docker ones): under a minute.
-	$(RUN) pytest services/users/tests services/webapp/tests tests/deploy -m "$(QUICK_MARKERS)" -x -q
+	$(RUN) pytest libs/plumbing/tests services/users/tests services/webapp/tests tests/deploy tests/scripts -m "$(QUICK_MARKERS)" -x -q
 
 .PHONY: clean
 clean: ## Remove the local environment and generated files.
