@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -11,6 +13,7 @@ from typing import TypeVar
 _T = TypeVar("_T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 class ConfigError(ValueError):
@@ -66,7 +69,7 @@ def port(raw: str) -> int:
 def host_port(raw: str) -> str:
     """host:port, the host a name, an IPv4 address or a bracketed IPv6 one."""
     host, sep, number = raw.rpartition(":")
-    if not sep or not host or not number.isdigit() or not 0 <= int(number) <= 65535:
+    if not sep or not host or not _PORT.fullmatch(number) or int(number) > 65535:
         raise ValueError("expected host:port, e.g. [::]:50051 or 127.0.0.1:50051")
     return raw
 
@@ -86,7 +89,7 @@ def seconds_between(low: float, high: float) -> Callable[[str], float]:
 def positive_seconds(raw: str) -> float:
     """A number of seconds above zero."""
     value = _float(raw, "a positive number of seconds")
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise ValueError("expected a positive number of seconds")
     return value
 
@@ -115,7 +118,16 @@ def one_of(choices: tuple[str, ...], normalize: Callable[[str], str]) -> Callabl
     return parse
 
 
-log_level = one_of(LOG_LEVELS, str.upper)
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # the stdlib's own aliases
+
+
+def log_level(raw: str) -> str:
+    """A logging level name, any case: DEBUG, INFO, WARNING (WARN), ERROR, CRITICAL (FATAL)."""
+    level = raw.upper()
+    level = _LEVEL_ALIASES.get(level, level)
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def boolean(raw: str) -> bool:

@@ -76,18 +76,24 @@ class LameDuck:
         refuses the held calls; returns the stop, done when the calls in flight are."""
         self.closed = True
         closed_at = time.monotonic()
-        quiet = await self.wait_quiet(within)
-        logger.info(
-            "stopping",
-            extra={
-                "held_calls": self.held,
-                "quiet": quiet,
-                "lame_duck_seconds": round(time.monotonic() - closed_at, 3),
-            },
-        )
-        stopping: asyncio.Future[None] = asyncio.ensure_future(server.stop(grace))
-        # stop() queues the GOAWAY on every connection as it starts: the refusals, sent after
-        # it, reach each client after its GOAWAY, so the client's next calls go elsewhere.
-        await asyncio.sleep(GOAWAY_HEAD_START_SECONDS)
-        self._released.set()
+        try:
+            quiet = await self.wait_quiet(within)
+            logger.info(
+                "stopping",
+                extra={
+                    "held_calls": self.held,
+                    "quiet": quiet,
+                    "lame_duck_seconds": round(time.monotonic() - closed_at, 3),
+                },
+            )
+            stopping: asyncio.Future[None] = asyncio.ensure_future(server.stop(grace))
+            # Let stop() begin: its first, synchronous step shuts grpc core down, which queues
+            # the GOAWAY on every connection. The head start then only covers grpc core's own
+            # threads writing it: refusals sent after it reach each client after its GOAWAY, so
+            # the client's next calls go elsewhere.
+            await asyncio.sleep(0)
+            await asyncio.sleep(GOAWAY_HEAD_START_SECONDS)
+        finally:
+            # Even if the drain itself is cancelled: a held call must never wait forever.
+            self._released.set()
         return stopping

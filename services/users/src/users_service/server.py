@@ -167,21 +167,27 @@ class UsersServer:
         # webapp's round_robin) and balancers take this replica out of rotation before a single
         # call is refused.
         await self.health.drain()
-        if self._server is not None:
-            await asyncio.sleep(min(DEREGISTER_SECONDS, grace))
-            # Lame duck (drain.py): new API calls held until none arrives, stop(grace) (GOAWAY),
-            # then the held calls refused UNAVAILABLE; answered at once, they were cancelled.
-            stopping = await self._gate.stop(self._server, grace, min(LAME_DUCK_SECONDS, grace))
-            # Streams still running as the grace runs out would be cancelled (CANCELLED to the
-            # client): a moment before, they end UNAVAILABLE, which clients know to retry.
-            await asyncio.wait({stopping}, timeout=max(grace - STREAM_CUTOFF_MARGIN_SECONDS, 0))
-            self._cutoff.set()
-            await stopping
-        if self._health_server is not None:
-            await self._health_server.stop(0)
-        await self.store.close()
-        rpc_log.flush()
+        try:
+            if self._server is not None:
+                await self._stop_serving(grace)
+            if self._health_server is not None:
+                await self._health_server.stop(0)
+        finally:
+            # Whatever the stop did, the store is closed and every line written.
+            await self.store.close()
+            rpc_log.flush()
         logger.info("stopped")
+
+    async def _stop_serving(self, grace: float) -> None:
+        await asyncio.sleep(min(DEREGISTER_SECONDS, grace))
+        # Lame duck (drain.py): new API calls held until none arrives, stop(grace) (GOAWAY),
+        # then the held calls refused UNAVAILABLE; answered at once, they were cancelled.
+        stopping = await self._gate.stop(self._server, grace, min(LAME_DUCK_SECONDS, grace))
+        # Streams still running as the grace runs out would be cancelled (CANCELLED to the
+        # client): a moment before, they end UNAVAILABLE, which clients know to retry.
+        await asyncio.wait({stopping}, timeout=max(grace - STREAM_CUTOFF_MARGIN_SECONDS, 0))
+        self._cutoff.set()
+        await stopping
 
 
 async def main(settings: Settings) -> int:

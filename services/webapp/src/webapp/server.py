@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
 from collections.abc import Iterator
@@ -75,7 +76,7 @@ def main(settings: Settings) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,  # the request middleware logs each request with its request id
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),  # uvicorn: whole s
         proxy_headers=False,
         server_header=False,
         # Idle keep-alive connections linger a moment on shutdown (lingering.py).

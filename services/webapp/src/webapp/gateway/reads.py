@@ -91,8 +91,9 @@ class UserReads:
             reply = await self._stub.BatchGetUsers(
                 users_pb2.BatchGetUsersRequest(ids=ids),
                 timeout=seconds,
-                # The call's id is its first read's: a read alone on its call keeps its own.
-                metadata=((REQUEST_ID_KEY, batch[0].request_id),),
+                # The call's id is its first read's: a read alone on its call keeps its own
+                # (none outside a request: the users service then draws one).
+                metadata=((REQUEST_ID_KEY, batch[0].request_id),) if batch[0].request_id else (),
                 wait_for_ready=False,
             )
         except grpc.aio.AioRpcError as error:
