@@ -50,8 +50,13 @@ def drain_log(lines: list[str]) -> dict[str, Any]:
     """The drain's figures from the server's log: its duration, the calls the gate held."""
     records: dict[str, dict[str, Any]] = {}
     for line in lines:
-        if line.startswith("{"):
+        try:
             record = json.loads(line)
+        except json.JSONDecodeError:
+            # Seen once in CI under heavy load: a per-RPC line cut by the SIGTERM line (left for
+            # a later look, see the session note); the drain's own lines are what count here.
+            continue
+        if isinstance(record, dict):
             records.setdefault(record["message"], record)
     started = datetime.fromisoformat(records["draining"]["time"])
     stopped = datetime.fromisoformat(records["stopped"]["time"])
