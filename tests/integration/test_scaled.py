@@ -161,6 +161,11 @@ def test_every_replica_talks_to_postgres_over_tls_as_a_role_that_is_no_superuser
     count, all_tls = run(["docker", "exec", postgres, *command]).stdout.strip().split("|")
     assert int(count) >= REPLICAS
     assert all_tls == "t"
+    # And plaintext over TCP is refused before any password is asked for (pg_hba.conf).
+    plaintext = "host=127.0.0.1 sslmode=disable user=users dbname=users"
+    refused = run(["docker", "exec", postgres, "psql", plaintext, "-c", "SELECT 1"], check=False)
+    assert refused.returncode != 0
+    assert "no encryption" in refused.stderr
 
 
 def test_the_webapp_spreads_calls_over_every_replica(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ class TlsDatabase:
         return f"{base}?sslmode=verify-full&sslrootcert={ca_file or self.ca_file}"
 
 
+def wait_until_plaintext_is_refused(url: str) -> None:
+    """pg_reload_conf() only signals the server: wait (bounded) until the new rules apply."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            psycopg.connect(url, connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the server still accepts plaintext 10 s after the reload")
+
+
 @pytest.fixture(scope="module")
 def tls_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsDatabase]:
     """A PostgreSQL server with ssl=on and its `users` database, set up by the role script."""
@@ -69,7 +82,14 @@ def tls_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsDataba
             "POSTGRES_APP_USER": APP_USER,
             "POSTGRES_APP_PASSWORD": APP_PASSWORD,
         }
-        subprocess.run(["sh", str(ROLE_SCRIPT)], env=env, check=True, timeout=60)
+        env["PGDATA"] = str(server.directory / "data")
+        # As the server's own user, as in the images (the script edits its pg_hba.conf).
+        as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        as_postgres = as_postgres if os.geteuid() == 0 else []
+        subprocess.run([*as_postgres, "sh", str(ROLE_SCRIPT)], env=env, check=True, timeout=60)
+        with server.admin() as conn:
+            conn.execute("SELECT pg_reload_conf()")  # the images start the server afresh instead
+        wait_until_plaintext_is_refused(server.url("postgres") + "?sslmode=disable")
         yield TlsDatabase(server, ca_file)
     finally:
         server.stop()
@@ -135,3 +155,9 @@ async def test_a_name_the_certificate_does_not_carry_is_refused(
     store = PostgresUserStore(url)
     with pytest.raises(StoreUnavailable, match="does not match host name"):
         await store.open()
+
+
+async def test_the_server_refuses_a_connection_without_tls(tls_database: TlsDatabase) -> None:
+    url = tls_database.server.url(DATABASE, APP_USER, APP_PASSWORD) + "?sslmode=disable"
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        await psycopg.AsyncConnection.connect(url)
