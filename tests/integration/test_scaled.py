@@ -378,7 +378,7 @@ async def test_stopping_a_replica_mid_burst_through_the_webapp_fails_no_request(
     assert burst.counts() == {"created": total}, statuses
     assert inspect(running[0])["State"]["ExitCode"] == 0
     names = [f"{prefix}{i:05}" for i in range(total)]
-    with grpc.insecure_channel(replica_target(running[1])) as channel:
+    with tls_channel(replica_target(running[1])) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)
         found = list(users.GetUsers(users_pb2.GetUsersRequest(usernames=names), timeout=60))
     assert sorted(user.username for user in found) == names
