@@ -79,8 +79,8 @@ bench-quick: dev system-deps ## A one-pass smoke run of `make bench` (under a mi
 	$(RUN) python -m scripts.bench --quick
 
 # --- the stack (Docker Compose) ----------------------------------------------------------------
-# compose.yaml requires WEBAPP_SECRET_KEY and compose.scale.yaml POSTGRES_PASSWORD; the
-# gitignored .env gets random ones once. down/logs/ps name both files, so they see either variant.
+# compose.yaml requires WEBAPP_SECRET_KEY and compose.scale.yaml POSTGRES_PASSWORD and
+# POSTGRES_APP_PASSWORD; the gitignored .env gets random ones once. down/logs/ps name both files, so they see either variant.
 COMPOSE_ANY := docker compose -f compose.yaml -f compose.scale.yaml
 REPLICAS ?= 3
 

@@ -8,8 +8,10 @@ certs/ca.pem, ca.key          the development CA (its key never leaves certs/)
 certs/users.pem, users.key    the users server: localhost, 127.0.0.1, ::1, users, Kubernetes names
 certs/webapp.pem, webapp.key  the webapp's client certificate for mTLS
 certs/client.pem, client.key  a developer client (grpcurl -cacert certs/ca.pem -cert ... -key ...)
+certs/postgres.pem, .key      compose.scale.yaml's PostgreSQL server (the users service verifies it)
 
-The keys the containers read are made readable by --uid (their user, 10001) and nobody else.
+The keys the containers read are made readable by --uid (their user, 10001) and nobody else;
+postgres.key by the postgres image's uid 999 alone (0600: PostgreSQL refuses a key others can read).
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ LEAVES: dict[str, tuple[list[str], list[str]]] = {
     "users": (USERS_NAMES, ["127.0.0.1", "::1"]),
     "webapp": (["webapp", "webapp.userstack.svc.cluster.local"], []),
     "client": (["developer"], []),
+    "postgres": (["postgres", "localhost"], ["127.0.0.1"]),
 }
+# The official postgres image's uid (deploy/images/postgres keeps it).
+POSTGRES_UID = 999
 
 
 def _fresh(cert_file: Path, key_file: Path, now: datetime.datetime) -> bool:
@@ -75,7 +80,8 @@ def ensure(directory: Path, uid: int | None = None) -> list[str]:
         stem = directory / name
         if new_ca or not _fresh(stem.with_suffix(".pem"), stem.with_suffix(".key"), now):
             issued = ca.issue(name, dns_names=dns_names, ip_addresses=ips, days=90)
-            _write(issued, stem, None if name == "client" else uid)
+            owner = {"client": None, "postgres": POSTGRES_UID}.get(name, uid)
+            _write(issued, stem, owner if uid is not None else None)
             made.append(name)
     return made
 

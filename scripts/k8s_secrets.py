@@ -8,7 +8,8 @@ initialises its volume, so silently replacing it would lock the users service ou
     python3 scripts/k8s_secrets.py postgres | kubectl create -f -
     kubectl apply -k deploy/overlays/postgres
 
-The TLS Secrets (users-tls, webapp-tls: tls.crt, tls.key, ca.crt) come from a fresh CA whose
+The TLS Secrets (users-tls, webapp-tls, and postgres-tls for the postgres overlay: tls.crt,
+tls.key, ca.crt) come from a fresh CA whose
 key is thrown away: renewing means running this again for both, or letting cert-manager issue
 them (deploy/examples/cert-manager.yaml). Run it in the project's environment (cryptography):
 `make k8s-secrets`, or `.tools/bin/uv run python scripts/k8s_secrets.py OVERLAY`.
@@ -23,8 +24,10 @@ import sys
 from typing import Any
 
 PART_OF = {"app.kubernetes.io/part-of": "userstack"}
-DATABASE = "users"  # POSTGRES_USER and POSTGRES_DB in deploy/overlays/postgres/postgres.yaml
-DATABASE_HOST = "postgres:5432"  # its Service
+DATABASE = "users"  # POSTGRES_APP_USER and POSTGRES_DB in deploy/overlays/postgres/postgres.yaml
+DATABASE_HOST = "postgres"  # its Service, port 5432
+# Where deploy/overlays/postgres/users-postgres.yaml mounts postgres-tls's ca.crt in the users pods.
+DATABASE_CA_FILE = "/postgres-tls/ca.crt"
 
 
 def secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
@@ -38,8 +41,9 @@ def secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def tls_secrets(namespace: str) -> list[dict[str, Any]]:
-    """users-tls (server and client usage) and webapp-tls (its client certificate), one CA."""
+def tls_secrets(namespace: str, postgres: bool = False) -> list[dict[str, Any]]:
+    """users-tls (server and client usage) and webapp-tls (its client certificate), and with
+    `postgres` postgres-tls (the database server's), one CA."""
     from testkit.certs import CertificateAuthority, Issued  # noqa: PLC0415 - needs cryptography
 
     ca = CertificateAuthority.create("userstack CA")
@@ -70,18 +74,28 @@ def tls_secrets(namespace: str) -> list[dict[str, Any]]:
         item["type"] = "kubernetes.io/tls"
         return item
 
-    return [tls("users-tls", users), tls("webapp-tls", webapp)]
+    made = [tls("users-tls", users), tls("webapp-tls", webapp)]
+    if postgres:
+        names = [DATABASE_HOST, f"{DATABASE_HOST}.{namespace}.svc"]
+        names.append(f"{DATABASE_HOST}.{namespace}.svc.cluster.local")
+        made.append(tls("postgres-tls", ca.issue(DATABASE_HOST, dns_names=names, days=365)))
+    return made
 
 
 def overlay_secrets(overlay: str, namespace: str) -> list[dict[str, Any]]:
     """The Secrets the overlay's pods reference, each value drawn from `secrets`."""
     # The webapp signs CSRF tokens with it: 43 URL-safe characters (its minimum is 32).
     items = [secret("webapp", namespace, {"secret-key": secrets.token_urlsafe(32)})]
-    items += tls_secrets(namespace)
+    items += tls_secrets(namespace, postgres=overlay == "postgres")
     if overlay == "postgres":
-        password = secrets.token_hex(24)  # hex: nothing to escape inside the URL
-        url = f"postgresql://{DATABASE}:{password}@{DATABASE_HOST}/{DATABASE}"
-        items.append(secret("postgres", namespace, {"password": password}))
+        # The superuser's (never given to the service) and the service role's; hex: nothing to
+        # escape inside the URL.
+        admin, password = secrets.token_hex(24), secrets.token_hex(24)
+        url = (
+            f"postgresql://{DATABASE}:{password}@{DATABASE_HOST}:5432/{DATABASE}"
+            f"?sslmode=verify-full&sslrootcert={DATABASE_CA_FILE}"
+        )
+        items.append(secret("postgres", namespace, {"password": admin, "app-password": password}))
         items.append(secret("users-database", namespace, {"url": url}))
     return items
 

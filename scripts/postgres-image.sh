@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Prints the PostgreSQL image for compose.scale.yaml as `POSTGRES_IMAGE=...`: the caller's
 # POSTGRES_IMAGE if set; else the official postgres:15-bookworm when present or pullable; else
-# local/postgres:15-bookworm, built once from Debian's postgresql-15 (deploy/images/postgres) on
-# BASE_IMAGE (a Debian bookworm image: scripts/build-inputs.sh picks one). Progress goes to stderr.
+# local/postgres:15-bookworm-<hash of deploy/images/postgres>, built once per version of that
+# folder from Debian's postgresql-15 on BASE_IMAGE (a Debian bookworm image: scripts/build-inputs.sh
+# picks one), so a changed entrypoint is never served by a stale image. Progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 official="postgres:15-bookworm"
-local_image="${LOCAL_POSTGRES_IMAGE:-local/postgres:15-bookworm}"
+context_hash="$(cat deploy/images/postgres/* | sha256sum | cut -c1-12)"
+local_image="${LOCAL_POSTGRES_IMAGE:-local/postgres:15-bookworm-$context_hash}"
 if [[ -z "${POSTGRES_IMAGE:-}" ]]; then
   if docker image inspect "$official" >/dev/null 2>&1 \
     || timeout 120 docker pull --quiet "$official" >/dev/null 2>&1; then

@@ -133,14 +133,21 @@ def _value(overlay: str, variable: dict[str, Any]) -> str:
 
 
 def secret_refs(resources: tuple[Resource, ...]) -> set[tuple[str, str]]:
-    """Every (Secret name, key) a container reads: from its environment, and the files of a
-    Secret volume that its ConfigMap settings name (USERS_TLS_CERT_FILE=/tls/tls.crt...)."""
+    """Every (Secret name, key) a container reads: from its environment, the files of a Secret
+    volume that its ConfigMap settings or its arguments name (USERS_TLS_CERT_FILE=/tls/tls.crt...),
+    and the keys a Secret volume's items pick."""
     refs = set()
     for workload in workloads(resources):
         volumes = {
             v["name"]: v["secret"]["secretName"]
             for v in pod_spec(workload).get("volumes", [])
             if "secret" in v
+        }
+        refs |= {  # a Secret volume that projects some keys only
+            (v["secret"]["secretName"], item["key"])
+            for v in pod_spec(workload).get("volumes", [])
+            if "secret" in v
+            for item in v["secret"].get("items", [])
         }
         for spec in all_containers(workload):
             refs |= {
@@ -155,6 +162,8 @@ def secret_refs(resources: tuple[Resource, ...]) -> set[tuple[str, str]]:
                     "data"
                 ].values()
             ]
+            # And the files its arguments name (PostgreSQL's -c ssl_key_file=/tls/tls.key).
+            values += [str(arg).rpartition("=")[2] for arg in spec.get("args", [])]
             for mount in spec.get("volumeMounts", []):
                 if mount["name"] in volumes:
                     prefix = mount["mountPath"].rstrip("/") + "/"

@@ -107,12 +107,16 @@ def test_database_url_carries_the_password_postgres_is_given() -> None:
     secrets = {s["metadata"]["name"]: s["stringData"] for s in generated_secrets("postgres")}
     url = urlsplit(secrets["users-database"]["url"])
     assert url.scheme == "postgresql"
-    assert url.password == secrets["postgres"]["password"]
+    # The service's own role (POSTGRES_APP_*), not the superuser (POSTGRES_USER).
+    assert url.password == secrets["postgres"]["app-password"]
+    assert url.password != secrets["postgres"]["password"]
     (container,) = find(resources, "StatefulSet", "postgres")["spec"]["template"]["spec"][
         "containers"
     ]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert url.username == env["POSTGRES_USER"]
+    assert url.username == env["POSTGRES_APP_USER"] != env["POSTGRES_USER"]
+    app_password = next(e for e in container["env"] if e["name"] == "POSTGRES_APP_PASSWORD")
+    assert app_password["valueFrom"]["secretKeyRef"] == {"name": "postgres", "key": "app-password"}
     assert url.path == f"/{env['POSTGRES_DB']}"
     service = find(resources, "Service", url.hostname or "")
     assert url.port in {p["port"] for p in service["spec"]["ports"]}

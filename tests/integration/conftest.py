@@ -174,6 +174,7 @@ def scaled_stack() -> Iterator[Stack]:
         (COMPOSE_FILE, SCALE_FILE),
         POSTGRES_IMAGE=postgres_image,
         POSTGRES_PASSWORD=secrets.token_urlsafe(24),
+        POSTGRES_APP_PASSWORD=secrets.token_urlsafe(24),
     ) as stack:
         yield stack
 

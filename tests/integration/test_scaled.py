@@ -114,6 +114,60 @@ def test_every_replica_serves_from_postgres(scaled_stack: Stack) -> None:
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+# Run inside a users replica: its own store settings (USERS_DATABASE_URL, the service's connection
+# defaults), one connection as the service makes them.
+OWN_CONNECTION = """
+import asyncio, json, os, psycopg
+from users_service.store.postgres import conninfo
+QUERIES = {
+    "ssl": "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    "rolsuper": "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+    "user": "SELECT current_user",
+    "statement_timeout": "SHOW statement_timeout",
+    "lock_timeout": "SHOW lock_timeout",
+    "idle_in_transaction_session_timeout": "SHOW idle_in_transaction_session_timeout",
+}
+async def main():
+    url = conninfo(os.environ["USERS_DATABASE_URL"])
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        found = {}
+        for name, query in QUERIES.items():
+            found[name] = (await (await conn.execute(query)).fetchone())[0]
+    print(json.dumps(found))
+asyncio.run(main())
+"""
+USERS_CONNECTIONS = (
+    "SELECT count(*), bool_and(s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
+    " WHERE a.usename = 'users'"
+)
+
+
+def test_every_replica_talks_to_postgres_over_tls_as_a_role_that_is_no_superuser(
+    scaled_stack: Stack,
+) -> None:
+    for container_id in scaled_stack.containers("users"):
+        result = run(["docker", "exec", container_id, "python", "-c", OWN_CONNECTION])
+        assert json.loads(result.stdout) == {
+            "ssl": True,
+            "rolsuper": False,
+            "user": "users",
+            "statement_timeout": "10s",
+            "lock_timeout": "5s",
+            "idle_in_transaction_session_timeout": "2s",
+        }
+    # And the server's view: every connection of the service's role (pools, probes, feeds) is TLS.
+    postgres = scaled_stack.container("postgres")
+    command = ["psql", "--username=postgres", "--dbname=users", "-At", "-c", USERS_CONNECTIONS]
+    count, all_tls = run(["docker", "exec", postgres, *command]).stdout.strip().split("|")
+    assert int(count) >= REPLICAS
+    assert all_tls == "t"
+    # And plaintext over TCP is refused before any password is asked for (pg_hba.conf).
+    plaintext = "host=127.0.0.1 sslmode=disable user=users dbname=users"
+    refused = run(["docker", "exec", postgres, "psql", plaintext, "-c", "SELECT 1"], check=False)
+    assert refused.returncode != 0
+    assert "no encryption" in refused.stderr
+
+
 def test_the_webapp_spreads_calls_over_every_replica(
     scaled_stack: Stack, http: httpx.Client, unique: str
 ) -> None:
@@ -324,7 +378,7 @@ async def test_stopping_a_replica_mid_burst_through_the_webapp_fails_no_request(
     assert burst.counts() == {"created": total}, statuses
     assert inspect(running[0])["State"]["ExitCode"] == 0
     names = [f"{prefix}{i:05}" for i in range(total)]
-    with grpc.insecure_channel(replica_target(running[1])) as channel:
+    with tls_channel(replica_target(running[1])) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)
         found = list(users.GetUsers(users_pb2.GetUsersRequest(usernames=names), timeout=60))
     assert sorted(user.username for user in found) == names

@@ -49,8 +49,9 @@ class PostgresServer:
         >>> server.stop()
     """
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, tls: tuple[bytes, bytes] | None = None) -> None:
         self._bindir = bindir
+        self._tls = tls  # (certificate PEM, key PEM): ssl=on with them
         # Not under pytest's tmp dirs: those are root-only (0700), and postgres must reach it.
         self.directory = Path(tempfile.mkdtemp(prefix="userstack-pg-"))
         self.port = free_port()
@@ -90,11 +91,24 @@ class PostgresServer:
                     "-c", f"unix_socket_directories={self.directory}",
                     "-c", "fsync=off", "-c", "synchronous_commit=off",
                     "-c", "full_page_writes=off", "-c", "max_connections=200",
+                    *self._ssl_options(),
                 ],
                 stdout=log,
                 stderr=log,
             )  # fmt: skip
         self._wait_ready()
+
+    def _ssl_options(self) -> list[str]:
+        if self._tls is None:
+            return []
+        cert, key = self.directory / "server.pem", self.directory / "server.key"
+        cert.write_bytes(self._tls[0])
+        key.write_bytes(self._tls[1])
+        key.chmod(0o600)  # PostgreSQL refuses a key that others may read
+        if self._as_postgres:
+            for path in (cert, key):
+                shutil.chown(path, "postgres", "postgres")
+        return ["-c", "ssl=on", "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}"]
 
     @staticmethod
     def _stop_with_us() -> list[str]:
@@ -119,9 +133,9 @@ class PostgresServer:
             else:
                 return
 
-    def url(self, database: str) -> str:
+    def url(self, database: str, user: str = USER, password: str = PASSWORD) -> str:
         """A postgresql:// URL (with the password) for one database of this server."""
-        return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{database}"
 
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         """An autocommit connection to the `postgres` database, for setup and faults."""
