@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,22 @@ def docker_time(raw: str) -> datetime:
     """Parses Docker's RFC 3339 times (nanoseconds, `Z`) into an aware datetime."""
     trimmed = re.sub(r"(\.\d{6})\d+", r"\1", raw).replace("Z", "+00:00")
     return datetime.fromisoformat(trimmed)
+
+
+def drain_began(log: str) -> datetime:
+    """When the last drain in a service's log began: its "...draining" line's time."""
+    times = [
+        datetime.fromisoformat(entry["time"])
+        for entry in (json.loads(line) for line in log.splitlines() if line.startswith("{"))
+        if str(entry.get("message", "")).endswith("draining")
+    ]
+    assert times, f"no draining line in:\n{log}"
+    return times[-1]
+
+
+def wall_time(moment: float) -> datetime:
+    """A time.time() as an aware datetime, to compare with drain_began()."""
+    return datetime.fromtimestamp(moment, UTC)
 
 
 @dataclass

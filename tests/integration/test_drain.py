@@ -11,7 +11,7 @@ import httpx
 from testkit.bursts import run_burst
 from users.v1 import users_pb2, users_pb2_grpc
 
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, client_credentials, drain_began, wall_time
 
 TOTAL = 10_000
 CONCURRENCY = 256
@@ -48,7 +48,7 @@ def docker_stop(stack: Stack, service: str) -> subprocess.Popen[bytes]:
 
 async def stored(stack: Stack, usernames: list[str]) -> dict[str, int]:
     """The users among `usernames` that exist, with their ids."""
-    async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
+    async with grpc.aio.secure_channel(stack.grpc_target, client_credentials()) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         found: dict[str, int] = {}
         for start in range(0, len(usernames), 1000):
@@ -62,7 +62,7 @@ async def test_docker_stop_of_users_mid_burst_ends_every_call_ok_or_unavailable(
     stack: Stack, unique: str
 ) -> None:
     stopping: list[subprocess.Popen[bytes]] = []
-    async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
+    async with grpc.aio.secure_channel(stack.grpc_target, client_credentials()) as channel:
         creates = Creates(channel, f"d{unique[:8]}")
         burst = await run_burst(
             TOTAL,
@@ -79,12 +79,15 @@ async def test_docker_stop_of_users_mid_burst_ends_every_call_ok_or_unavailable(
         for line in (logs.stdout + logs.stderr).splitlines()
         if any(f'"message": "{m}"' in line for m in ("draining", "stopping", "stopped"))
     ]
+    began = drain_began(logs.stdout + logs.stderr)
     stack.compose("start", "users")
     stack.wait_health("users", "healthy")
     counts = burst.counts()
     print(f"\ndocker stop users mid-burst: {dict(counts)}, in flight {burst.in_flight_at_hook}")
     print("\n".join(drain_lines[-3:]))
     assert exit_code == 0
+    # The stop overlapped the burst: the drain began before its last call ended.
+    assert began < wall_time(burst.ended_at), (began, wall_time(burst.ended_at))
     assert set(counts) <= {"OK", "UNAVAILABLE"}, counts
     assert counts["OK"] >= TOTAL * 3 // 10
     assert counts["UNAVAILABLE"] > 0
@@ -94,7 +97,7 @@ async def test_docker_stop_of_users_mid_burst_ends_every_call_ok_or_unavailable(
     names = [creates.request(i).username for i in range(TOTAL)]
     found = await stored(stack, names)
     assert {names[i]: creates.created[i] for i in burst.indices("OK")} == found
-    async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
+    async with grpc.aio.secure_channel(stack.grpc_target, client_credentials()) as channel:
         retries = Creates(channel, creates.prefix)
         refused = burst.indices("UNAVAILABLE")
         retried = await run_burst(len(refused), CONCURRENCY, lambda n: retries(refused[n]))
@@ -134,6 +137,8 @@ async def test_docker_stop_of_the_webapp_mid_burst_fails_no_request_after_it_sta
         )
     assert await asyncio.to_thread(stopping[0].wait, 60) == 0
     exit_code = stack.inspect("webapp")["State"]["ExitCode"]
+    logs = stack.run_docker("logs", stack.container("webapp"))
+    began = drain_began(logs.stdout + logs.stderr)
     stack.compose("start", "webapp")
     stack.wait_health("webapp", "healthy")
     names = [f"{prefix}{i:05}" for i in range(HTTP_TOTAL)]
@@ -147,6 +152,8 @@ async def test_docker_stop_of_the_webapp_mid_burst_fails_no_request_after_it_sta
     }
     print(f"\ndocker stop webapp mid-burst: {counts}, raw {dict(burst.counts())}")
     assert exit_code == 0
+    # The stop overlapped the burst: the drain began before its last request ended.
+    assert began < wall_time(burst.ended_at), (began, wall_time(burst.ended_at))
     assert counts["failed_after_start"] == 0, (counts, burst.counts())
     assert counts["completed"] >= HTTP_TOTAL * 3 // 10
     assert {names[i] for i in burst.indices("completed")} <= found.keys()

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from testkit.bursts import run_burst
 from users.v1 import users_pb2, users_pb2_grpc
 
-from tests.integration.stack import Stack, docker_time, run, tls_channel
+from tests.integration.stack import Stack, docker_time, drain_began, run, tls_channel, wall_time
 
 REPLICAS = 3
 USERS_SERVICE = "users.v1.UserService"
@@ -377,6 +377,10 @@ async def test_stopping_a_replica_mid_burst_through_the_webapp_fails_no_request(
     print(f"\nreplica stopped mid-burst through the webapp: {dict(statuses)}")
     assert burst.counts() == {"created": total}, statuses
     assert inspect(running[0])["State"]["ExitCode"] == 0
+    # The stop overlapped the burst: the replica began draining before the last request ended.
+    victim_log = run(["docker", "logs", running[0]])
+    began = drain_began(victim_log.stdout + victim_log.stderr)
+    assert began < wall_time(burst.ended_at), (began, wall_time(burst.ended_at))
     names = [f"{prefix}{i:05}" for i in range(total)]
     with tls_channel(replica_target(running[1])) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)

@@ -1,43 +1,29 @@
-"""The shape of a log line under the service's logging: the webapp writes the same keys."""
+"""The shape of the real service's log lines: the webapp writes the same keys (testkit.logs)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from collections.abc import Callable
 
-# The same list is asserted by services/webapp/tests/test_log_shape.py: one shape for both.
-LINE_WITH_AN_EXCEPTION = ["time", "level", "logger", "message", "request_id", "exception"]
+import psycopg
+from testkit.logs import EXCEPTION, assert_line_shape
 
-# Logging as `python -m users_service` configures it, then what calls.py logs for a handler's
-# bug in a call, then a line outside any call. A process of its own: it takes over the root logger.
-_PROGRAM = """
-import logging
-from plumbing.logs import configure_logging
-from plumbing.request_ids import request_id_var
-configure_logging("INFO")
-request_id_var.set("req-7")
-try:
-    raise ValueError("a bug in a handler")
-except ValueError as error:
-    logging.getLogger("users_service.calls").error("unhandled error in %s", "/m", exc_info=error)
-request_id_var.set("")
-logging.getLogger("users_service.server").info("stopped")
-"""
+from .conftest import ServerProcess
 
 
-def test_an_error_in_a_call_logs_the_webapps_keys_with_the_traceback_under_exception() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _PROGRAM], capture_output=True, text=True, timeout=30, check=True
-    )
-    error, outside = (json.loads(line) for line in result.stderr.splitlines())
-    assert list(error) == LINE_WITH_AN_EXCEPTION
+def test_an_error_outside_a_call_logs_the_shared_keys_with_the_traceback_last(
+    spawn_server: Callable[..., ServerProcess], postgres_url: str
+) -> None:
+    server = spawn_server(postgres_url)
+    listening = assert_line_shape(server.wait_for_log(r'"message": "listening"'))
+    assert listening["request_id"] is None
+    # A notification on the change feed's channel that is not a change: the feed logs it with
+    # its traceback and goes on (users_service/store/postgres_changes.py).
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify('users_changes', 'not a change')")
+    error = assert_line_shape(server.wait_for_log(r"ignored a malformed"), exception=True)
     assert (error["level"], error["logger"], error["request_id"]) == (
         "ERROR",
-        "users_service.calls",
-        "req-7",
+        "users_service.store.postgres_changes",
+        None,
     )
-    assert error["exception"].startswith("Traceback (most recent call last):")
-    assert error["exception"].endswith("ValueError: a bug in a handler")
-    assert list(outside) == LINE_WITH_AN_EXCEPTION[:-1]
-    assert outside["request_id"] is None
+    assert error[EXCEPTION].endswith("JSONDecodeError: Expecting value: line 1 column 1 (char 0)")

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 
 import pytest
-from plumbing.runtime import EXPERIMENTS_VARIABLE, tune_grpc_core
+from plumbing.runtime import EXPERIMENTS_VARIABLE
 from plumbing.runtime import SERVER_EXPERIMENTS as EXPERIMENTS
 from testkit.processes import thread_policies
 from users_service.config import ConfigError, Settings
@@ -19,13 +19,6 @@ from .conftest import ServerProcess
 def listening_line(proc: ServerProcess) -> dict[str, object]:
     line: dict[str, object] = json.loads(proc.wait_for_log(r'"message": "listening"'))
     return line
-
-
-def test_an_operators_setting_wins_even_an_empty_one() -> None:
-    assert tune_grpc_core(EXPERIMENTS, {}) == EXPERIMENTS
-    assert tune_grpc_core(EXPERIMENTS, {EXPERIMENTS_VARIABLE: ""}) == ""
-    operators = {EXPERIMENTS_VARIABLE: "-event_engine_client"}
-    assert tune_grpc_core(EXPERIMENTS, operators) == "-event_engine_client"
 
 
 @pytest.mark.slow

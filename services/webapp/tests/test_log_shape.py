@@ -1,49 +1,43 @@
-"""The shape of a log line under the webapp's logging: the users service writes the same keys."""
+"""The shape of the real webapp's log lines: the users service writes the same keys (testkit.logs).
+
+The webapp has no path that logs a traceback short of a bug (a route's, a peer's malformed rich
+status): the users service's suite checks the traceback under "exception"; here, a normal line,
+a request's line and an error line of `python -m webapp`.
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
+import socket
 import sys
 
-# The same list is asserted by services/users/tests/test_log_shape.py: one shape for both.
-LINE_WITH_AN_EXCEPTION = ["time", "level", "logger", "message", "request_id", "exception"]
+import httpx
+from testkit.logs import assert_line_shape
+from testkit.processes import LoggedProcess
 
-# Logging as `python -m webapp` configures it, then what the request middleware logs for a
-# route's bug, then uvicorn's record of an application error (its message again in colour as an
-# extra). A process of its own: it takes over the root logger and uvicorn's loggers.
-_PROGRAM = """
-import logging
-from plumbing.logs import configure_logging
-from plumbing.request_ids import request_id_var
-from webapp.__main__ import UVICORN_LOGGERS
-configure_logging("INFO", reroute=UVICORN_LOGGERS)
-request_id_var.set("req-7")
-try:
-    raise ValueError("a bug in a route")
-except ValueError:
-    logging.getLogger("webapp.access").exception("unhandled error on %s %s", "GET", "/")
-request_id_var.set("")
-try:
-    raise RuntimeError("an ASGI application failed")
-except RuntimeError:
-    extra = {"color_message": "\\x1b[31mException\\x1b[0m in ASGI application"}
-    logging.getLogger("uvicorn.error").exception("Exception in ASGI application", extra=extra)
-"""
+from .conftest import Webapp
 
 
-def test_an_error_in_a_request_logs_the_users_keys_with_the_traceback_under_exception() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _PROGRAM], capture_output=True, text=True, timeout=30, check=True
-    )
-    error, uvicorn = (json.loads(line) for line in result.stderr.splitlines())
-    assert list(error) == LINE_WITH_AN_EXCEPTION
-    assert (error["level"], error["logger"], error["request_id"]) == (
-        "ERROR",
+def test_a_request_and_the_lines_around_it_have_the_shared_keys(webapp: Webapp) -> None:
+    httpx.get(f"{webapp.url}/healthz", headers={"x-request-id": "req-7"}, timeout=10)
+    started = assert_line_shape(webapp.process.wait_for_line("Application startup complete"))
+    assert (started["logger"], started["request_id"]) == ("uvicorn.error", None)
+    access = assert_line_shape(webapp.process.wait_for_line('"request_id": "req-7"'))
+    assert (access["logger"], access["message"].split()[:2]) == (
         "webapp.access",
-        "req-7",
+        ["GET", "/healthz"],
     )
-    assert error["exception"].startswith("Traceback (most recent call last):")
-    assert error["exception"].endswith("ValueError: a bug in a route")
-    assert list(uvicorn) == LINE_WITH_AN_EXCEPTION
-    assert (uvicorn["logger"], uvicorn["request_id"]) == ("uvicorn.error", None)
+
+
+def test_a_port_in_use_logs_an_error_line_with_the_shared_keys(webapp: Webapp) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**webapp.env, "WEBAPP_PORT": str(taken.getsockname()[1])}
+        second = LoggedProcess([sys.executable, "-m", "webapp"], env)
+        try:
+            assert second.proc.wait(30) != 0
+        finally:
+            second.stop()
+    error = assert_line_shape(second.wait_for_line('"level": "ERROR"'))
+    assert (error["logger"], error["request_id"]) == ("uvicorn.error", None)
+    assert "address already in use" in error["message"]

@@ -108,8 +108,8 @@ async def test_a_read_no_user_can_match_fails_alone(
     own_users: tuple[Any, FastAPI, httpx.AsyncClient],
 ) -> None:
     _, app, _ = own_users
-    created = await app.state.client.users.CreateUser(users_pb2.CreateUserRequest(username="solo"))
-    reads = app.state.client.reads
+    created = await app.state.gateway.users.CreateUser(users_pb2.CreateUserRequest(username="solo"))
+    reads = app.state.gateway.reads
     results: list[object] = await asyncio.gather(
         reads.user(0), reads.user(created.id), return_exceptions=True
     )

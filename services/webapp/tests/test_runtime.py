@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from plumbing.runtime import CLIENT_EXPERIMENTS as EXPERIMENTS
-from plumbing.runtime import EXPERIMENTS_VARIABLE, tune_grpc_core
+from plumbing.runtime import EXPERIMENTS_VARIABLE
 from testkit.processes import thread_policies
 from webapp.config import ConfigError, Settings
 
@@ -36,11 +36,6 @@ def start_a_channel(environ: dict[str, str]) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         command, env=environ, capture_output=True, text=True, timeout=30, check=False
     )
-
-
-def test_an_operators_setting_wins_even_an_empty_one() -> None:
-    assert tune_grpc_core(EXPERIMENTS, {}) == EXPERIMENTS
-    assert tune_grpc_core(EXPERIMENTS, {EXPERIMENTS_VARIABLE: ""}) == ""
 
 
 @pytest.mark.slow

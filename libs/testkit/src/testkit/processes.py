@@ -113,7 +113,8 @@ P = ParamSpec("P")
 
 @contextmanager
 def stopped_at_exit(start: Callable[P, S]) -> Iterator[Callable[P, S]]:
-    """`start`, wrapped so that all it started is stopped on leaving the block, in start order.
+    """`start`, wrapped so that all it started is stopped on leaving the block, in start order;
+    every one is stopped even if stopping an earlier one raises (the first error is raised after).
 
     Example (a fixture that starts servers and always stops them):
         >>> @pytest.fixture
@@ -131,8 +132,14 @@ def stopped_at_exit(start: Callable[P, S]) -> Iterator[Callable[P, S]]:
     try:
         yield start_and_keep
     finally:
+        errors: list[BaseException] = []
         for item in started:
-            item.stop()
+            try:
+                item.stop()
+            except BaseException as error:  # noqa: BLE001 - stop the rest, then raise it
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
 
 def thread_policies(pid: int) -> set[int]:

@@ -42,12 +42,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.client = UsersGateway(settings)
-        app.state.client.start()
+        app.state.gateway = UsersGateway(settings)
+        app.state.gateway.start()
         try:
             yield
         finally:
-            await app.state.client.close()
+            await app.state.gateway.close()
 
     app = FastAPI(
         title="userstack webapp",

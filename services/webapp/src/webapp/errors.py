@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from plumbing.request_ids import request_id_var
 from starlette.exceptions import HTTPException
 
-from webapp.context import DeadlineSpentError
+from webapp.deadlines import DeadlineSpentError
 from webapp.gateway import UsersServiceError
 
 logger = logging.getLogger(__name__)

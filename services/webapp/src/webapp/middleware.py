@@ -9,7 +9,7 @@ from plumbing.logs import BatchedLog
 from plumbing.request_ids import REQUEST_ID_KEY, new_request_id, request_id_var, well_formed
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from webapp.context import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
+from webapp.deadlines import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
 from webapp.errors import StreamAbortedError, problem
 
 logger = logging.getLogger("webapp.access")

@@ -47,7 +47,7 @@ class Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         logger.info("received %s: draining", signal.Signals(sig).name)
-        client = getattr(self._app.state, "client", None)
+        client = getattr(self._app.state, "gateway", None)
         if client is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(client.stopping.set)
         super().handle_exit(sig, frame)

@@ -9,7 +9,7 @@ from plumbing.request_ids import outgoing_metadata
 from plumbing.tls import TlsFiles
 
 from webapp.config import Settings
-from webapp.context import DeadlineSpentError, remaining_budget
+from webapp.deadlines import DeadlineSpentError, remaining_budget
 
 USERS_SERVICE = "users.v1.UserService"
 

@@ -50,7 +50,7 @@ class UsersGateway:
 
     Every call takes its deadline from the request's budget and carries its request id; every
     failure is a UsersServiceError with its HTTP status (or DeadlineSpentError, from
-    webapp.context, when the request's budget ran out before the call could start).
+    webapp.deadlines, when the request's budget ran out before the call could start).
 
     >>> gateway = UsersGateway(Settings(secret_key="x" * 32))  # doctest: +SKIP
     >>> user = await gateway.get(42)  # doctest: +SKIP

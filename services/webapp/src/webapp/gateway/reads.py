@@ -18,7 +18,7 @@ import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, request_id_var
 from users.v1 import users_pb2, users_pb2_grpc
 
-from webapp.context import DeadlineSpentError, remaining_budget
+from webapp.deadlines import DeadlineSpentError, remaining_budget
 from webapp.gateway.errors import UserNotFoundError
 
 logger = logging.getLogger(__name__)

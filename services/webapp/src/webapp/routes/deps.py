@@ -15,7 +15,7 @@ from webapp.gateway import UsersGateway
 
 def users_gateway(request: Request) -> UsersGateway:
     """The app's users gateway (opened in the lifespan)."""
-    gateway: UsersGateway = request.app.state.client
+    gateway: UsersGateway = request.app.state.gateway
     return gateway
 
 

@@ -1,4 +1,4 @@
-"""Per-request context: the HTTP request's own deadline, in a contextvar (request ids: plumbing)."""
+"""The request's time budget: its own deadline, in a contextvar (request ids: plumbing)."""
 
 from __future__ import annotations
 
