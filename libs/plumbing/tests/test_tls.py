@@ -25,6 +25,7 @@ from plumbing.tls import (
     server_credentials,
 )
 from testkit.certs import CertificateAuthority, Issued
+from testkit.channels import aio_channel
 
 WHO = "/test.Tls/Who"
 COUNT = "/test.Tls/Count"
@@ -95,13 +96,7 @@ async def serve() -> AsyncIterator[Any]:
 
 
 async def _who(port: int, credentials: Any | None) -> str:
-    target = f"127.0.0.1:{port}"
-    channel = (
-        grpc.aio.insecure_channel(target)
-        if credentials is None
-        else grpc.aio.secure_channel(target, credentials)
-    )
-    async with channel:
+    async with aio_channel(f"127.0.0.1:{port}", credentials) as channel:
         reply: bytes = await channel.unary_unary(WHO)(b"", timeout=5)
     return reply.decode()
 

@@ -19,6 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from testkit.certs import CertificateAuthority, Issued
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.config import ConfigError, Settings, check_transport
 from users_service.server import UsersServer
@@ -87,13 +88,7 @@ def start_tls(start_server: ServerFactory, pki: Pki) -> Callable[..., Any]:
 
 
 async def _create(port: int, credentials: Any | None, name: str) -> users_pb2.User:
-    target = f"127.0.0.1:{port}"
-    channel = (
-        grpc.aio.insecure_channel(target)
-        if credentials is None
-        else grpc.aio.secure_channel(target, credentials)
-    )
-    async with channel:
+    async with aio_channel(f"127.0.0.1:{port}", credentials) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         user: users_pb2.User = await stub.CreateUser(
             users_pb2.CreateUserRequest(username=name), timeout=5
