@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 import re
 
 import pytest
-from plumbing.request_ids import MAX_LENGTH, REQUEST_ID_KEY, from_metadata, well_formed
+from plumbing.request_ids import (
+    MAX_LENGTH,
+    REQUEST_ID_KEY,
+    from_metadata,
+    outgoing_metadata,
+    request_id_var,
+    well_formed,
+)
 
 FRESH = re.compile(r"[0-9a-f]{32}")
 
@@ -36,3 +44,12 @@ def test_without_a_usable_id_a_fresh_one_is_drawn(
     first, second = from_metadata(metadata), from_metadata(metadata)
     assert FRESH.fullmatch(first)
     assert first != second
+
+
+def test_the_current_id_is_passed_on_and_none_outside_a_request() -> None:
+    def inside() -> tuple[tuple[str, str], ...]:
+        request_id_var.set("req-7")
+        return outgoing_metadata()
+
+    assert contextvars.copy_context().run(inside) == ((REQUEST_ID_KEY, "req-7"),)
+    assert contextvars.copy_context().run(outgoing_metadata) == ()
