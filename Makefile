@@ -89,32 +89,46 @@ dotenv:
 	@scripts/dotenv.sh
 
 .PHONY: system-deps
-system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugin, chromium, postgresql, debootstrap).
-	scripts/system-deps.sh
+system-deps: .venv/.synced ## Host tools the tests need (the stack's, plus chromium, postgresql, wrk, h2load).
+	scripts/system-deps.sh test
+
+.PHONY: system-deps-run
+system-deps-run: .venv/.synced ## Host tools running the stack needs (compose plugin; debootstrap on Linux).
+	scripts/system-deps.sh run
 
 .PHONY: up
-up: system-deps ## Build and start the stack; returns once every service is healthy.
+up: system-deps-run ## Build and start the stack; returns once every service is healthy.
 	scripts/stack-up.sh
 
 .PHONY: up-scaled
-up-scaled: system-deps ## The scaled variant: REPLICAS users replicas (default 3) on PostgreSQL.
+up-scaled: system-deps-run ## The scaled variant: REPLICAS users replicas (default 3) on PostgreSQL.
 	scripts/stack-up.sh --scaled $(REPLICAS)
 
 .PHONY: down
 down: dotenv ## Stop the stack, either variant (the database volumes are kept).
 	$(COMPOSE_ANY) down --remove-orphans
 
+.PHONY: backup
+backup: dotenv ## A consistent copy of the running stack's data (either variant) in backups/; prints its path.
+	@python3 scripts/backup.py backup
+
+.PHONY: restore
+restore: dotenv ## Restore FILE=backups/... into the stopped stack (either variant); then `make up`.
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/<file>" >&2; exit 2; }
+	export "$$(scripts/build-inputs.sh | tail -n1)" && export "$$(scripts/postgres-image.sh | tail -n1)" \
+	  && python3 scripts/backup.py restore "$(FILE)"
+
 .PHONY: base-image
-base-image: system-deps ## Build local/python:3.11-bookworm from Debian packages (for engines with no registry).
+base-image: system-deps-run ## Build local/python:3.11-bookworm from Debian packages (engines with no registry; PLATFORM=...).
 	scripts/base-image.sh
 
 .PHONY: wheelhouse
-wheelhouse: .venv/.synced ## Download the images' wheels from uv.lock into wheelhouse/ (offline image builds).
-	scripts/wheelhouse.sh
+wheelhouse: .venv/.synced ## Download the images' wheels for the engine's CPU (or PLATFORM's) into wheelhouse/.
+	python3 scripts/wheelhouse.py
 
 .PHONY: images
-images: system-deps ## Build both images from the one Dockerfile (userstack/users:dev, userstack/webapp:dev), not started.
-	export "$$(scripts/build-inputs.sh | tail -n1)" && WEBAPP_SECRET_KEY=$${WEBAPP_SECRET_KEY:-builds-never-read-it} docker compose build
+images: system-deps-run ## Build both images (userstack/{users,webapp}:dev); PLATFORM=linux/arm64: emulated, :dev-arm64.
+	scripts/images.sh
 
 .PHONY: logs
 logs: dotenv ## Follow the stack's logs.

@@ -8,11 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 official="postgres:15-bookworm"
-context_hash="$(cat deploy/images/postgres/* | sha256sum | cut -c1-12)"
+# sha256 in Python: macOS ships no sha256sum.
+context_hash="$(cat deploy/images/postgres/* \
+  | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])')"
 local_image="${LOCAL_POSTGRES_IMAGE:-local/postgres:15-bookworm-$context_hash}"
 if [[ -z "${POSTGRES_IMAGE:-}" ]]; then
   if docker image inspect "$official" >/dev/null 2>&1 \
-    || timeout 120 docker pull --quiet "$official" >/dev/null 2>&1; then
+    || python3 scripts/bounded.py 120 docker pull --quiet "$official" >/dev/null 2>&1; then
     POSTGRES_IMAGE="$official"
   else
     POSTGRES_IMAGE="$local_image"
