@@ -150,6 +150,12 @@ k8s-secrets: dev ## Create the Secrets deploy/overlays/$(OVERLAY) needs, random,
 	kubectl apply -f deploy/base/namespace.yaml
 	$(RUN) python scripts/k8s_secrets.py $(OVERLAY) | kubectl create -f -
 
+# Not in `test`: the emulated build takes many minutes on x86-64 (docs/platforms.md).
+.PHONY: test-arm64
+test-arm64: dev ## arm64 under qemu: build both images for linux/arm64 (:dev-arm64), run the users one.
+	scripts/system-deps.sh arm64
+	$(RUN) pytest tests/arm64
+
 .PHONY: test-integration
 test-integration: dev system-deps ## Spin the stack up with testcontainers and test it from outside.
 	$(RUN) pytest tests/integration
