@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from testkit.ports import free_port
 from users.v1 import users_pb2, users_pb2_grpc
 
@@ -28,6 +29,7 @@ WRITERS = 4
 WARM_WRITES = 100
 SAMPLE = 25
 TIMEOUT = 10
+STACK_SECONDS = 1200
 
 
 class Writers:
@@ -149,6 +151,7 @@ def sqlite_usernames(path: Path) -> set[str]:
         conn.close()
 
 
+@pytest.mark.timeout(STACK_SECONDS)  # a second stack starts, on the same images
 def test_sqlite_backup_under_load_restores_into_a_fresh_stack(stack: Stack, tmp_path: Path) -> None:
     path, before, during = backup_under_load(stack, stack.grpc_target, tmp_path)
 
@@ -204,6 +207,9 @@ def dump_usernames(stack: Stack, dump: Path) -> set[str]:
     return {row.split("\t")[column] for row in rows}
 
 
+@pytest.mark.timeout(
+    STACK_SECONDS
+)  # its module's first use of the scaled stack builds and starts it
 def test_postgres_backup_under_load_restores_into_a_fresh_stack(
     scaled_stack: Stack, tmp_path: Path
 ) -> None:
