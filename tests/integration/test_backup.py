@@ -127,6 +127,15 @@ def fresh_project(stack: Stack, name: str) -> Iterator[Stack]:
         fresh.compose("down", "--volumes", "--remove-orphans")
 
 
+def up(stack: Stack, *args: str) -> None:
+    """compose up --wait on the stack's images; the services' logs in the error when it fails."""
+    try:
+        stack.compose("up", "--wait", "--no-build", *args, timeout=600)
+    except AssertionError as error:
+        logs = stack.compose("logs", "--no-color", "--tail", "60").stdout
+        raise AssertionError(f"{error}\n{logs}") from None
+
+
 def volumes(project: str) -> list[str]:
     listing = run(
         ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"]
@@ -165,7 +174,7 @@ def test_sqlite_backup_under_load_restores_into_a_fresh_stack(stack: Stack, tmp_
         said = backup_script(fresh.env, "restore", str(path))
         assert f"restored {len(in_backup)} users" in said
         assert volumes(fresh.project) == [f"{fresh.project}_users-data"]
-        fresh.compose("up", "--wait", "--no-build", timeout=600)
+        up(fresh)
         assert_serves_the_same(stack.grpc_target, fresh.grpc_target, in_backup)
 
 
@@ -227,7 +236,7 @@ def test_postgres_backup_under_load_restores_into_a_fresh_stack(
         assert f"restored {len(in_backup)} users into postgres" in said
         assert "kept as" not in said  # a new database: nothing replaced
         assert f"{fresh.project}_postgres-data" in volumes(fresh.project)
-        fresh.compose("up", "--wait", "--no-build", "--scale", "users=1", timeout=600)
+        up(fresh, "--scale", "users=1")
         assert_serves_the_same(source, first_replica(fresh), in_backup)
 
 
@@ -240,7 +249,7 @@ def test_restore_over_a_database_with_users_keeps_them_in_a_backup(
     try:
         said = backup_script(scaled_stack.env, "restore", str(dump))
     finally:
-        scaled_stack.compose("up", "--wait", "--no-build", timeout=600)
+        up(scaled_stack)
     kept = Path(said.rpartition("kept as ")[2].strip())
     assert kept.is_file()
     assert kept != dump
