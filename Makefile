@@ -115,8 +115,7 @@ backup: dotenv ## A consistent copy of the running stack's data (either variant)
 .PHONY: restore
 restore: dotenv ## Restore FILE=backups/... into the stopped stack (either variant); then `make up`.
 	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/<file>" >&2; exit 2; }
-	export "$$(scripts/build-inputs.sh | tail -n1)" && export "$$(scripts/postgres-image.sh | tail -n1)" \
-	  && python3 scripts/backup.py restore "$(FILE)"
+	@python3 scripts/backup.py restore "$(FILE)"
 
 .PHONY: base-image
 base-image: system-deps-run ## Build local/python:3.11-bookworm from Debian packages (engines with no registry; PLATFORM=...).

@@ -124,6 +124,18 @@ def restore(path: Path) -> str:
     raise BackupError(f"{path}: neither a SQLite copy nor a pg_dump custom-format file")
 
 
+def build_input(script: str) -> None:
+    """Exports the KEY=value a build-input script prints last, unless the caller set KEY.
+
+    compose needs BASE_IMAGE (and POSTGRES_IMAGE) to name the images `make up` built; on an
+    engine with no registry their defaults would be pulled.
+    """
+    key = {"build-inputs.sh": "BASE_IMAGE", "postgres-image.sh": "POSTGRES_IMAGE"}[script]
+    if not os.environ.get(key):
+        line = run([str(ROOT / "scripts" / script)]).stdout.decode().strip().splitlines()[-1]
+        os.environ[key] = line.partition("=")[2]
+
+
 def refuse_if_serving() -> None:
     if "users" in running():
         raise BackupError("the users service is running: stop the stack first (`make down`)")
@@ -132,6 +144,7 @@ def refuse_if_serving() -> None:
 def restore_sqlite(path: Path) -> str:
     """users-backup restore in a one-off users container on the stack's volume (made if gone)."""
     refuse_if_serving()
+    build_input("build-inputs.sh")
     command = compose(SQLITE_FILES, "run", "--rm", "--no-deps", "-T", "users")
     command += ["users-backup", "restore", SQLITE_DATABASE, "-"]
     with open(path, "rb") as source:
@@ -145,6 +158,8 @@ def restore_postgres(path: Path) -> str:
     A database that already holds users is dumped first, into the backup directory.
     """
     refuse_if_serving()
+    build_input("build-inputs.sh")
+    build_input("postgres-image.sh")
     run(compose(POSTGRES_FILES, "up", "--detach", "--wait", "--no-build", "postgres"))
     try:
         said = []
@@ -163,12 +178,14 @@ def restore_postgres(path: Path) -> str:
 
 def postgres_users() -> int:
     """How many users the stack's database holds (0 before the service made its tables)."""
-    query = (
-        "SELECT CASE WHEN to_regclass('public.users') IS NULL THEN 0"
-        " ELSE (SELECT count(*) FROM users) END"
-    )
-    command = compose(POSTGRES_FILES, "exec", "-T", "postgres", "psql", *PG, "-Atc", query)
-    return int(run(command).stdout.decode().strip())
+
+    def psql(query: str) -> str:
+        command = compose(POSTGRES_FILES, "exec", "-T", "postgres", "psql", *PG, "-Atc", query)
+        return run(command).stdout.decode().strip()
+
+    if psql("SELECT to_regclass('public.users') IS NULL") == "t":
+        return 0
+    return int(psql("SELECT count(*) FROM users"))
 
 
 def main(argv: list[str] | None = None) -> int:
