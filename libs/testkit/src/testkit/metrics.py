@@ -15,7 +15,7 @@ def scrape(port: int, host: str = "127.0.0.1") -> Samples:
 
     Example:
         >>> samples = scrape(9464)  # doctest: +SKIP
-        >>> value(samples, "grpc_server_call_started_total", grpc_method="users.v1.UserService/GetUser")
+        >>> value(samples, "grpc_server_call_started_total", grpc_method="users.v1.UserService/X")
         3.0
     """
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as reply:
