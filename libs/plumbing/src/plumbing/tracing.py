@@ -9,19 +9,19 @@ Trace context travels as W3C `traceparent`/`tracestate`, in HTTP headers and gRP
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Tracer",
     "Tracing",
     "configure",
+    "end_rpc_span",
     "log_fields",
     "parent_from",
     "traceparent_of",
@@ -41,7 +42,12 @@ TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _propagator = TraceContextTextMapPropagator()
-_string = json.encoder.encode_basestring_ascii
+# The codes a server span marks as errors (OpenTelemetry's RPC conventions): the others are the
+# client's doing (NOT_FOUND, INVALID_ARGUMENT...) and leave the server's span unset.
+_SERVER_ERRORS = frozenset(
+    {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+)
+_CODE_NUMBERS = {code.name: code.value[0] for code in grpc.StatusCode}
 
 
 @dataclass
@@ -79,6 +85,15 @@ def parent_from(pairs: Iterable[tuple[str, Any]]) -> Context | None:
     return _propagator.extract(carrier)
 
 
+def end_rpc_span(span: Span, code: str, *, server: bool) -> None:
+    """Ends a gRPC call's span with its status code (a grpc.StatusCode name): every failure is
+    an error on the client's side, only the server's own failures on the server's."""
+    span.set_attribute("rpc.grpc.status_code", _CODE_NUMBERS.get(code, 2))
+    if code != "OK" and (not server or code in _SERVER_ERRORS):
+        span.set_status(Status(StatusCode.ERROR, code))
+    span.end()
+
+
 def traceparent_of(span: Span) -> tuple[str, str] | None:
     """The W3C traceparent metadata entry that makes `span` the parent of the callee's spans."""
     context = span.get_span_context()
@@ -93,10 +108,7 @@ def log_fields(span: Span) -> str:
     context = span.get_span_context()
     if not context.is_valid:
         return ""
-    return (
-        f', "trace_id": {_string(format(context.trace_id, "032x"))},'
-        f' "span_id": {_string(format(context.span_id, "016x"))}'
-    )
+    return f', "trace_id": "{context.trace_id:032x}", "span_id": "{context.span_id:016x}"'
 
 
 def current_ids() -> tuple[str, str] | None:

@@ -15,14 +15,14 @@ from typing import Any
 import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 from plumbing.tls import peer_identity
-from plumbing.tracing import Tracer, log_fields
+from plumbing.tracing import Tracer, end_rpc_span, log_fields
 
 from users_service.drain import LameDuck
 from users_service.registration import WrappingServer
 from users_service.rpc_log import RpcLog
 from users_service.status import MAPPED_ERRORS, abort_with
 from users_service.stream_headers import send_request_id, sends_headers_itself
-from users_service.telemetry import ServerMetrics, end_span, server_span
+from users_service.telemetry import ServerMetrics, server_span
 
 logger = logging.getLogger(__name__)
 rpc_log = RpcLog(logger)
@@ -104,7 +104,7 @@ class _Call:
         if self._metrics is not None:
             self._metrics.calls.ended(self._method, code, seconds)
         if self._span is not None:
-            end_span(self._span, code)
+            end_rpc_span(self._span, code, server=True)
 
     def _outcome(self, error: BaseException) -> str:
         if isinstance(error, GeneratorExit):

@@ -11,10 +11,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 from plumbing.metrics import (
     DURATION_BUCKETS,
     CallMetrics,
@@ -26,12 +24,6 @@ from plumbing.metrics import (
 )
 from plumbing.tracing import Span, SpanKind, Tracer, parent_from
 
-# The codes a server span marks as errors (OpenTelemetry's RPC conventions): the others are the
-# client's doing (NOT_FOUND, INVALID_ARGUMENT...) and leave the span unset.
-_SERVER_ERRORS = frozenset(
-    {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
-)
-_CODE_NUMBERS = {code.name: code.value[0] for code in grpc.StatusCode}
 COMMIT_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -98,14 +90,6 @@ def server_span(tracer: Tracer, method: str, metadata: Sequence[tuple[str, Any]]
     )
     otel_context.attach(trace.set_span_in_context(span))
     return span
-
-
-def end_span(span: Span, code: str) -> None:
-    """Ends a call's server span with its status code."""
-    span.set_attribute("rpc.grpc.status_code", _CODE_NUMBERS.get(code, 2))
-    if code in _SERVER_ERRORS:
-        span.set_status(Status(StatusCode.ERROR, code))
-    span.end()
 
 
 _STORE_OPERATIONS = (
