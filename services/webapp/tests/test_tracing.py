@@ -37,7 +37,7 @@ class ReceivedSpan:
     parent_id: str
 
 
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     """An OTLP/gRPC trace receiver (opentelemetry-proto's service definition): keeps every span."""
 
     def __init__(self) -> None:
@@ -76,7 +76,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[mis
 def receiver() -> Iterator[tuple[Receiver, int]]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     receiver = Receiver()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield receiver, port
