@@ -20,6 +20,7 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v wrk >/dev/null || missing+=(wrk)  # make bench
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v h2load >/dev/null || missing+=(nghttp2-client)  # make bench: h2load
+command -v promtool >/dev/null || missing+=(prometheus)  # test: promtool test rules (issue 17)
 if ((${#missing[@]})); then
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "installing from Debian: ${missing[*]}"
