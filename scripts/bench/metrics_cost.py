@@ -57,7 +57,9 @@ def prometheus_client_labels() -> Callable[[], None]:
 
 
 def otel_sdk() -> Callable[[], None]:
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader  # noqa: PLC0415
+    from opentelemetry.exporter.prometheus import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        PrometheusMetricReader,
+    )
     from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
 
     provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
