@@ -88,7 +88,8 @@ def serve(address: str, registry: CollectorRegistry) -> MetricsEndpoint:
 class CallMetrics:
     """gRPC call metrics after grpc.io's proposal A66, in Prometheus form (dots to underscores,
     the unit as a suffix): `grpc_{side}_call_duration_seconds{grpc_method, grpc_status}`, and
-    on the server side `grpc_server_call_started_total{grpc_method}` and the calls in flight.
+    on the server side (started/ended) `grpc_server_call_started_total{grpc_method}` and the
+    calls in flight; a client side records with observe() alone.
 
     Methods are a service's registered ones and codes gRPC's 17, so the label sets are bounded.
 
@@ -107,6 +108,10 @@ class CallMetrics:
             registry=registry,
             buckets=DURATION_BUCKETS,
         )
+        self._ended: dict[tuple[str, str], Histogram] = {}
+        self._starting: dict[str, Counter] = {}
+        if side != "server":
+            return  # a client records each call as it ends (observe) only
         self._started = Counter(
             f"grpc_{side}_call_started",
             f"Calls started, by method (A66 grpc.{side}.call.started).",
@@ -118,8 +123,6 @@ class CallMetrics:
             "Calls started and not yet ended.",
             registry=registry,
         )
-        self._ended: dict[tuple[str, str], Histogram] = {}
-        self._starting: dict[str, Counter] = {}
 
     def started(self, method: str) -> float:
         """Counts a call of `method` (its path, /package.Service/Method) as started; returns
