@@ -135,11 +135,11 @@ def _instrumented(
     observe = None if metrics is None else metrics.store_duration.labels(system, operation).observe
     attributes = {"db.system.name": system, "db.operation.name": operation}
 
-    async def timed(*args: Any) -> Any:
+    async def timed(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
             if tracer is None:
-                return await method(*args)
+                return await method(*args, **kwargs)
             with tracer.start_as_current_span(
                 f"store {operation}",
                 kind=SpanKind.CLIENT,
@@ -148,7 +148,7 @@ def _instrumented(
                 record_exception=False,
                 set_status_on_exception=False,
             ):
-                return await method(*args)
+                return await method(*args, **kwargs)
         finally:
             if observe is not None:
                 observe(time.perf_counter() - started)
