@@ -25,6 +25,7 @@ from starlette.types import Scope
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 READ_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 100)
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 class WebappMetrics:
@@ -81,20 +82,25 @@ def route_template(scope: Scope) -> str:
 
 
 def request_span(tracer: Tracer, scope: Scope) -> Span:
-    """A server span for the request, child of its `traceparent` header if any, made current."""
-    headers = ((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
-    span = tracer.start_span(
-        scope["method"],
-        context=parent_from(headers),
-        kind=SpanKind.SERVER,
-        attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+    """A server span for the request, child of its `traceparent` header if any, made current
+    (attributes only on a span that records: see users_service.telemetry.server_span)."""
+    headers = (
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in scope["headers"]
+        if name in _TRACE_HEADERS  # decode those two only
     )
+    span = tracer.start_span(scope["method"], context=parent_from(headers), kind=SpanKind.SERVER)
+    if span.is_recording():
+        span.set_attributes({"http.request.method": scope["method"], "url.path": scope["path"]})
     otel_context.attach(trace.set_span_in_context(span))
     return span
 
 
 def end_request_span(span: Span, scope: Scope, route: str, status: int) -> None:
     """Names the span after its route template and ends it with the response status."""
+    if not span.is_recording():
+        span.end()
+        return
     span.update_name(f"{scope['method']} {route}")
     span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", status)

@@ -36,12 +36,12 @@ def instrument_stub(
 
 
 def _client_span(tracer: Tracer, method: str, kwargs: dict[str, Any]) -> Span:
-    service, _, name = method.rpartition("/")
-    span = tracer.start_span(
-        method,
-        kind=SpanKind.CLIENT,
-        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
-    )
+    """A client span for the call, current span its parent; its traceparent into the metadata
+    (attributes only on a span that records)."""
+    span = tracer.start_span(method, kind=SpanKind.CLIENT)
+    if span.is_recording():
+        service, _, name = method.rpartition("/")
+        span.set_attributes({"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
     entry = traceparent_of(span)
     if entry is not None:
         kwargs["metadata"] = (*(kwargs.get("metadata") or ()), entry)
