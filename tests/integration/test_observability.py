@@ -37,8 +37,13 @@ def test_prometheus_scrapes_every_replica_and_reports_the_traffic_by_method(
     prometheus = f"http://127.0.0.1:{port}"
     prefix = f"o{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=stack.http_url, timeout=10) as http:
+        # The webapp's channel connects to the replicas as it starts: calls wait until it has.
+        ready = time.monotonic() + SCRAPE_WAIT_SECONDS
+        while http.get("/readyz").status_code != 200 and time.monotonic() < ready:
+            time.sleep(0.5)
         for n in range(CREATES):
-            assert http.post("/api/v1/users", json={"username": f"{prefix}-{n}"}).status_code == 201
+            reply = http.post("/api/v1/users", json={"username": f"{prefix}-{n}"})
+            assert reply.status_code == 201, reply.text
 
     deadline = time.monotonic() + SCRAPE_WAIT_SECONDS
     total = -1.0
