@@ -1,4 +1,5 @@
-"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate."""
+"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate,
+and (telemetry.py) the call's metrics and span."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def peer_fields(context: grpc.aio.ServicerContext, agent: str | None, identity: 
 
 
 class _Call:
-    """The life of one call: its request id, its log line, its errors mapped to a status.
+    """The life of one call: its request id, its log line, its errors mapped to a status, its
+    metrics and its server span (each only when on).
 
     The request id goes back in the trailers, in the call's final batch: headers set here would
     be a batch of their own, a costly hand-off per call (docs/performance.md).
