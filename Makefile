@@ -43,7 +43,12 @@ fmt: dev ## Format and autofix with ruff.
 	$(RUN) ruff check --fix .
 
 .PHONY: test
-test: lint test-unit test-integration ## Everything CI runs: lint, types, unit and integration tests.
+test: lint test-unit test-rules test-integration ## Everything CI runs: lint, types, unit and integration tests.
+
+.PHONY: test-rules
+test-rules: system-deps ## promtool: the Prometheus alert and recording rules against series that should and should not fire.
+	promtool check rules deploy/prometheus/rules.yml
+	promtool test rules deploy/prometheus/rules_test.yml
 
 .PHONY: test-unit
 test-unit: dev system-deps ## Service tests (real servers, SQLite files, a PostgreSQL server, Chromium), deploy/ checks.
@@ -81,7 +86,7 @@ bench-quick: dev system-deps ## A one-pass smoke run of `make bench` (under a mi
 # --- the stack (Docker Compose) ----------------------------------------------------------------
 # compose.yaml requires WEBAPP_SECRET_KEY and compose.scale.yaml POSTGRES_PASSWORD and
 # POSTGRES_APP_PASSWORD; the gitignored .env gets random ones once. down/logs/ps name both files, so they see either variant.
-COMPOSE_ANY := docker compose -f compose.yaml -f compose.scale.yaml
+COMPOSE_ANY := docker compose -f compose.yaml -f compose.scale.yaml -f compose.observability.yaml
 REPLICAS ?= 3
 
 .PHONY: dotenv
@@ -103,6 +108,10 @@ up: system-deps-run ## Build and start the stack; returns once every service is 
 .PHONY: up-scaled
 up-scaled: system-deps-run ## The scaled variant: REPLICAS users replicas (default 3) on PostgreSQL.
 	scripts/stack-up.sh --scaled $(REPLICAS)
+
+.PHONY: up-observability
+up-observability: system-deps ## The stack with metrics on and a Prometheus (UI http://localhost:9090); SCALED=N for N replicas.
+	scripts/stack-up.sh --observability $(if $(SCALED),--scaled $(SCALED))
 
 .PHONY: down
 down: dotenv ## Stop the stack, either variant (the database volumes are kept).

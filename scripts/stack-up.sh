@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+observability=""
+if [[ "${1:-}" == "--observability" ]]; then  # make up-observability: compose.observability.yaml
+  observability=1
+  shift
+fi
 replicas=""
 if [[ "${1:-}" == "--scaled" ]]; then
   replicas="${2:?--scaled needs a replica count}"
@@ -23,6 +28,7 @@ if [[ -n "$replicas" ]]; then
   compose+=(-f compose.scale.yaml)
   set -- --scale "users=$replicas" "$@"
 fi
+[[ -n "$observability" ]] && compose+=(-f compose.observability.yaml)
 "${compose[@]}" up --build --wait --remove-orphans "$@"
 
 # What compose used: the environment first, then .env, then compose.yaml's default.
@@ -49,3 +55,6 @@ userstack is up and healthy (built on $BASE_IMAGE):
               -d '{"username": "ada"}' $grpc users.v1.UserService/CreateUser
   logs:     make logs      stop: make down (the database volumes are kept)
 MSG
+if [[ -n "$observability" ]]; then
+  echo "  metrics:  Prometheus UI http://$bind:$(setting USERSTACK_PROMETHEUS_PORT 9090)/ (targets: /targets, alerts: /alerts)"
+fi

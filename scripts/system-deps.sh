@@ -4,7 +4,7 @@
 #                          wheel in .venv), and debootstrap where apt is (the air-gapped base image).
 #   system-deps.sh test    `make test` and `make bench`: run's, plus Debian's chromium (browser
 #                          tests), postgresql (the users tests start their own server from its
-#                          binaries), wrk and h2load (make bench).
+#                          binaries), wrk and h2load (make bench), prometheus (promtool test rules).
 #   system-deps.sh arm64   `make test-arm64`: test's, plus qemu-user-static and binfmt-support, which
 #                          run arm64 binaries in containers (docs/platforms.md).
 # Debian packages need root and apt-get; elsewhere (macOS) they are named, not installed.
@@ -32,6 +32,7 @@ if [[ "$what" == test || "$what" == arm64 ]]; then
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
   command -v wrk >/dev/null || missing+=(wrk)                 # make bench
   command -v h2load >/dev/null || missing+=(nghttp2-client)   # make bench: h2load
+  command -v promtool >/dev/null || missing+=(prometheus)     # promtool test rules (docs/observability.md)
 fi
 if [[ "$what" == arm64 ]]; then
   command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)

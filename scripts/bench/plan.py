@@ -134,6 +134,7 @@ def rows(settings: Settings) -> list[Row]:
     out.append(Row("GetUsers stream users (aio client)", "users", "msgs/s",
                    _grpc("stream", "users", 1, settings), ("users",)))  # fmt: skip
     out += _transport_rows(settings)
+    out += _observed_rows(settings)
     for c in settings.concurrencies:
         for server, cpu_of in (
             ("fastapi-bare", ("fastapi-bare",)),
@@ -159,6 +160,40 @@ def _transport_rows(settings: Settings) -> list[Row]:
         if server != "users":  # the plaintext stream row exists already
             out.append(Row(f"GetUsers stream {server} (aio client)", server, "msgs/s",
                            _grpc("stream", server, 1, settings), (server,)))  # fmt: skip
+    return out
+
+
+# Metrics served, tracing on with nothing sampled, every call sampled and exported (stack.py).
+OBSERVED = ("metrics", "unsampled", "sampled")
+
+
+def _observed_rows(settings: Settings) -> list[Row]:
+    """GetUser (h2load) and the webapp's read (wrk) at the lowest concurrency, per variant."""
+    c = min(settings.concurrencies)
+    get = users_pb2.GetUserRequest(id=READ_ID)
+    out: list[Row] = []
+    for variant in OBSERVED:
+        users, webapp = f"users-{variant}", f"webapp-{variant}"
+        out += [
+            Row(f"GetUser c{c} {users}", users, "calls/s",
+                _h2load("GetUser", get, users, c, settings), (users,)),
+            Row(f"HTTP GET user c{c} {webapp}", webapp, "requests/s",
+                _wrk(webapp, c, settings), (webapp, "users-backend")),
+        ]  # fmt: skip
+    return out
+
+
+def _observed_ratios(settings: Settings) -> list[Ratio]:
+    """Each variant against the same service as it runs by default (no metrics, no tracing);
+    the issue's bar, 0.95, for metrics and for unsampled tracing."""
+    c = min(settings.concurrencies)
+    out: list[Ratio] = []
+    for variant in OBSERVED:
+        target = None if variant == "sampled" else 0.95
+        out += [
+            Ratio(f"GetUser c{c} users-{variant}", f"GetUser c{c} users", target),
+            Ratio(f"HTTP GET user c{c} webapp-{variant}", f"HTTP GET user c{c} webapp", target),
+        ]
     return out
 
 
@@ -197,6 +232,7 @@ def ratios(settings: Settings) -> list[Ratio]:
         Ratio("GetUsers stream aio-tuned", "GetUsers stream aio"),
     ]
     out += _transport_ratios()
+    out += _observed_ratios(settings)
     for k in settings.concurrencies:
         out += [
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} fastapi-bare", 0.5),

@@ -94,6 +94,7 @@ class Stack:
         # The HTTP frontends' backend: a second process on the same file, off the server core.
         self._start("users-backend", ["-m", "users_service"], users_env, self.cores.load)
         backend = f"127.0.0.1:{self['users-backend'].port}"
+        self._start_observed(users_env, backend)
         peer = ["--port={port}", f"--stream-users={self.stream_users}"]
         for name, module, extra in (
             ("aio", "aio_echo", []),
@@ -113,6 +114,34 @@ class Stack:
             "WEBAPP_SECRET_KEY": secrets.token_urlsafe(32),
         }
         self._start("webapp", ["-m", "webapp"], webapp_env, self.cores.server)
+
+    def _start_observed(self, users_env: dict[str, str], backend: str) -> None:
+        """The users service and the webapp with metrics served, with tracing on but nothing
+        sampled, and with every call sampled and exported (to a sink off the server core)."""
+        self._start("otlp-sink", ["-m", _PEERS + "otlp_sink", "--port={port}"], {}, self.cores.load)
+        otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self['otlp-sink'].port}"}
+        variants = {
+            "metrics": {"METRICS_LISTEN_ADDRESS": "127.0.0.1:0"},
+            "unsampled": {**otlp, "OTEL_TRACES_SAMPLER": "always_off"},
+            "sampled": {**otlp, "OTEL_TRACES_SAMPLER": "always_on"},
+        }
+        webapp_env = {
+            "WEBAPP_USERS_TARGET": backend,
+            "WEBAPP_PORT": "{port}",
+            "WEBAPP_SECRET_KEY": secrets.token_urlsafe(32),
+        }
+        for variant, extra in variants.items():
+            for service, env, module in (
+                ("users", users_env, "users_service"),
+                ("webapp", webapp_env, "webapp"),
+            ):
+                prefix = f"{service.upper()}_"
+                named = {
+                    (prefix + k if k.startswith("METRICS") else k): v for k, v in extra.items()
+                }
+                self._start(
+                    f"{service}-{variant}", ["-m", module], {**env, **named}, self.cores.server
+                )
 
     @property
     def tls_dir(self) -> Path:

@@ -31,6 +31,10 @@ KUBE_DNS = Pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"},
 # An ingress controller in its own namespace: the webapp's public side.
 OUTSIDE = Pod("outside", "ingress-nginx", {NAME_LABEL: "ingress-nginx"},
               {"kubernetes.io/metadata.name": "ingress-nginx"}, ())  # fmt: skip
+# Prometheus in the monitoring namespace: the one pod the metrics ports admit.
+SCRAPER = Pod("scraper", "monitoring", {NAME_LABEL: "prometheus"},
+              {"kubernetes.io/metadata.name": "monitoring"}, ())  # fmt: skip
+METRICS = ("TCP", 9464)
 
 
 def our_pods(resources: tuple[Resource, ...]) -> list[Pod]:
@@ -62,7 +66,7 @@ def paths(resources: tuple[Resource, ...], check: Callable[..., bool]) -> set[Pa
     """Every (source, target, port) with one of our pods at an end that `check` lets through."""
     policies = of_kind(resources, "NetworkPolicy")
     ours = our_pods(resources)
-    everyone = [*ours, KUBE_DNS, OUTSIDE]
+    everyone = [*ours, KUBE_DNS, OUTSIDE, SCRAPER]
     return {
         (source.name, target.name, port)
         for source in everyone
@@ -75,17 +79,18 @@ def paths(resources: tuple[Resource, ...], check: Callable[..., bool]) -> set[Pa
 
 def intended(ours: set[str]) -> dict[str, set[Path]]:
     """What the ingress side lets into our pods, the egress side out of them, and both."""
-    everyone = {*ours, "kube-dns", "outside"}
+    everyone = {*ours, "kube-dns", "outside", "scraper"}
     used = {("webapp", "users", ("TCP", 50051))}
+    scraped = {("scraper", service, METRICS) for service in ("users", "webapp")}
     if "postgres" in ours:
         used.add(("users", "postgres", ("TCP", 5432)))
     public = {(source, "webapp", ("TCP", 8000)) for source in everyone}  # open to all
     dns = {(pod, "kube-dns", port) for pod in ours for port in DNS}
     return {
-        "ingress": used | public,
+        "ingress": used | public | scraped,
         "egress": used | dns,
         # Public paths from our own pods are shut on their egress side.
-        "both": used | dns | {p for p in public if p[0] not in ours},
+        "both": used | dns | scraped | {p for p in public if p[0] not in ours},
     }
 
 

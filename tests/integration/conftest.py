@@ -21,6 +21,7 @@ from users.v1 import users_pb2_grpc
 
 from tests.integration.stack import (
     COMPOSE_FILE,
+    OBSERVABILITY_FILE,
     ROOT,
     SCALE_FILE,
     SERVICES,
@@ -40,6 +41,7 @@ MODULE_ORDER = (
     "test_faults",
     "test_drain",
     "test_scaled",
+    "test_observability",
 )
 NO_DOCKER: list[str] = []
 STACK_START_SECONDS = 1200
@@ -177,6 +179,24 @@ def scaled_stack() -> Iterator[Stack]:
         POSTGRES_APP_PASSWORD=secrets.token_urlsafe(24),
     ) as stack:
         yield stack
+
+
+@pytest.fixture(scope="module")
+def observed_stack() -> Iterator[tuple[Stack, int]]:
+    """The scaled variant with compose.observability.yaml: metrics ports and a Prometheus
+    scraping every replica; (the stack, Prometheus's published port)."""
+    _require_docker()
+    postgres_image = _build_input("postgres-image.sh", BASE_IMAGE=_base_image())
+    prometheus_port = free_port()
+    with _compose_stack(
+        "observed",
+        (COMPOSE_FILE, SCALE_FILE, OBSERVABILITY_FILE),
+        POSTGRES_IMAGE=postgres_image,
+        POSTGRES_PASSWORD=secrets.token_urlsafe(24),
+        POSTGRES_APP_PASSWORD=secrets.token_urlsafe(24),
+        USERSTACK_PROMETHEUS_PORT=str(prometheus_port),
+    ) as stack:
+        yield stack, prometheus_port
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import grpc
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 SCALE_FILE = ROOT / "compose.scale.yaml"
+OBSERVABILITY_FILE = ROOT / "compose.observability.yaml"
 SERVICES = ("users", "webapp")
 APP_UID = "10001"
 # scripts/certs.py writes these before the stack starts; the published port requires mTLS.

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plumbing.request_ids import request_id_var
+from plumbing.tracing import current_ids
 
 # Attributes every LogRecord has, and those the formatter writes itself; any other attribute
 # came through `extra=` and is logged as a field. uvicorn's records carry their message a second
@@ -43,7 +44,8 @@ def _iso_time(created: float) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON line: time, level, logger, message, request_id, then extras.
+    """Formats a record as one JSON line: time, level, logger, message, request_id, then extras
+    (trace_id and span_id among them, inside a traced request: install_request_id_factory).
 
     request_id is null outside a request; an exception goes under "exception", last.
 
@@ -143,10 +145,11 @@ class BatchedLog:
 
 
 def install_request_id_factory() -> None:
-    """Stamps each new LogRecord with the current request id (idempotent).
+    """Stamps each new LogRecord with the current request id, and the current trace and span
+    ids when a traced span is current (idempotent).
 
     Done at record creation, in the caller's context, so that a record formatted later or
-    elsewhere still carries the id of the call that logged it.
+    elsewhere still carries the ids of the call that logged it.
     """
     base = logging.getLogRecordFactory()
     if getattr(base, "stamps_request_id", False):
@@ -155,6 +158,9 @@ def install_request_id_factory() -> None:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
         record.request_id = request_id_var.get()
+        ids = current_ids()
+        if ids is not None:  # JsonFormatter writes them as fields, after request_id
+            record.trace_id, record.span_id = ids
         return record
 
     factory.stamps_request_id = True  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate."""
+"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate,
+and (telemetry.py) the call's metrics and span."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from typing import Any
 import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 from plumbing.tls import peer_identity
+from plumbing.tracing import Tracer, end_rpc_span, log_fields
 
 from users_service.drain import LameDuck
 from users_service.registration import WrappingServer
 from users_service.rpc_log import RpcLog
 from users_service.status import MAPPED_ERRORS, abort_with
 from users_service.stream_headers import send_request_id, sends_headers_itself
+from users_service.telemetry import ServerMetrics, server_span
 
 logger = logging.getLogger(__name__)
 rpc_log = RpcLog(logger)
@@ -30,6 +33,8 @@ USER_AGENT_KEY = "user-agent"
 # mTLS; None without one. Handlers read it here (or call plumbing.tls.peer_identity).
 peer_identity_var: ContextVar[str | None] = ContextVar("peer_identity", default=None)
 _json = json.encoder.encode_basestring_ascii
+# What a call records besides its log line: metrics and a span, each None when off.
+Telemetry = tuple[ServerMetrics | None, Tracer | None]
 
 
 def _user_agent(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
@@ -47,7 +52,8 @@ def peer_fields(context: grpc.aio.ServicerContext, agent: str | None, identity: 
 
 
 class _Call:
-    """The life of one call: its request id, its log line, its errors mapped to a status.
+    """The life of one call: its request id, its log line, its errors mapped to a status, its
+    metrics and its server span (each only when on).
 
     The request id goes back in the trailers, in the call's final batch: headers set here would
     be a batch of their own, a costly hand-off per call (docs/performance.md).
@@ -56,9 +62,11 @@ class _Call:
     ServerInterceptor, which rebuilds its chain on every call (docs/performance.md).
     """
 
-    __slots__ = ("_context", "_method", "_peer", "_request_id", "_started")
+    __slots__ = ("_context", "_method", "_metrics", "_peer", "_request_id", "_span", "_started")
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(
+        self, method: str, context: grpc.aio.ServicerContext, telemetry: Telemetry
+    ) -> None:
         self._method = method
         self._context = context
         # Each call runs in its own task, hence its own copy of the context: setting the
@@ -73,7 +81,12 @@ class _Call:
         # closed (from another task) crashes the process.
         self._peer = peer_fields(context, _user_agent(metadata), identity)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
-        self._started = time.perf_counter()
+        metrics, tracer = telemetry
+        self._metrics = metrics
+        self._span = None if tracer is None else server_span(tracer, method, metadata)
+        if self._span is not None:
+            self._peer += log_fields(self._span)  # the line joins the trace
+        self._started = time.perf_counter() if metrics is None else metrics.calls.started(method)
 
     async def failed(self, error: BaseException) -> None:
         """Ends the call after `error`: a domain error becomes its status; logs the outcome."""
@@ -87,9 +100,13 @@ class _Call:
 
     def finished(self, error: BaseException | None = None) -> None:
         """Logs the call's one line, with the code it ended with."""
-        duration_ms = (time.perf_counter() - self._started) * 1000
+        seconds = time.perf_counter() - self._started
         code = _final_code(self._context) if error is None else self._outcome(error)
-        rpc_log.write(self._method, code, duration_ms, self._request_id, self._peer)
+        rpc_log.write(self._method, code, seconds * 1000, self._request_id, self._peer)
+        if self._metrics is not None:
+            self._metrics.calls.ended(self._method, code, seconds)
+        if self._span is not None:
+            end_rpc_span(self._span, code, server=True)
 
     def _outcome(self, error: BaseException) -> str:
         if isinstance(error, GeneratorExit):
@@ -128,9 +145,16 @@ class CallWrapping:
         >>> users_pb2_grpc.add_UserServiceServicer_to_server(servicer, wrapping.server(server))
     """
 
-    def __init__(self, gate: LameDuck, gated_prefix: str) -> None:
+    def __init__(
+        self,
+        gate: LameDuck,
+        gated_prefix: str,
+        metrics: ServerMetrics | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
         self._gate = gate
         self._gated_prefix = gated_prefix
+        self._telemetry: Telemetry = (metrics, tracer)
 
     def server(self, server: Any) -> WrappingServer:
         """What `add_*Servicer_to_server` registers on, so that every handler is wrapped."""
@@ -143,11 +167,11 @@ class CallWrapping:
         gate = self._gate if method.startswith(self._gated_prefix) else None
         wrapped: Callable[..., Any]
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
-            wrapped = _streaming(method, behavior, gate)
+            wrapped = _streaming(method, behavior, gate, self._telemetry)
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
-            wrapped = _unary(method, behavior, gate)
+            wrapped = _unary(method, behavior, gate, self._telemetry)
         return factory(
             wrapped,
             request_deserializer=handler.request_deserializer,
@@ -156,12 +180,15 @@ class CallWrapping:
 
 
 def _unary(
-    method: str, behavior: Callable[..., Awaitable[Any]], gate: LameDuck | None
+    method: str,
+    behavior: Callable[..., Awaitable[Any]],
+    gate: LameDuck | None,
+    telemetry: Telemetry,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, context)
+        call = _Call(method, context, telemetry)
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
@@ -179,13 +206,16 @@ def _unary(
 
 
 def _streaming(
-    method: str, behavior: Callable[..., AsyncGenerator[Any, None]], gate: LameDuck | None
+    method: str,
+    behavior: Callable[..., AsyncGenerator[Any, None]],
+    gate: LameDuck | None,
+    telemetry: Telemetry,
 ) -> Callable[..., AsyncIterator[Any]]:
     """A handler that yields its responses, wrapped."""
     send_headers = not sends_headers_itself(behavior)
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, context)
+        call = _Call(method, context, telemetry)
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()

@@ -63,6 +63,9 @@ class Settings:
     # A second, plaintext port serving the health service alone, for Kubernetes' gRPC probe
     # (which speaks no TLS); "" for none.
     health_listen_address: str = ""
+    # Prometheus metrics over plain HTTP on a port of their own (docs/observability.md); "" for
+    # none. Not the API port: only the scraper should reach it (compose network, NetworkPolicy).
+    metrics_listen_address: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +104,9 @@ class Settings:
             allow_plaintext=read(env, "USERS_ALLOW_PLAINTEXT", cls.allow_plaintext, boolean),
             health_listen_address=read(
                 env, "USERS_HEALTH_LISTEN_ADDRESS", cls.health_listen_address, host_port
+            ),
+            metrics_listen_address=read(
+                env, "USERS_METRICS_LISTEN_ADDRESS", cls.metrics_listen_address, host_port
             ),
         )
 

@@ -44,6 +44,10 @@ class DrainableHealthServicer(health_aio.HealthServicer):  # type: ignore[misc]
         if watch in done:
             watch.result()
 
+    def status(self, service: str) -> int | None:
+        """The status last set for `service` (a ServingStatus value), None if never set."""
+        return self._server_status.get(service)  # type: ignore[no-any-return]
+
     async def drain(self) -> None:
         """Sets every service NOT_SERVING for good, then ends the open Watch streams."""
         await self.enter_graceful_shutdown()

@@ -11,8 +11,10 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from plumbing.metrics import MetricsEndpoint, serve
 from plumbing.runtime import EXPERIMENTS_VARIABLE, current_scheduling
 from plumbing.tls import ClientAuth, TlsError, TlsFiles, server_credentials
+from plumbing.tracing import Tracing, configure
 from users.v1 import users_pb2_grpc
 
 from users_service.calls import CallWrapping, rpc_log
@@ -23,8 +25,9 @@ from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
-from users_service.store import StoreUnavailable, UserChange
+from users_service.store import StoreUnavailable, UserChange, UserStore
 from users_service.store.factory import build_store
+from users_service.telemetry import ServerMetrics, TracedStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +49,25 @@ class UsersServer:
         >>> await server.drain()
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
         self.feed = Broadcaster()
+        # Metrics only when served (docs/observability.md); spans only when tracing is set up.
+        self.metrics = ServerMetrics() if settings.metrics_listen_address else None
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self._tracer = None if tracing is None else tracing.tracer
         # The store reports every committed change (with PostgreSQL: every replica's) to the feed.
         # A lost feed ends every open watch (UNAVAILABLE) rather than let it miss changes.
-        self.store = build_store(
+        self.store: UserStore = build_store(
             settings.database_url,
             self._publish,
             self._feed_state,
             pool_size=settings.database_pool_size,
+            on_commit_batch=None if self.metrics is None else self.metrics.commit_batch.observe,
         )
+        if self.metrics is not None or self._tracer is not None:
+            system = settings.database_url.partition(":")[0]
+            self.store = TracedStore(self.store, system, self.metrics, self._tracer)
         self.health = DrainableHealthServicer()
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
@@ -97,7 +108,9 @@ class UsersServer:
         )
         # Every handler registered through `wrapped` gets the request id, the log line, the
         # error mapping and (the API's) the drain gate.
-        wrapped = CallWrapping(self._gate, f"/{SERVICE_NAME}/").server(server)
+        wrapped = CallWrapping(self._gate, f"/{SERVICE_NAME}/", self.metrics, self._tracer).server(
+            server
+        )
         users_pb2_grpc.add_UserServiceServicer_to_server(
             UserService(self.store, self.feed, self._cutoff), wrapped
         )
@@ -137,6 +150,7 @@ class UsersServer:
         if self.settings.health_listen_address:
             await self._start_health_server()
         self._monitor_task = asyncio.create_task(self._monitor.run(), name="store-monitor")
+        self._serve_metrics(port)
         logger.info(
             "listening",
             extra={
@@ -144,11 +158,29 @@ class UsersServer:
                 "port": port,
                 "transport": _transport(self.settings),
                 "health_port": self.health_port,
+                "metrics_port": None
+                if self.metrics_endpoint is None
+                else self.metrics_endpoint.port,
+                "tracing": self._tracer is not None,
                 "grpc_experiments": os.environ.get(EXPERIMENTS_VARIABLE),
                 "cpu_scheduling": current_scheduling(),
             },
         )
         return port
+
+    def _serve_metrics(self, port: int) -> None:
+        """The metrics port (OSError if it cannot be bound), with the gauges read per scrape."""
+        if self.metrics is None:
+            return
+        self.metrics.watch(
+            subscribers=lambda: self.feed.subscriber_count,
+            serving=lambda: (
+                self.health.status(SERVICE_NAME) == health_pb2.HealthCheckResponse.SERVING
+            ),
+            draining=lambda: self._drained,
+            port=lambda: port,
+        )
+        self.metrics_endpoint = serve(self.settings.metrics_listen_address, self.metrics.registry)
 
     async def drain(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, streams ended, in-flight calls finished (up to grace), closed."""
@@ -176,6 +208,8 @@ class UsersServer:
             # Whatever the stop did, the store is closed and every line written.
             await self.store.close()
             rpc_log.flush()
+            if self.metrics_endpoint is not None:
+                self.metrics_endpoint.close()
         logger.info("stopped")
 
     async def _stop_serving(self, grace: float) -> None:
@@ -192,7 +226,8 @@ class UsersServer:
 
 async def main(settings: Settings) -> int:
     """Runs the server until SIGTERM or SIGINT, then drains; returns the exit status."""
-    server = UsersServer(settings)
+    tracing = configure("users-service")  # None unless an OTLP endpoint is set
+    server = UsersServer(settings, tracing)
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
@@ -203,6 +238,8 @@ async def main(settings: Settings) -> int:
         return 1
     await stop.wait()
     await server.drain()
+    if tracing is not None:
+        tracing.shutdown()  # the spans still buffered go out
     return 0
 
 

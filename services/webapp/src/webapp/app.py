@@ -9,13 +9,16 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from plumbing.metrics import serve
 from plumbing.request_ids import request_id_var
+from plumbing.tracing import Tracing
 
 from webapp import errors
 from webapp.config import Settings
 from webapp.gateway import UsersGateway
 from webapp.middleware import RequestContextMiddleware
 from webapp.routes import api, docs, events, health, importer, stream, ui
+from webapp.telemetry import WebappMetrics
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -34,20 +37,30 @@ def _html_error(
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Builds the app; the users gateway opens when it starts and closes when it stops.
+def create_app(settings: Settings, tracing: Tracing | None = None) -> FastAPI:
+    """Builds the app; the users gateway (and the metrics port, if set) opens when it starts
+    and closes when it stops. Spans are made only with `tracing` (plumbing.tracing.configure).
 
     >>> app = create_app(Settings.from_env())  # doctest: +SKIP
     """
+    metrics = WebappMetrics() if settings.metrics_listen_address else None
+    tracer = None if tracing is None else tracing.tracer
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.gateway = UsersGateway(settings)
+        app.state.gateway = UsersGateway(settings, metrics, tracer)
         app.state.gateway.start()
+        endpoint = None
+        if metrics is not None:
+            endpoint = app.state.metrics_endpoint = serve(
+                settings.metrics_listen_address, metrics.registry
+            )
         try:
             yield
         finally:
             await app.state.gateway.close()
+            if endpoint is not None:
+                endpoint.close()
 
     app = FastAPI(
         title="userstack webapp",
@@ -59,8 +72,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.readiness = health.Readiness()
+    app.state.metrics = metrics
+    if metrics is not None:
+        metrics.watch_readiness(lambda: app.state.readiness.ready)
     errors.install(app, html=_html_error)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)
     docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # The read endpoint's routes first: routes are tried in order, and it is the hot one.

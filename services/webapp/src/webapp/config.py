@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from plumbing.runtime import SCHEDULING
-from plumbing.settings import ConfigError, as_is, log_level, one_of, port, positive_seconds, read
+from plumbing.settings import (
+    ConfigError,
+    as_is,
+    host_port,
+    log_level,
+    one_of,
+    port,
+    positive_seconds,
+    read,
+)
 
 __all__ = ["ConfigError", "Settings"]
 
@@ -43,6 +52,9 @@ class Settings:
     # HTTPS served by uvicorn itself (both, or neither): Secure __Host- cookies and HSTS then.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # Prometheus metrics over plain HTTP on a port of their own (docs/observability.md); "" for
+    # none. Not the HTTP port: only the scraper should reach it (compose network, NetworkPolicy).
+    metrics_listen_address: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +83,9 @@ class Settings:
             ),
             log_level=read(env, "WEBAPP_LOG_LEVEL", cls.log_level, log_level),
             cpu_scheduling=read(env, "WEBAPP_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
+            metrics_listen_address=read(
+                env, "WEBAPP_METRICS_LISTEN_ADDRESS", cls.metrics_listen_address, host_port
+            ),
             **_tls(env),
         )
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from plumbing.logs import BatchedLog
 from plumbing.request_ids import REQUEST_ID_KEY, new_request_id, request_id_var, well_formed
+from plumbing.tracing import Tracer, log_fields
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.deadlines import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
 from webapp.errors import StreamAbortedError, problem
+from webapp.telemetry import WebappMetrics, end_request_span, request_span, route_template
 
 logger = logging.getLogger("webapp.access")
 # The line each request ends with (server.py flushes its last turn's lines at exit).
@@ -69,13 +72,18 @@ class _Response:
 
 
 class RequestContextMiddleware:
-    """Sets the request id and deadline contextvars, echoes X-Request-ID, logs each request.
+    """Sets the request id and deadline contextvars, echoes X-Request-ID, logs each request;
+    with `metrics`, records it by route template; with `tracer`, serves it in a server span.
 
     Every response passes through it, errors included, so each carries the security headers.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: WebappMetrics | None = None, tracer: Tracer | None = None
+    ) -> None:
         self.app = app
+        self._metrics = metrics
+        self._tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,15 +99,27 @@ class RequestContextMiddleware:
         if request_id is None:
             request_id = new_request_id()
         request_id_var.set(request_id)
+        span = None if self._tracer is None else request_span(self._tracer, scope)
         started = time.monotonic()
         response = _Response(send, request_id, scope.get("scheme") == "https")
         try:
             await self._serve(scope, receive, response, raw_timeout)
         finally:
-            took = (time.monotonic() - started) * 1000
-            access_log.write(
-                f"{scope['method']} {scope['path']} {response.status} {took:.1f}ms", request_id
-            )
+            took = time.monotonic() - started
+            line = f"{scope['method']} {scope['path']} {response.status} {took * 1000:.1f}ms"
+            if span is None:
+                access_log.write(line, request_id)
+            elif logger.isEnabledFor(logging.INFO):  # the line joins the trace
+                access_log.write_encoded(access_log.head(line), request_id, log_fields(span))
+            if self._metrics is not None or span is not None:
+                self._record(scope, response.status, took, span)
+
+    def _record(self, scope: Scope, status: int, seconds: float, span: Any) -> None:
+        route = route_template(scope)
+        if self._metrics is not None:
+            self._metrics.request(scope["method"], route, status, seconds)
+        if span is not None:
+            end_request_span(span, scope, route, status)
 
     async def _serve(
         self, scope: Scope, receive: Receive, response: _Response, raw_timeout: str | None

@@ -14,6 +14,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 from plumbing.tls import TlsError, TlsFiles, load_material
+from plumbing.tracing import configure
 
 from webapp.app import create_app
 from webapp.config import Settings
@@ -69,7 +70,8 @@ def check_tls_files(settings: Settings) -> None:
 def main(settings: Settings) -> None:
     """Serves until a signal, drains and exits (logging is configured by then)."""
     check_tls_files(settings)
-    app = create_app(settings)
+    tracing = configure("webapp")  # None unless an OTLP endpoint is set
+    app = create_app(settings, tracing)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -87,3 +89,5 @@ def main(settings: Settings) -> None:
     )
     Server(config, app).run()
     access_log.flush()  # the lines of the loop's last turn
+    if tracing is not None:
+        tracing.shutdown()  # the spans still buffered go out

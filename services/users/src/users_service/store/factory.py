@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from users_service.database_url import SQLITE_PREFIX, check_url, sqlite_path
 from users_service.store.base import ChangeListener, FeedStateListener, UserStore
 from users_service.store.postgres import DEFAULT_POOL_SIZE, PostgresUserStore
@@ -14,12 +16,14 @@ def build_store(
     on_feed_state: FeedStateListener | None = None,
     *,
     pool_size: int = DEFAULT_POOL_SIZE,
+    on_commit_batch: Callable[[int], None] | None = None,
 ) -> UserStore:
     """The store the URL's scheme names (not yet opened); every change goes to `on_change`.
 
     `on_feed_state` hears when the store stops (and starts again) hearing changes: only the
     PostgreSQL store's feed, a connection of its own, can be lost. `pool_size` is PostgreSQL's
-    connections for calls.
+    connections for calls. `on_commit_batch` hears the number of users each shared commit
+    (group commit) creates.
 
     Example:
         >>> store = build_store("sqlite:///data/users.db")
@@ -28,5 +32,7 @@ def build_store(
     """
     check_url(url)
     if url.startswith(SQLITE_PREFIX):
-        return SqliteUserStore(sqlite_path(url), on_change)
-    return PostgresUserStore(url, on_change, on_feed_state, pool_size=pool_size)
+        return SqliteUserStore(sqlite_path(url), on_change, on_commit_batch=on_commit_batch)
+    return PostgresUserStore(
+        url, on_change, on_feed_state, pool_size=pool_size, on_commit_batch=on_commit_batch
+    )

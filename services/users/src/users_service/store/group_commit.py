@@ -21,8 +21,9 @@ class GroupCommit:
         >>> outcomes = await creates.submit([NewUser("ada")])
     """
 
-    def __init__(self, commit: Commit) -> None:
+    def __init__(self, commit: Commit, on_batch: Callable[[int], None] | None = None) -> None:
         self._commit = commit
+        self._on_batch = on_batch  # hears each shared commit's number of users
         self._waiting: list[_Waiter] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -37,8 +38,11 @@ class GroupCommit:
     async def _flush(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
+            shared = [user for users, _ in batch for user in users]
+            if self._on_batch is not None:
+                self._on_batch(len(shared))
             try:
-                outcomes = await self._commit([user for users, _ in batch for user in users])
+                outcomes = await self._commit(shared)
             # Whatever the commit raised is each caller's to raise (the stores raise store
             # errors), not the flusher's: the next batch must still run.
             except Exception as error:  # noqa: BLE001 - handed to every caller, not swallowed

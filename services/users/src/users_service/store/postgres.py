@@ -89,6 +89,7 @@ class PostgresUserStore:
         on_feed_state: FeedStateListener | None = None,
         *,
         pool_size: int = DEFAULT_POOL_SIZE,
+        on_commit_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._label = redact(url)
         self._conninfo = conninfo(url)
@@ -106,7 +107,7 @@ class PostgresUserStore:
         self._feed = (
             ChangeFeed(self._conninfo, on_change, self._label, on_feed_state) if on_change else None
         )
-        self._creates = GroupCommit(self._insert)
+        self._creates = GroupCommit(self._insert, on_commit_batch)
         self._probe_conn: sql.Conn | None = None
         self._probing = asyncio.Lock()
 

@@ -116,7 +116,13 @@ class SqliteUserStore:
         >>> user = await store.get_user(1)
     """
 
-    def __init__(self, path: Path, on_change: ChangeListener | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_change: ChangeListener | None = None,
+        *,
+        on_commit_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self._path = path
         self._on_change = on_change
         self._writer = _Worker(path, "users-store-writer")
@@ -124,7 +130,7 @@ class SqliteUserStore:
         # (measured: docs/performance.md). In WAL mode a reader never waits for the writer, so
         # the loop does not stall behind a commit and its fsync.
         self._reader = _Connection(path, READ_BUSY_TIMEOUT_MS)
-        self._creates = GroupCommit(self._insert)
+        self._creates = GroupCommit(self._insert, on_commit_batch)
 
     async def open(self) -> None:
         try:

@@ -13,18 +13,22 @@ import grpc
 from google.protobuf import field_mask_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plumbing.tls import ReloadingChannel
+from plumbing.tracing import Tracer
 from users.v1 import users_pb2, users_pb2_grpc
 
 from webapp.config import Settings
 from webapp.gateway.channel import CHANNEL_OPTIONS, USERS_SERVICE, call_options, users_tls_files
 from webapp.gateway.errors import users_error
+from webapp.gateway.instrument import instrument_stub
 from webapp.gateway.reads import UserReads
 from webapp.gateway.streams import UserStream, UserWatch, import_rows
 from webapp.gateway.values import ImportSummary, Page, User, user_json
+from webapp.telemetry import WebappMetrics
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+HEALTH_SERVICE = "grpc.health.v1.Health"
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,15 @@ class UsersGateway:
     'ada'
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: WebappMetrics | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
+        self._tracer = tracer  # calls are recorded (metrics) and traced through their stubs
         # TLS when a CA is set; a renewed client certificate moves new calls to a new channel.
         self._channels = ReloadingChannel(
             settings.users_target, users_tls_files(settings), CHANNEL_OPTIONS
@@ -73,8 +84,11 @@ class UsersGateway:
         self.channel = channel
         self.users = users_pb2_grpc.UserServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
+        instrument_stub(self.users, USERS_SERVICE, self.metrics, self._tracer)
+        instrument_stub(self.health, HEALTH_SERVICE, self.metrics, self._tracer)
         # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
-        self.reads = UserReads(self.users, self.settings.grpc_timeout_seconds)
+        on_batch = None if self.metrics is None else self.metrics.read_batch.observe
+        self.reads = UserReads(self.users, self.settings.grpc_timeout_seconds, on_batch)
 
     def start(self) -> None:
         """Starts watching the TLS files (on the running loop)."""

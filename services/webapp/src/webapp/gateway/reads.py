@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -41,9 +41,15 @@ class UserReads:
     >>> user = await reads.user(42)  # UserNotFoundError, grpc.aio.AioRpcError, DeadlineSpentError
     """
 
-    def __init__(self, stub: users_pb2_grpc.UserServiceStub, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        stub: users_pb2_grpc.UserServiceStub,
+        timeout_seconds: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self._stub = stub
         self._timeout_seconds = timeout_seconds
+        self._on_batch = on_batch  # hears the number of reads each call carries
         self._pending: list[_Read] = []
         self._calls: set[asyncio.Task[None]] = set()  # strong references while they run
 
@@ -68,6 +74,8 @@ class UserReads:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         call = asyncio.get_running_loop().create_task(self._call(batch))
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)

@@ -15,6 +15,7 @@ from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from webapp.gateway import UserEvent, UsersServiceError, UserWatch
 from webapp.routes.api import ERRORS
 from webapp.routes.deps import users_gateway
+from webapp.telemetry import WebappMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +25,16 @@ KEEPALIVE_SECONDS = 15.0
 RECONNECT_MS = 2000
 
 
-async def _frames(watch: UserWatch, stopping: asyncio.Event) -> AsyncIterator[bytes]:
+async def _frames(
+    watch: UserWatch, stopping: asyncio.Event, metrics: WebappMetrics | None
+) -> AsyncIterator[bytes]:
     # The opening comment sends the headers at once, so a client knows it is subscribed.
     yield format_sse_event(comment="subscribed", retry=RECONNECT_MS)
     stop = asyncio.ensure_future(stopping.wait())
     # One read stays pending across keep-alive ticks: cancelling a read would cancel the RPC.
     read: asyncio.Future[UserEvent | None] | None = None
+    if metrics is not None:  # userstack_webapp_sse_subscribers: down again in the finally
+        metrics.sse_subscribers.inc()
     try:
         while not stop.done():
             read = read or asyncio.ensure_future(watch.next())
@@ -51,6 +56,8 @@ async def _frames(watch: UserWatch, stopping: asyncio.Event) -> AsyncIterator[by
         if read is not None:
             read.cancel()
         watch.close()
+        if metrics is not None:
+            metrics.sse_subscribers.dec()
 
 
 @router.get(
@@ -74,7 +81,7 @@ async def user_events(request: Request) -> StreamingResponse:
     gateway = users_gateway(request)
     watch = await gateway.watch()  # a dead users service is a 503 here, not an empty feed
     return StreamingResponse(
-        _frames(watch, gateway.stopping),
+        _frames(watch, gateway.stopping, gateway.metrics),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -30,6 +30,7 @@ class Readiness:
     def __init__(self) -> None:
         self._report: HealthReport | None = None
         self._at = 0.0
+        self.ready = False  # the last answer (the metric userstack_webapp_ready)
         self._lock = asyncio.Lock()
 
     async def check(self, gateway: UsersGateway) -> tuple[bool, str]:
@@ -40,6 +41,7 @@ class Readiness:
                 report = await gateway.check_health(CHECK_TIMEOUT_SECONDS)
                 if report.conclusive:
                     self._report, self._at = report, time.monotonic()
+            self.ready = report.ready
             return report.ready, report.reason
 
 
