@@ -180,7 +180,7 @@ async def in_process() -> AsyncIterator[InProcess]:
             app = create_app(Settings(secret_key=SECRET_KEY, users_target=users_target))
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            client = httpx.AsyncClient(transport=transport, base_url="http://webapp")
+            client = httpx.AsyncClient(transport=transport, base_url="http://localhost")
             return app, await stack.enter_async_context(client)
 
         yield serve

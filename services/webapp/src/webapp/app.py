@@ -15,7 +15,7 @@ from webapp import errors
 from webapp.config import Settings
 from webapp.gateway import UsersGateway
 from webapp.middleware import RequestContextMiddleware
-from webapp.routes import api, docs, events, health, importer, stream, ui
+from webapp.routes import api, auth, docs, events, health, importer, stream, ui
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -23,15 +23,15 @@ STATIC_DIR = Path(__file__).parent / "static"
 def _html_error(
     request: Request, status: int, detail: str, headers: dict[str, str] | None
 ) -> Response:
+    if status == 401:  # no session, or one the users service refused: sign in (again)
+        return auth.to_sign_in(request)
     context = {
         "status": status,
         "title": HTTPStatus(status).phrase,
         "detail": detail,
         "request_id": request_id_var.get(),
     }
-    return ui.templates.TemplateResponse(
-        request, "error.html", context, status_code=status, headers=headers
-    )
+    return ui.render(request, "error.html", context, status, headers)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -59,12 +59,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.readiness = health.Readiness()
+    app.state.key_cache = auth.KeyCache()
     errors.install(app, html=_html_error)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, allowed_hosts=settings.allowed_hosts)
     docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # The read endpoint's routes first: routes are tried in order, and it is the hot one.
-    for module in (api, health, importer, events, stream, ui):
+    for module in (api, health, importer, events, stream, ui, auth):
         _add_routes(app, module.router)
     return app
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from plumbing.runtime import SCHEDULING
 from plumbing.settings import ConfigError, as_is, log_level, one_of, port, positive_seconds, read
 
+from webapp.hosts import DEFAULT_ALLOWED_HOSTS, parse_allowed_hosts
+
 __all__ = ["ConfigError", "Settings"]
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -43,6 +45,8 @@ class Settings:
     # HTTPS served by uvicorn itself (both, or neither): Secure __Host- cookies and HSTS then.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # The Host names requests may carry (any port): others are refused (hosts.py).
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +75,7 @@ class Settings:
             ),
             log_level=read(env, "WEBAPP_LOG_LEVEL", cls.log_level, log_level),
             cpu_scheduling=read(env, "WEBAPP_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
+            allowed_hosts=read(env, "WEBAPP_ALLOWED_HOSTS", cls.allowed_hosts, parse_allowed_hosts),
             **_tls(env),
         )
 

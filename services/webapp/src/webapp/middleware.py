@@ -9,8 +9,11 @@ from plumbing.logs import BatchedLog
 from plumbing.request_ids import REQUEST_ID_KEY, new_request_id, request_id_var, well_formed
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from webapp import session
+from webapp.caller import authorization_var
 from webapp.deadlines import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
-from webapp.errors import StreamAbortedError, problem
+from webapp.errors import StreamAbortedError, problem, unauthorized
+from webapp.hosts import DEFAULT_ALLOWED_HOSTS, EXEMPT_PATHS, HostCheck
 
 logger = logging.getLogger("webapp.access")
 # The line each request ends with (server.py flushes its last turn's lines at exit).
@@ -43,6 +46,8 @@ INTERNAL_ERROR = "an internal error occurred; the request id identifies it"
 _SECURITY_HEADERS_RAW = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 _REQUEST_ID_RAW = REQUEST_ID_KEY.encode()
 _REQUEST_TIMEOUT_RAW = REQUEST_TIMEOUT_HEADER.encode()
+_CREDENTIALS_RAW = (b"authorization", b"cookie")
+MISDIRECTED = "this server does not serve that host name (WEBAPP_ALLOWED_HOSTS)"
 
 
 class _Response:
@@ -74,32 +79,63 @@ class RequestContextMiddleware:
     Every response passes through it, errors included, so each carries the security headers.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
+    ) -> None:
         self.app = app
+        self.hosts = HostCheck(allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = raw_timeout = None  # the first well-formed id, the first timeout
+        credentials: dict[bytes, bytes] = {}  # the first Host, Authorization and Cookie
         for name, value in scope["headers"]:
             if name == _REQUEST_ID_RAW and request_id is None:
                 if well_formed(candidate := value.decode("latin-1")):
                     request_id = candidate
             elif name == _REQUEST_TIMEOUT_RAW and raw_timeout is None:
                 raw_timeout = value.decode("latin-1")
+            elif name in _CREDENTIALS_RAW or name == b"host":
+                credentials.setdefault(name, value)
         if request_id is None:
             request_id = new_request_id()
         request_id_var.set(request_id)
         started = time.monotonic()
         response = _Response(send, request_id, scope.get("scheme") == "https")
         try:
-            await self._serve(scope, receive, response, raw_timeout)
+            if self._admitted(scope, credentials):
+                await self._serve(scope, receive, response, raw_timeout)
+            elif not self.hosts.allows(credentials.get(b"host")):
+                await problem(400, MISDIRECTED)(scope, receive, response.send)
+            else:
+                await unauthorized(session.MALFORMED)(scope, receive, response.send)
         finally:
             took = (time.monotonic() - started) * 1000
             access_log.write(
                 f"{scope['method']} {scope['path']} {response.status} {took:.1f}ms", request_id
             )
+
+    def _admitted(self, scope: Scope, credentials: dict[bytes, bytes]) -> bool:
+        """Whether the Host is served (or the path exempt) and the credentials can be passed on;
+        if so, they are set as the request's caller (caller.authorization_var)."""
+        path = scope["path"]
+        if not (self.hosts.allows(credentials.get(b"host")) or path in EXEMPT_PATHS):
+            return False
+        try:
+            authorization_var.set(
+                session.authorization(
+                    credentials.get(b"authorization"),
+                    credentials.get(b"cookie"),
+                    scope["method"],
+                    path,
+                    scope.get("scheme") == "https",
+                )
+            )
+        except session.MalformedCredentialsError:
+            return False
+        return True
 
     async def _serve(
         self, scope: Scope, receive: Receive, response: _Response, raw_timeout: str | None

@@ -16,6 +16,7 @@ from plumbing.tls import ReloadingChannel
 from users.v1 import users_pb2, users_pb2_grpc
 
 from webapp.config import Settings
+from webapp.gateway.accounts import Accounts
 from webapp.gateway.channel import CHANNEL_OPTIONS, USERS_SERVICE, call_options, users_tls_files
 from webapp.gateway.errors import users_error
 from webapp.gateway.reads import UserReads
@@ -75,6 +76,10 @@ class UsersGateway:
         self.health = health_pb2_grpc.HealthStub(channel)
         # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
         self.reads = UserReads(self.users, self.settings.grpc_timeout_seconds)
+        # Sign-up, sign-in, the caller's identity, the keys (accounts.py).
+        self.accounts = Accounts(
+            users_pb2_grpc.AuthServiceStub(channel), self.settings.grpc_timeout_seconds
+        )
 
     def start(self) -> None:
         """Starts watching the TLS files (on the running loop)."""
@@ -165,7 +170,7 @@ class UsersGateway:
         if self.stopping.is_set():
             return HealthReport(False, "the webapp is shutting down")
         request = health_pb2.HealthCheckRequest(service=USERS_SERVICE)
-        options = call_options(limit)  # less when the request has less left
+        options = call_options(limit, anonymous=True)  # less when the request has less left
         try:
             reply = await self.health.Check(request, **options)
         except grpc.aio.AioRpcError as exc:

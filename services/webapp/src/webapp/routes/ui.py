@@ -21,8 +21,11 @@ from webapp.gateway import (
 )
 from webapp.routes.api import UserId
 from webapp.routes.deps import app_settings, users_gateway
+from webapp.routes.viewer import load_viewer
 
-router = APIRouter(include_in_schema=False)
+# Each page first asks who the viewer is (its name in the header; a session that expired goes
+# back to sign-in from here).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(load_viewer)])
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 PAGE_SIZE = 20
@@ -30,13 +33,23 @@ STALE = "someone else changed this user meanwhile: this is the current version, 
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """Renders a page with a CSRF token for its forms (and the cookie that goes with it)."""
+    """Renders a page with a CSRF token for its forms (and the cookie that goes with it), and
+    the signed-in viewer (None when anonymous: routes.viewer)."""
     secret = request.app.state.settings.secret_key
     token = csrf.token_for(request, secret)
+    viewer = getattr(request.state, "viewer", None)
     response = templates.TemplateResponse(
-        request, name, {"csrf_token": token, **context}, status_code=status_code
+        request,
+        name,
+        {"csrf_token": token, "viewer": viewer, **context},
+        status_code=status_code,
+        headers=headers,
     )
     csrf.set_cookie(response, token, request)
     return response

@@ -3,7 +3,7 @@
 
 (function () {
   const main = document.querySelector("main");
-  if (!main || !window.EventSource) return;
+  if (!main || !window.EventSource || document.body.dataset.live === "off") return;
   const live = document.getElementById("live");
   const RETRY_MS = 3000;
 
