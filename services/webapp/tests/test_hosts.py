@@ -85,7 +85,7 @@ async def test_an_authorization_header_that_cannot_be_passed_on_is_a_401(
 ) -> None:
     async with httpx.AsyncClient(base_url=webapp.url) as client:
         response = await client.get(
-            "/api/v1/users/1", headers={"authorization": value.encode("latin-1")}
+            "/api/v1/users/1", headers={b"authorization": value.encode("latin-1")}
         )
     assert response.status_code == 401
     assert response.headers["content-type"] == PROBLEM
