@@ -15,7 +15,7 @@ from webapp import errors
 from webapp.config import Settings
 from webapp.gateway import UsersGateway
 from webapp.middleware import RequestContextMiddleware
-from webapp.routes import api, auth, docs, events, health, importer, stream, ui
+from webapp.routes import api, auth, auth_api, docs, events, health, importer, stream, ui
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # The read endpoint's routes first: routes are tried in order, and it is the hot one.
-    for module in (api, health, importer, events, stream, ui, auth):
+    for module in (api, health, importer, events, stream, ui, auth, auth_api):
         _add_routes(app, module.router)
     return app
 

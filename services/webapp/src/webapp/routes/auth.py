@@ -161,7 +161,7 @@ class KeyCache:
 JWKS_MAX_AGE_SECONDS = 60
 
 
-@router.get("/.well-known/jwks.json", include_in_schema=True, tags=["auth"])
+@router.get("/.well-known/jwks.json")
 async def jwks(request: Request) -> Response:
     """The public keys that verify the users service's access tokens (RFC 7517)."""
     cache: KeyCache = request.app.state.key_cache
