@@ -1,4 +1,5 @@
-"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate."""
+"""Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate,
+the access check (access.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 from plumbing.tls import peer_identity
 
+from users_service.access import Access, Guard
 from users_service.drain import LameDuck
 from users_service.registration import WrappingServer
 from users_service.rpc_log import RpcLog
@@ -56,14 +58,14 @@ class _Call:
     ServerInterceptor, which rebuilds its chain on every call (docs/performance.md).
     """
 
-    __slots__ = ("_context", "_method", "_peer", "_request_id", "_started")
+    __slots__ = ("_context", "_method", "_peer", "_request_id", "_started", "metadata")
 
     def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
         self._method = method
         self._context = context
         # Each call runs in its own task, hence its own copy of the context: setting the
         # variable never leaks into another call, and there is nothing to reset afterwards.
-        metadata = context.invocation_metadata()  # once: each call builds a new tuple
+        self.metadata = metadata = context.invocation_metadata()  # once: each call builds one
         self._request_id = from_metadata(metadata)
         request_id_var.set(self._request_id)
         identity = peer_identity(context)
@@ -128,9 +130,10 @@ class CallWrapping:
         >>> users_pb2_grpc.add_UserServiceServicer_to_server(servicer, wrapping.server(server))
     """
 
-    def __init__(self, gate: LameDuck, gated_prefix: str) -> None:
+    def __init__(self, gate: LameDuck, gated_prefix: str, access: Access | None = None) -> None:
         self._gate = gate
         self._gated_prefix = gated_prefix
+        self._access = access  # None: no access check (USERS_AUTH_ENFORCED=false)
 
     def server(self, server: Any) -> WrappingServer:
         """What `add_*Servicer_to_server` registers on, so that every handler is wrapped."""
@@ -141,13 +144,14 @@ class CallWrapping:
         attribute, factory = _KINDS[handler.request_streaming, handler.response_streaming]
         behavior = getattr(handler, attribute)
         gate = self._gate if method.startswith(self._gated_prefix) else None
+        guard = None if self._access is None else self._access.guard(method)
         wrapped: Callable[..., Any]
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
-            wrapped = _streaming(method, behavior, gate)
+            wrapped = _streaming(method, behavior, gate, guard)
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
-            wrapped = _unary(method, behavior, gate)
+            wrapped = _unary(method, behavior, gate, guard)
         return factory(
             wrapped,
             request_deserializer=handler.request_deserializer,
@@ -156,7 +160,10 @@ class CallWrapping:
 
 
 def _unary(
-    method: str, behavior: Callable[..., Awaitable[Any]], gate: LameDuck | None
+    method: str,
+    behavior: Callable[..., Awaitable[Any]],
+    gate: LameDuck | None,
+    guard: Guard | None,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
@@ -165,7 +172,11 @@ def _unary(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            response = await behavior(request, context)
+            if guard is None:
+                response = await behavior(request, context)
+            else:
+                caller = await guard.admit(call.metadata, request)
+                response = guard.shown(await behavior(request, context), caller)
         except BaseException as error:
             await call.failed(error)
             raise
@@ -179,7 +190,10 @@ def _unary(
 
 
 def _streaming(
-    method: str, behavior: Callable[..., AsyncGenerator[Any, None]], gate: LameDuck | None
+    method: str,
+    behavior: Callable[..., AsyncGenerator[Any, None]],
+    gate: LameDuck | None,
+    guard: Guard | None,
 ) -> Callable[..., AsyncIterator[Any]]:
     """A handler that yields its responses, wrapped."""
     send_headers = not sends_headers_itself(behavior)
@@ -189,6 +203,7 @@ def _streaming(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
+            caller = None if guard is None else await guard.admit(call.metadata, request)
             if send_headers:
                 # Streams carry the request id in their headers as well: a client reading a long
                 # stream knows it before the end.
@@ -198,7 +213,7 @@ def _streaming(
             # whenever the garbage collector gets to it.
             async with contextlib.aclosing(behavior(request, context)) as responses:
                 async for response in responses:
-                    yield response
+                    yield response if caller is None else guard.shown(response, caller)  # type: ignore[union-attr]
         except BaseException as error:
             await call.failed(error)
             raise

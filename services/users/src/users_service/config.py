@@ -20,9 +20,10 @@ from plumbing.settings import (
     seconds_between,
 )
 
+from users_service.auth_config import AuthSettings
 from users_service.database_url import check_url, redact
 
-__all__ = ["ConfigError", "Settings", "check_transport", "is_loopback"]
+__all__ = ["ConfigError", "Settings", "check_access", "check_transport", "is_loopback"]
 
 _seconds = seconds_between(0, 3600)
 _interval = seconds_between(0.01, 3600)
@@ -63,6 +64,8 @@ class Settings:
     # A second, plaintext port serving the health service alone, for Kubernetes' gRPC probe
     # (which speaks no TLS); "" for none.
     health_listen_address: str = ""
+    # Identity and access (docs/access.md).
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +105,7 @@ class Settings:
             health_listen_address=read(
                 env, "USERS_HEALTH_LISTEN_ADDRESS", cls.health_listen_address, host_port
             ),
+            auth=AuthSettings.from_env(env),
         )
 
 
@@ -123,6 +127,19 @@ def check_transport(settings: Settings) -> None:
             " no certificate is set: set USERS_TLS_CERT_FILE and USERS_TLS_KEY_FILE, or"
             " USERS_ALLOW_PLAINTEXT=true to serve plaintext anyway"
         )
+
+
+def check_access(settings: Settings) -> None:
+    """ConfigError unless the access settings hang together: enforcement is turned off only on
+    a loopback address, and a first admin has both a username and a password."""
+    auth = settings.auth
+    if not auth.enforced and not is_loopback(settings.listen_address):
+        raise ConfigError(
+            f"USERS_AUTH_ENFORCED=false serves every call to anyone: refused on"
+            f" USERS_LISTEN_ADDRESS={settings.listen_address!r}, which is not a loopback address"
+        )
+    if bool(auth.admin_username) != bool(auth.admin_password):
+        raise ConfigError("USERS_ADMIN_USERNAME and USERS_ADMIN_PASSWORD go together: set both")
 
 
 def is_loopback(address: str) -> bool:

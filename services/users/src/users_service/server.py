@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plumbing.runtime import EXPERIMENTS_VARIABLE, current_scheduling
 from plumbing.tls import ClientAuth, TlsError, TlsFiles, server_credentials
+from plumbing.tokens import KeyFileError
 from users.v1 import users_pb2_grpc
 
 from users_service.calls import CallWrapping, rpc_log
@@ -21,6 +22,7 @@ from users_service.convert import user_event
 from users_service.drain import LameDuck
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
+from users_service.identity_setup import AUTH_SERVICE_NAME, Identity
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange
@@ -57,6 +59,8 @@ class UsersServer:
             self._feed_state,
             pool_size=settings.database_pool_size,
         )
+        # Tokens, passwords and the access check (docs/access.md).
+        self.identity = Identity(settings.auth, self.store)
         self.health = DrainableHealthServicer()
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
@@ -69,10 +73,12 @@ class UsersServer:
         self._drained = False
 
     def _publish(self, change: UserChange) -> None:
+        self.identity.changed(change)  # revocation, before anyone hears of it
         if self.feed.subscriber_count:  # an event is a message to build: only for listeners
             self.feed.publish(user_event(change))
 
     def _feed_state(self, lost: str | None) -> None:
+        self.identity.feed_state(lost)
         if lost is None:
             self.feed.resume()
         else:
@@ -96,13 +102,15 @@ class UsersServer:
             ],
         )
         # Every handler registered through `wrapped` gets the request id, the log line, the
-        # error mapping and (the API's) the drain gate.
-        wrapped = CallWrapping(self._gate, f"/{SERVICE_NAME}/").server(server)
+        # error mapping, the access check and (the API's) the drain gate.
+        wrapped = CallWrapping(self._gate, "/users.v1.", self.identity.access).server(server)
         users_pb2_grpc.add_UserServiceServicer_to_server(
             UserService(self.store, self.feed, self._cutoff), wrapped
         )
+        users_pb2_grpc.add_AuthServiceServicer_to_server(self.identity.service, wrapped)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, wrapped)
-        enable_reflection(wrapped, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
+        names = (SERVICE_NAME, AUTH_SERVICE_NAME, HEALTH_SERVICE_NAME)
+        enable_reflection(wrapped, names, load_descriptor_set())
         return server
 
     def _credentials(self) -> Any:
@@ -126,6 +134,7 @@ class UsersServer:
         bound port."""
         credentials = self._credentials()  # first: a bad certificate stops the start at once
         await self.store.open()
+        await self.identity.start()
         await self._monitor.check_once()
         self._server = self._build()
         address = self.settings.listen_address
@@ -175,6 +184,7 @@ class UsersServer:
         finally:
             # Whatever the stop did, the store is closed and every line written.
             await self.store.close()
+            self.identity.close()
             rpc_log.flush()
         logger.info("stopped")
 
@@ -192,12 +202,16 @@ class UsersServer:
 
 async def main(settings: Settings) -> int:
     """Runs the server until SIGTERM or SIGINT, then drains; returns the exit status."""
-    server = UsersServer(settings)
+    try:
+        server = UsersServer(settings)
+    except KeyFileError as error:
+        logger.error("cannot start: %s", error)  # noqa: TRY400 - the message says it all
+        return 1
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
         await server.start()
-    except (OSError, RuntimeError, StoreUnavailable, TlsError) as error:
+    except (OSError, RuntimeError, ValueError, StoreUnavailable, TlsError) as error:
         logger.error("cannot start: %s", error)  # noqa: TRY400 - the message says it all
         await server.store.close()
         return 1
