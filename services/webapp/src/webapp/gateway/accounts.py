@@ -18,6 +18,9 @@ from webapp.gateway.values import Identity, SignedIn, identity, signed_in
 
 T = TypeVar("T")
 
+# The users service believes it only from a peer with a verified client certificate (mTLS).
+FORWARDED_FOR_KEY = "x-forwarded-for"
+
 
 async def _answer(call: Awaitable[T]) -> T:
     try:
@@ -38,22 +41,35 @@ class Accounts:
         self._stub = stub
         self._timeout_seconds = timeout_seconds
 
-    def _options(self, *, anonymous: bool = False) -> dict[str, Any]:
-        return call_options(self._timeout_seconds, anonymous=anonymous)
+    def _options(self, *, anonymous: bool = False, client: str | None = None) -> dict[str, Any]:
+        options = call_options(self._timeout_seconds, anonymous=anonymous)
+        if client:  # the browser's address, for the users service's per-address throttle
+            options["metadata"] += ((FORWARDED_FOR_KEY, client),)
+        return options
 
     async def sign_up(
-        self, username: str, password: str, email: str = "", display_name: str = ""
+        self,
+        username: str,
+        password: str,
+        email: str = "",
+        display_name: str = "",
+        *,
+        client: str | None = None,
     ) -> SignedIn:
-        """Creates a member account and signs it in (403 when sign-up is closed)."""
+        """Creates a member account and signs it in (403 when sign-up is closed); `client` is
+        the caller's address."""
         message = users_pb2.SignUpRequest(
             username=username, password=password, email=email, display_name=display_name
         )
-        return signed_in(await _answer(self._stub.SignUp(message, **self._options(anonymous=True))))
+        options = self._options(anonymous=True, client=client)
+        return signed_in(await _answer(self._stub.SignUp(message, **options)))
 
-    async def sign_in(self, username: str, password: str) -> SignedIn:
-        """A token for the account (401 for a wrong username or password; 429 when throttled)."""
+    async def sign_in(self, username: str, password: str, *, client: str | None = None) -> SignedIn:
+        """A token for the account (401 for a wrong username or password; 429 when throttled);
+        `client` is the caller's address."""
         message = users_pb2.SignInRequest(username=username, password=password)
-        return signed_in(await _answer(self._stub.SignIn(message, **self._options(anonymous=True))))
+        options = self._options(anonymous=True, client=client)
+        return signed_in(await _answer(self._stub.SignIn(message, **options)))
 
     async def who_am_i(self) -> Identity:
         """The caller's identity, as the users service sees it (401 without a valid token)."""

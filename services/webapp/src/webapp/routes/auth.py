@@ -24,7 +24,7 @@ from webapp.gateway import (
     UsersGateway,
     UsersServiceError,
 )
-from webapp.routes.deps import users_gateway
+from webapp.routes.deps import client_address, users_gateway
 from webapp.routes.ui import Csrf, form_errors, render
 
 router = APIRouter(include_in_schema=False)
@@ -81,7 +81,8 @@ async def sign_in(
 ) -> Response:
     """Signs in: the session cookie, then the page asked for; the form again on a refusal."""
     try:
-        issued = await users_gateway(request).accounts.sign_in(username, password)
+        accounts = users_gateway(request).accounts
+        issued = await accounts.sign_in(username, password, client=client_address(request))
     except (NotSignedInError, TooManyAttemptsError) as exc:
         error = WRONG if isinstance(exc, NotSignedInError) else _throttled(exc)
         context = {"next": safe_next(next), "form": {"username": username}, "errors": {"": error}}
@@ -111,7 +112,8 @@ async def sign_up(
     """Creates a member account and signs it in, then shows its profile."""
     form = {"username": username, "email": email, "display_name": display_name}
     try:
-        issued = await users_gateway(request).accounts.sign_up(password=password, **form)
+        accounts = users_gateway(request).accounts
+        issued = await accounts.sign_up(password=password, client=client_address(request), **form)
     except UsersServiceError as exc:
         errors = {"": CLOSED} if isinstance(exc, ForbiddenError) else form_errors(exc)
         if errors is None:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from webapp.gateway import Identity, SignedIn
 from webapp.routes.api import ERRORS, UserOut
-from webapp.routes.deps import users_gateway
+from webapp.routes.deps import client_address, users_gateway
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 ANONYMOUS: dict[str, Any] = {"security": []}  # OpenAPI: no token needed
@@ -61,7 +61,9 @@ def _token(issued: SignedIn) -> dict[str, Any]:
 async def sign_in(request: Request, body: Credentials) -> dict[str, Any]:
     """Exchanges a username and password for an access token (401 if either is wrong; 429 with
     `Retry-After` after too many failed attempts)."""
-    return _token(await users_gateway(request).accounts.sign_in(body.username, body.password))
+    accounts = users_gateway(request).accounts
+    client = client_address(request)
+    return _token(await accounts.sign_in(body.username, body.password, client=client))
 
 
 @router.post(
@@ -69,7 +71,8 @@ async def sign_in(request: Request, body: Credentials) -> dict[str, Any]:
 )
 async def sign_up(request: Request, body: NewAccount) -> dict[str, Any]:
     """Creates a member account and signs it in (403 when self-service sign-up is off)."""
-    return _token(await users_gateway(request).accounts.sign_up(**body.model_dump()))
+    accounts = users_gateway(request).accounts
+    return _token(await accounts.sign_up(**body.model_dump(), client=client_address(request)))
 
 
 @router.get("/whoami", response_model=WhoAmI, responses=ERRORS)
