@@ -58,10 +58,12 @@ def unique(prefix: str) -> str:
 
 
 class UsersService:
-    """`python -m users_service` on 127.0.0.1:<port> with its database under `directory`."""
+    """`python -m users_service` on 127.0.0.1:<port> with its database under `directory`; `env`
+    adds or overrides USERS_* variables."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, **env: str) -> None:
         self.directory = directory
+        self.env = env
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process: LoggedProcess | None = None
@@ -72,6 +74,7 @@ class UsersService:
             "USERS_DATABASE_URL": f"sqlite:///{self.directory / 'users.db'}",
             "USERS_GRACE_PERIOD_SECONDS": "2",
             **AUTH_ENV,
+            **self.env,
         }
         self.process = LoggedProcess([sys.executable, "-m", "users_service"], env)
         if not wait_for_serving(self.address, "users.v1.UserService", START_TIMEOUT):
@@ -132,6 +135,14 @@ class Webapp:
         token: str = response.json()["access_token"]
         return token
 
+    def sign_up(self, username: str, **fields: str) -> tuple[dict[str, Any], str]:
+        """A new member account (password PASSWORD) and its token, through the webapp."""
+        body = {"username": username, "password": PASSWORD, **fields}
+        response = httpx.post(f"{self.url}/api/v1/auth/signup", json=body, timeout=10)
+        assert response.status_code == 201, response.text
+        answer = response.json()
+        return answer["user"], answer["access_token"]
+
     def client(self, token: str | None = "", **options: Any) -> httpx.AsyncClient:
         """An HTTP client of this webapp carrying `token` (default: ADMIN_TOKEN; None: none)."""
         token = ADMIN_TOKEN if token == "" else token
@@ -186,10 +197,10 @@ def make_user(http: httpx.AsyncClient) -> Callable[..., Awaitable[dict[str, Any]
 
 @pytest.fixture
 def spawn_users(tmp_path: Path) -> Iterator[Callable[..., UsersService]]:
-    """Starts private users services (stopped at teardown): spawn_users(port=None)."""
+    """Starts private users services (stopped at teardown): spawn_users(port=None, **env)."""
 
-    def spawn(port: int | None = None) -> UsersService:
-        return UsersService(tmp_path, port).start()
+    def spawn(port: int | None = None, **env: str) -> UsersService:
+        return UsersService(tmp_path, port, **env).start()
 
     with stopped_at_exit(spawn) as spawn_and_keep:
         yield spawn_and_keep
