@@ -17,7 +17,9 @@ from testkit.certs import CertificateAuthority
 from testkit.ports import free_port
 from testkit.processes import LoggedProcess
 
-from .conftest import ADMIN_TOKEN, AUTH_ENV, START_TIMEOUT, Webapp, unique
+from .conftest import ADMIN as ADMIN_NAME
+from .conftest import ADMIN_PASSWORD, ADMIN_TOKEN, AUTH_ENV, START_TIMEOUT, Webapp, unique
+from .test_ui import csrf_token
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 HTML = {"Accept": "text/html", **ADMIN}
@@ -160,6 +162,17 @@ def test_https_sends_hsts_and_secure_host_cookies(
     assert cookie.startswith("__Host-csrftoken=")
     assert "Secure" in cookie
     assert "Path=/" in cookie
+    with httpx.Client(base_url=https, verify=verify, timeout=10) as browser:
+        token = csrf_token(browser.get("/signin", headers={"Accept": "text/html"}))
+        form = {"csrf_token": token, "username": ADMIN_NAME, "password": ADMIN_PASSWORD}
+        signed_in = browser.post("/signin", data=form)
+        assert signed_in.status_code == 303, signed_in.text
+        session = signed_in.headers["set-cookie"]
+        assert session.startswith("__Host-session=")
+        for attribute in ("HttpOnly", "Secure", "Path=/", "SameSite=lax"):
+            assert attribute in session
+        assert "Domain" not in session  # a __Host- cookie is host-only
+        assert browser.get("/", headers={"Accept": "text/html"}).status_code == 200
 
 
 def test_plain_http_sends_neither_hsts_nor_secure_cookies(

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from webapp import csrf
 from webapp.gateway import (
+    ForbiddenError,
     InvalidInputError,
     StaleEtagError,
     UsernameTakenError,
@@ -72,6 +73,8 @@ def form_errors(exc: UsersServiceError) -> dict[str, str] | None:
         return {"username": "this username is taken"}
     if isinstance(exc, StaleEtagError):
         return {"": STALE}
+    if isinstance(exc, ForbiddenError):
+        return {"": f"not allowed: {exc.reason or 'you may not do this'}"}
     return None
 
 
@@ -196,6 +199,7 @@ async def delete(
     gateway = users_gateway(request)
     try:
         await gateway.delete(user_id, etag)
-    except StaleEtagError:
-        return await _detail(request, gateway, user_id, errors={"": STALE}, status_code=412)
+    except (StaleEtagError, ForbiddenError) as exc:
+        errors = form_errors(exc)
+        return await _detail(request, gateway, user_id, errors=errors, status_code=exc.status)
     return RedirectResponse(f"/?deleted={quote(username)}", status_code=303)
