@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from users.v1 import users_pb2, users_pb2_grpc
 
-PASSWORD = "correct horse battery"  # noqa: S105 - the tests' accounts'
+PASSWORD = "correct horse battery"
 _names = itertools.count(1)
 
 

@@ -20,7 +20,7 @@ from users_service.access import REFLECTION_METHODS, TABLE, Who, rule_for
 from .accounts_kit import PASSWORD, Account, Accounts, code_of
 from .conftest import auth_settings
 
-NEW_PASSWORD = "a brand new secret"  # noqa: S105 - a test's
+NEW_PASSWORD = "a brand new secret"
 OK, UNAUTH, DENIED, NA = "OK", "UNAUTHENTICATED", "PERMISSION_DENIED", "-"
 WHO = ("anonymous", "member", "member on another's", "admin")
 # method -> the code for each of WHO; NA where a method has no "another's" resource.
