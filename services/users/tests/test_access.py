@@ -227,3 +227,18 @@ def test_the_table_has_a_row_for_every_method_of_every_service() -> None:
     for method in REFLECTION_METHODS:
         assert rule_for(method, anonymous_reflection=False).who is Who.SIGNED_IN
         assert rule_for(method, anonymous_reflection=True).who is Who.ANYONE
+
+
+async def test_an_admitted_import_sends_its_headers_before_the_first_row(
+    channel: Any, anonymous_channel: Any
+) -> None:
+    call = users_pb2_grpc.UserServiceStub(channel).ImportUsers()
+    headers = dict(await asyncio.wait_for(call.initial_metadata(), 5))
+    assert "x-request-id" in headers
+    await call.write(users_pb2.CreateUserRequest(username="first"))
+    await call.done_writing()
+    assert (await call).created_count == 1
+    refused = users_pb2_grpc.UserServiceStub(anonymous_channel).ImportUsers()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await refused
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED

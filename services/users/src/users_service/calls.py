@@ -151,7 +151,7 @@ class CallWrapping:
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
-            wrapped = _unary(method, behavior, gate, guard)
+            wrapped = _unary(method, behavior, gate, guard, handler.request_streaming)
         return factory(
             wrapped,
             request_deserializer=handler.request_deserializer,
@@ -164,6 +164,7 @@ def _unary(
     behavior: Callable[..., Awaitable[Any]],
     gate: LameDuck | None,
     guard: Guard | None,
+    streams_requests: bool = False,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
@@ -176,6 +177,10 @@ def _unary(
                 response = await behavior(request, context)
             else:
                 caller = await guard.admit(call.metadata, request)
+                if streams_requests:
+                    # Admitted: headers now tell a client streaming rows in (ImportUsers) that
+                    # it may write; refused, it would race the refusal (INTERNAL in grpc aio).
+                    await send_request_id(context)
                 response = guard.shown(await behavior(request, context), caller)
         except BaseException as error:
             await call.failed(error)
