@@ -136,7 +136,7 @@ class KeyRing:
             return False
         self._next_check = now + self._check_every
         listing = self._list()
-        if listing == self._listing:
+        if listing == self._listing and self._keys:
             return False
         keys = [load_key_file(self._directory / name) for name, _ in listing]
         if not keys:
