@@ -176,7 +176,9 @@ def _unary(
             if guard is None:
                 response = await behavior(request, context)
             else:
-                caller = await guard.admit(call.metadata, request)
+                caller = guard.admit_now(call.metadata, request) or await guard.admit(
+                    call.metadata, request
+                )
                 if streams_requests:
                     # Admitted: headers now tell a client streaming rows in (ImportUsers) that
                     # it may write; refused, it would race the refusal (INTERNAL in grpc aio).
@@ -208,7 +210,11 @@ def _streaming(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            caller = None if guard is None else await guard.admit(call.metadata, request)
+            caller = None
+            if guard is not None:
+                caller = guard.admit_now(call.metadata, request) or await guard.admit(
+                    call.metadata, request
+                )
             if send_headers:
                 # Streams carry the request id in their headers as well: a client reading a long
                 # stream knows it before the end.
