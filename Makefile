@@ -96,6 +96,10 @@ system-deps: .venv/.synced ## Host tools the stack and tests need (compose plugi
 up: system-deps ## Build and start the stack; returns once every service is healthy.
 	scripts/stack-up.sh
 
+.PHONY: token
+token: dev ## Print an admin access token for the running stack (TARGET=host:port for another replica).
+	@$(RUN) python -m scripts.access_token $(if $(TARGET),--target $(TARGET))
+
 .PHONY: up-scaled
 up-scaled: system-deps ## The scaled variant: REPLICAS users replicas (default 3) on PostgreSQL.
 	scripts/stack-up.sh --scaled $(REPLICAS)

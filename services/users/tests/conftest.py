@@ -51,7 +51,10 @@ def auth_settings(issuer: TestIssuer, **overrides: Any) -> AuthSettings:
         role_claim=env["USERS_OIDC_ROLE_CLAIM"],
         algorithms=("EdDSA",),
     )
-    return AuthSettings(signing_keys_dir=issuer.signing_keys_dir, oidc=oidc, **overrides)
+    # Cheap hashes: tests sign in often; the service's defaults are argon2id at OWASP's figures.
+    cheap = {"hash_memory_kib": 8192, "hash_time_cost": 1}
+    given = {"signing_keys_dir": issuer.signing_keys_dir, "oidc": oidc, **cheap, **overrides}
+    return AuthSettings(**given)
 
 
 @pytest.fixture

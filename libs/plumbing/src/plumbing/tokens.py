@@ -81,8 +81,9 @@ def generate_key_file(directory: Path, name: str | None = None) -> Path:
     """Writes a new Ed25519 private key (PKCS#8 PEM, mode 0600) into `directory`; its name
     sorts after the older ones (a UTC timestamp), so that it becomes the signing key."""
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = directory / f"{name or 'signing-' + stamp + '-' + os.urandom(2).hex()}{KEY_SUFFIX}"
+    now = time.time_ns()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
+    path = directory / f"{name or 'signing-' + stamp}{KEY_SUFFIX}"
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -135,7 +136,7 @@ class KeyRing:
             return False
         self._next_check = now + self._check_every
         listing = self._list()
-        if listing == self._listing:
+        if listing == self._listing and self._keys:
             return False
         keys = [load_key_file(self._directory / name) for name, _ in listing]
         if not keys:

@@ -19,3 +19,14 @@ def aio_channel(
     if credentials is None:
         return grpc.aio.insecure_channel(target)
     return grpc.aio.secure_channel(target, credentials)
+
+
+def sync_channel(
+    target: str, credentials: Any | None = None, token: str | None = None
+) -> grpc.Channel:
+    """The blocking-API twin of aio_channel."""
+    if token is not None:
+        return grpc.secure_channel(target, with_token(credentials, token))
+    if credentials is None:
+        return grpc.insecure_channel(target)
+    return grpc.secure_channel(target, credentials)

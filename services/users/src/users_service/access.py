@@ -131,6 +131,13 @@ def rule_for(method: str, *, anonymous_reflection: bool) -> Rule:
     return TABLE.get(method, Rule(Who.NOBODY))
 
 
+def _authorization(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == AUTHORIZATION_KEY:
+            return str(value)
+    return None
+
+
 class Guard:
     """One method's row, bound to the authenticator: admits a call, redacts its answers."""
 
@@ -141,12 +148,21 @@ class Guard:
         self._rule = rule
         self._authenticator = authenticator
 
+    def admit_now(self, metadata: Sequence[tuple[str, Any]] | None, request: Any) -> Caller | None:
+        """`admit` without awaiting, for a token this replica knows (the common case); None
+        when `admit` must be awaited."""
+        authorization = _authorization(metadata)
+        caller = None if authorization is None else self._authenticator.cached(authorization)
+        return None if caller is None else self._allow(caller, request)
+
     async def admit(self, metadata: Sequence[tuple[str, Any]] | None, request: Any) -> Caller:
         """The caller, if allowed (Unauthenticated, PermissionDenied if not); sets caller_var."""
-        authorization = next((str(v) for k, v in metadata or () if k == AUTHORIZATION_KEY), None)
-        caller = await self._authenticator.caller(authorization)
+        caller = await self._authenticator.caller(_authorization(metadata))
         if caller is None:
             raise Unauthenticated("this call needs a token: authorization: Bearer <token>")
+        return self._allow(caller, request)
+
+    def _allow(self, caller: Caller, request: Any) -> Caller:
         caller_var.set(caller)
         rule = self._rule
         if caller.is_admin and rule.who is not Who.NOBODY:

@@ -12,6 +12,9 @@ _ttl = seconds_between(30, 86_400)
 _window = seconds_between(0.1, 86_400)
 _failures = count_between(1, 1_000_000, "attempts")
 _concurrency = count_between(1, 64, "hashes")
+_memory = count_between(8, 4 * 1024 * 1024, "KiB")
+_passes = count_between(1, 100, "passes")
+_lanes = count_between(1, 64, "lanes")
 DEFAULT_OIDC_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
 
@@ -85,8 +88,13 @@ class AuthSettings:
     signin_account_failures: int = 5
     signin_address_failures: int = 50
     signin_window_seconds: float = 300.0
-    # Password hashes computed at once (each on its own thread, off the event loop).
+    # Password hashes computed at once (each on its own thread, off the event loop), and the
+    # argon2id parameters: OWASP's recommendation (19 MiB, 2 passes, 1 lane). Stored hashes
+    # made with other parameters are replaced at the next sign-in.
     hash_concurrency: int = 2
+    hash_memory_kib: int = 19_456
+    hash_time_cost: int = 2
+    hash_parallelism: int = 1
     # The first admin, made at start when no user has its username ("" for none).
     admin_username: str = ""
     admin_password: str = field(default="", repr=False)
@@ -117,6 +125,9 @@ class AuthSettings:
             hash_concurrency=read(
                 env, "USERS_HASH_CONCURRENCY", cls.hash_concurrency, _concurrency
             ),
+            hash_memory_kib=read(env, "USERS_HASH_MEMORY_KIB", cls.hash_memory_kib, _memory),
+            hash_time_cost=read(env, "USERS_HASH_TIME_COST", cls.hash_time_cost, _passes),
+            hash_parallelism=read(env, "USERS_HASH_PARALLELISM", cls.hash_parallelism, _lanes),
             admin_username=read(env, "USERS_ADMIN_USERNAME", cls.admin_username, as_is),
             admin_password=read(
                 env, "USERS_ADMIN_PASSWORD", cls.admin_password, _password, shown=lambda _: "***"

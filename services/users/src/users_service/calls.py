@@ -151,7 +151,7 @@ class CallWrapping:
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
-            wrapped = _unary(method, behavior, gate, guard)
+            wrapped = _unary(method, behavior, gate, guard, handler.request_streaming)
         return factory(
             wrapped,
             request_deserializer=handler.request_deserializer,
@@ -164,6 +164,7 @@ def _unary(
     behavior: Callable[..., Awaitable[Any]],
     gate: LameDuck | None,
     guard: Guard | None,
+    streams_requests: bool = False,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
@@ -175,7 +176,13 @@ def _unary(
             if guard is None:
                 response = await behavior(request, context)
             else:
-                caller = await guard.admit(call.metadata, request)
+                caller = guard.admit_now(call.metadata, request) or await guard.admit(
+                    call.metadata, request
+                )
+                if streams_requests:
+                    # Admitted: headers now tell a client streaming rows in (ImportUsers) that
+                    # it may write; refused, it would race the refusal (INTERNAL in grpc aio).
+                    await send_request_id(context)
                 response = guard.shown(await behavior(request, context), caller)
         except BaseException as error:
             await call.failed(error)
@@ -203,7 +210,11 @@ def _streaming(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            caller = None if guard is None else await guard.admit(call.metadata, request)
+            caller = None
+            if guard is not None:
+                caller = guard.admit_now(call.metadata, request) or await guard.admit(
+                    call.metadata, request
+                )
             if send_headers:
                 # Streams carry the request id in their headers as well: a client reading a long
                 # stream knows it before the end.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -88,8 +90,21 @@ class ExternalIssuer:
 
 
 def _read(source: str) -> bytes:
-    if source.startswith("https://") or source.startswith("http://"):
+    if source.startswith("http://") and not _loopback(source):
+        # Keys fetched in the clear could be anyone's: https, or a file, or loopback.
+        raise ValueError(f"USERS_OIDC_JWKS={source!r}: use https:// (http only on loopback)")
+    if source.startswith(("https://", "http://")):
         request = urllib.request.Request(source, headers={"accept": "application/json"})  # noqa: S310
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
             return bytes(response.read(MAX_JWKS_BYTES))
     return Path(source).read_bytes()
+
+
+def _loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -101,6 +101,21 @@ class Authenticator:
         self._changes = 0  # counts every change heard: a store read that raced one is not cached
         self._feed_ok = True
 
+    def cached(self, authorization: str) -> Caller | None:
+        """The caller, when this replica already verified the token and holds its account's
+        state (the per-call path: no await); None when `caller` must be asked."""
+        if self._keys.refresh():
+            self._verified.clear()
+        caller = self._verified.get(authorization)
+        if caller is None or caller.expires_at <= time.time():
+            return None
+        if caller.user_id is not None:
+            account = self._accounts.get(caller.user_id) if self._feed_ok else None
+            if account is None:
+                return None
+            _check(account, caller)
+        return caller
+
     async def caller(self, authorization: str | None) -> Caller | None:
         """The verified caller, None when anonymous; Unauthenticated when the token fails."""
         if authorization is None:
@@ -145,12 +160,7 @@ class Authenticator:
         account = self._accounts.get(user_id) if self._feed_ok else None
         if account is None:
             account = await self._read_account(user_id)
-        if account is _GONE:
-            raise Unauthenticated("the token's account no longer exists")
-        if account.disabled:
-            raise Unauthenticated("the token's account is disabled")
-        if account.token_version != caller.token_version or account.role != caller.role:
-            raise Unauthenticated("the token was revoked")
+        _check(account, caller)
 
     async def _read_account(self, user_id: int) -> _Account:
         heard = self._changes
@@ -176,6 +186,16 @@ class Authenticator:
         """While the change feed is lost, every call reads its account from the store."""
         self._feed_ok = lost is None
         self._accounts.clear()
+
+
+def _check(account: _Account, caller: Caller) -> None:
+    """Unauthenticated unless the account still stands behind the caller's token."""
+    if account is _GONE:
+        raise Unauthenticated("the token's account no longer exists")
+    if account.disabled:
+        raise Unauthenticated("the token's account is disabled")
+    if account.token_version != caller.token_version or account.role != caller.role:
+        raise Unauthenticated("the token was revoked")
 
 
 def _state(user: UserRecord) -> _Account:

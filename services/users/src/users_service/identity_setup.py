@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from argon2 import PasswordHasher
 from plumbing.tokens import Audience, KeyRing, generate_key_file
 from users.v1 import users_pb2
 
@@ -39,7 +40,12 @@ class Identity:
         self._ephemeral: Path | None = None
         self.keys = KeyRing(self._keys_dir())
         audience = Audience(settings.issuer, settings.audience)
-        self.passwords = Passwords(settings.hash_concurrency)
+        hasher = PasswordHasher(
+            time_cost=settings.hash_time_cost,
+            memory_cost=settings.hash_memory_kib,
+            parallelism=settings.hash_parallelism,
+        )
+        self.passwords = Passwords(settings.hash_concurrency, hasher)
         self.issuer = TokenIssuer(self.keys, audience, settings.token_ttl_seconds)
         oidc = settings.oidc
         self._external = ExternalIssuer(oidc) if oidc.issuer else None

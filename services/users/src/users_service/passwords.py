@@ -48,8 +48,8 @@ class Checked:
 
 
 class Passwords:
-    """argon2id hashes (RFC 9106's low-memory profile, argon2-cffi's default), computed on a
-    few threads of their own (argon2 releases the GIL), never on the event loop.
+    """argon2id hashes, computed on a few threads of their own (argon2 releases the GIL), never
+    on the event loop.
 
     Example:
         >>> passwords = Passwords(concurrency=2)
