@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -21,6 +24,9 @@ SERVICES = ("users", "webapp")
 APP_UID = "10001"
 # scripts/certs.py writes these before the stack starts; the published port requires mTLS.
 CERTS = ROOT / "certs"
+# The first admin every stack under test starts with (compose: USERS_ADMIN_*).
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = secrets.token_urlsafe(18)
 GRPCURL_TLS = (
     f"-cacert={CERTS / 'ca.pem'}",
     f"-cert={CERTS / 'client.pem'}",
@@ -96,6 +102,19 @@ class Stack:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @functools.cached_property
+    def admin_headers(self) -> dict[str, str]:
+        """`Authorization: Bearer` with the first admin's token (signed in once per stack)."""
+        return {"authorization": f"Bearer {self.sign_in()}"}
+
+    def sign_in(self, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> str:
+        """An access token from the stack's users service, signed in through the webapp."""
+        body = {"username": username, "password": password}
+        response = httpx.post(f"{self.http_url}/api/v1/auth/signin", json=body, timeout=10)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Runs `docker compose -p PROJECT ARGS` and fails on a non-zero exit."""

@@ -112,7 +112,9 @@ async def test_docker_stop_of_the_webapp_mid_burst_fails_no_request_after_it_sta
     statuses: dict[int, int] = {}
     stopping: list[subprocess.Popen[bytes]] = []
     limits = httpx.Limits(max_connections=HTTP_CONCURRENCY, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=stack.http_url, timeout=30, limits=limits) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.http_url, timeout=30, limits=limits, headers=stack.admin_headers
+    ) as http:
 
         async def create(index: int) -> str:
             try:
