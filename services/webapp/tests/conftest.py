@@ -46,6 +46,9 @@ AUTH_ENV = {
     "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
     "USERS_SIGNUP_OPEN": "true",
     "USERS_TOKEN_TTL_SECONDS": "7200",  # outlives a test session
+    # Cheap password hashes: the tests sign in and up often, and measure nothing of argon2.
+    "USERS_HASH_MEMORY_KIB": "8192",
+    "USERS_HASH_TIME_COST": "1",
 }
 PASSWORD = secrets.token_urlsafe(16)  # the members the tests sign up
 ADMIN_TOKEN = ISSUER.token("admin", ttl=24 * 3600)

@@ -197,7 +197,7 @@ async def test_sign_in_through_the_api_gives_a_token_wrong_credentials_a_401(
             "/api/v1/auth/signin", json={"username": username, "password": PASSWORD}
         )
         assert good.status_code == 200, good.text
-        assert good.json()["token_type"] == "Bearer"  # noqa: S105
+        assert good.json()["token_type"] == "Bearer"
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT.*Z", good.json()["expire_time"])
         for wrong in ({"username": username, "password": "x" * 12}, {"username": "nobody"}):
             body = {"password": PASSWORD, **wrong}
