@@ -3,6 +3,7 @@ signs up, edits itself, fails to delete someone else, signs out."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,7 @@ async def test_a_member_signs_up_edits_itself_fails_to_delete_another_and_signs_
     await expect(page.locator(".facts")).to_contain_text("Second Name")
     await page.screenshot(path=ARTIFACTS / "webapp-member-profile.png", full_page=True)
 
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))  # "Delete...?"
     await page.goto(f"{fresh_webapp.url}/ui/users/{other.json()['id']}")
     await expect(page.locator(".facts")).not_to_contain_text("grace@example.com")  # hidden
     await page.click("button:has-text('Delete user')")

@@ -3,7 +3,7 @@
 
 (function () {
   const main = document.querySelector("main");
-  if (!main || !window.EventSource || document.body.dataset.live === "off") return;
+  if (!main || !window.EventSource) return;
   const live = document.getElementById("live");
   const RETRY_MS = 3000;
 
@@ -77,5 +77,6 @@
     banner.hidden = false;
   }
 
-  connect();
+  // The change feed is for admins: other viewers' pages (data-live="off") open none.
+  if (document.body.dataset.live !== "off") connect();
 })();
