@@ -28,22 +28,20 @@ from webapp.config import Settings
 
 SECRET_KEY = secrets.token_urlsafe(32)
 START_TIMEOUT = 20.0
-# Every users service the tests start has a first admin and self-service sign-up open. The shared
-# clients (`http`, Webapp.client()) carry an admin token, so tests written before access control
-# keep their meaning; tests of access itself sign members up, or call anonymously.
-#
-# The shared clients carry a token of the tests' own operator issuer (testkit.tokens), which every
-# users service started here trusts; they all sign with one key directory too, so a token stays
-# valid across replicas and restarts. The first admin is an account of the users service itself.
+# Every users service the tests start has self-service sign-up open and trusts the tests' own
+# operator issuer (testkit.tokens); they all sign with one key directory too, so a token stays valid
+# across replicas and restarts. The shared clients (`http`, `in_process`, Webapp.client()) carry
+# the issuer's admin token, so tests written before access control keep their meaning (and their
+# empty databases: no account is made for it); tests of access itself sign members up, or call
+# anonymously. ADMIN_ENV adds a first admin account, for the tests that sign in as one.
 _ISSUER_DIR = Path(tempfile.mkdtemp(prefix="webapp-tests-issuer-"))
 atexit.register(shutil.rmtree, _ISSUER_DIR, True)
 ISSUER = TestIssuer(_ISSUER_DIR)
 ADMIN = "admin"
 ADMIN_PASSWORD = secrets.token_urlsafe(18)
+ADMIN_ENV = {"USERS_ADMIN_USERNAME": ADMIN, "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD}
 AUTH_ENV = {
     **ISSUER.server_env(),
-    "USERS_ADMIN_USERNAME": ADMIN,
-    "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
     "USERS_SIGNUP_OPEN": "true",
     "USERS_TOKEN_TTL_SECONDS": "7200",  # outlives a test session
     # Cheap password hashes: the tests sign in and up often, and measure nothing of argon2.
@@ -137,6 +135,13 @@ class Webapp:
         assert response.status_code == 200, response.text
         token: str = response.json()["access_token"]
         return token
+
+    def wait_ready(self) -> None:
+        """Returns once /readyz says the users service answers (its channel is up)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while httpx.get(f"{self.url}/readyz", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, f"never ready:\n{self.process.log()}"
+            time.sleep(0.1)
 
     def sign_up(self, username: str, **fields: str) -> tuple[dict[str, Any], str]:
         """A new member account (password PASSWORD) and its token, through the webapp."""

@@ -29,12 +29,12 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-# Every API route, as (method, path, body); {id} is a user's id.
+# Every API route, as (method, path, body); {id} and {username} are a user's.
 API_CALLS: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/users", None),
     ("POST", "/api/v1/users", {"username": "nobody-here"}),
     ("GET", "/api/v1/users/{id}", None),
-    ("GET", "/api/v1/users/by-username/admin", None),
+    ("GET", "/api/v1/users/by-username/{username}", None),
     ("PATCH", "/api/v1/users/{id}", {"display_name": "x"}),
     ("DELETE", "/api/v1/users/{id}", None),
     ("GET", "/users/", None),
@@ -44,8 +44,10 @@ API_CALLS: list[tuple[str, str, Any]] = [
 ]
 
 
-async def call(client: httpx.AsyncClient, method: str, path: str, body: Any, user_id: int) -> Any:
-    url = path.format(id=user_id)
+async def call(
+    client: httpx.AsyncClient, method: str, path: str, body: Any, user: dict[str, Any]
+) -> Any:
+    url = path.format(id=user["id"], username=user["username"])
     if isinstance(body, bytes):
         return await client.request(method, url, content=body, headers=NDJSON)
     return await client.request(method, url, json=body)
@@ -69,7 +71,7 @@ async def test_anonymous_api_calls_are_401_problems_with_a_bearer_challenge(
     webapp: Webapp, victim: dict[str, Any], method: str, path: str, body: Any
 ) -> None:
     async with webapp.client(None) as anonymous:
-        response = await call(anonymous, method, path, body, victim["id"])
+        response = await call(anonymous, method, path, body, victim)
     assert_problem(response, 401)
     assert response.headers["www-authenticate"] == CHALLENGE
 
@@ -109,7 +111,7 @@ async def test_a_member_gets_403_for_anything_but_reads_and_itself(
     body: Any,
 ) -> None:
     async with webapp.client(member[1]) as client:
-        response = await call(client, method, path, body, victim["id"])
+        response = await call(client, method, path, body, victim)
     if method == "GET" and not path.endswith("/events"):
         assert response.status_code == 200, response.text  # the directory, without emails
     else:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import ISSUER, PASSWORD, UsersService, Webapp, unique
+from .conftest import ADMIN_ENV, ISSUER, PASSWORD, UsersService, Webapp, unique
 from .test_ui import csrf_token
 
 HTML = {"accept": "text/html"}
@@ -156,11 +156,14 @@ def strict_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webapp]:
     """A users service with sign-up closed and two failed sign-ins allowed per account."""
     users = UsersService(
         Path(tmp_path_factory.mktemp("strict")),
+        None,
+        **ADMIN_ENV,
         USERS_SIGNUP_OPEN="false",
         USERS_SIGNIN_ACCOUNT_FAILURES="2",
         USERS_SIGNIN_WINDOW_SECONDS="60",
     ).start()
     app = Webapp(users.address)
+    app.wait_ready()
     yield app
     app.stop()
     users.stop()

@@ -18,7 +18,15 @@ from testkit.ports import free_port
 from testkit.processes import LoggedProcess
 
 from .conftest import ADMIN as ADMIN_NAME
-from .conftest import ADMIN_PASSWORD, ADMIN_TOKEN, AUTH_ENV, START_TIMEOUT, Webapp, unique
+from .conftest import (
+    ADMIN_ENV,
+    ADMIN_PASSWORD,
+    ADMIN_TOKEN,
+    AUTH_ENV,
+    START_TIMEOUT,
+    Webapp,
+    unique,
+)
 from .test_ui import csrf_token
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -56,6 +64,7 @@ def mtls_users(pki: Pki) -> Iterator[tuple[LoggedProcess, str]]:
         "USERS_TLS_CA_FILE": str(pki.ca_file),
         "USERS_TLS_CLIENT_AUTH": "require",
         **AUTH_ENV,
+        **ADMIN_ENV,
     }
     process = LoggedProcess(
         [sys.executable, "-m", "users_service"], env, ready_when=lambda line: '"listening"' in line
