@@ -20,6 +20,8 @@ from testkit.ports import free_port
 from users.v1 import users_pb2_grpc
 
 from tests.integration.stack import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
     COMPOSE_FILE,
     ROOT,
     SCALE_FILE,
@@ -34,6 +36,7 @@ from tests.integration.stack import (
 # then the scaled variant, on a stack of its own.
 MODULE_ORDER = (
     "test_compose",
+    "test_access",
     "test_grpc",
     "test_http",
     "test_persistence",
@@ -108,6 +111,8 @@ def _stack_env(project: str) -> dict[str, str]:
         "USERSTACK_GRPC_PORT": str(free_port()),
         "USERSTACK_HTTP_PORT": str(free_port()),
         "USERS_GRACE_PERIOD_SECONDS": "10",
+        "USERS_ADMIN_USERNAME": ADMIN_USERNAME,
+        "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
         # DockerCompose starts no reaper, but a testcontainers container here must not pull one.
         "TESTCONTAINERS_RYUK_DISABLED": "true",
     }

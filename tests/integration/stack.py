@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -14,6 +16,8 @@ from typing import Any
 
 import grpc
 
+from scripts.access_token import sign_in
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 SCALE_FILE = ROOT / "compose.scale.yaml"
@@ -21,6 +25,9 @@ SERVICES = ("users", "webapp")
 APP_UID = "10001"
 # scripts/certs.py writes these before the stack starts; the published port requires mTLS.
 CERTS = ROOT / "certs"
+# The first admin every stack of this session starts with (compose's USERS_ADMIN_*).
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = secrets.token_urlsafe(24)
 GRPCURL_TLS = (
     f"-cacert={CERTS / 'ca.pem'}",
     f"-cert={CERTS / 'client.pem'}",
@@ -39,16 +46,34 @@ def ensure_certs() -> None:
     )
 
 
-def client_credentials(client: str | None = "client") -> Any:
-    """Channel credentials trusting the dev CA, presenting certs/<client>.pem (None: no cert)."""
+def client_credentials(client: str | None = "client", *, admin_at: str | None = None) -> Any:
+    """Channel credentials trusting the dev CA, presenting certs/<client>.pem (None: no cert);
+    with `admin_at` (a replica's target), every call carries the first admin's token."""
     key = None if client is None else (CERTS / f"{client}.key").read_bytes()
     cert = None if client is None else (CERTS / f"{client}.pem").read_bytes()
-    return grpc.ssl_channel_credentials((CERTS / "ca.pem").read_bytes(), key, cert)
+    transport = grpc.ssl_channel_credentials((CERTS / "ca.pem").read_bytes(), key, cert)
+    if admin_at is None:
+        return transport
+    target = admin_at
+
+    def add_token(_context: Any, callback: Any) -> None:
+        # Signed in on the first call that needs it (a health-only channel never does).
+        callback((("authorization", f"Bearer {admin_token(target)}"),), None)
+
+    return grpc.composite_channel_credentials(transport, grpc.metadata_call_credentials(add_token))
 
 
-def tls_channel(target: str, **kwargs: Any) -> grpc.Channel:
-    """A channel to the stack's published port, over mTLS with the developer's certificate."""
-    return grpc.secure_channel(target, client_credentials(), **kwargs)
+@functools.cache
+def admin_token(target: str) -> str:
+    """The first admin's token, signed in at `target` as `make token` does (once per target)."""
+    return sign_in(target, CERTS, ADMIN_USERNAME, ADMIN_PASSWORD)
+
+
+def tls_channel(target: str, *, anonymous: bool = False, **kwargs: Any) -> grpc.Channel:
+    """A channel to the stack's published port, over mTLS with the developer's certificate,
+    every call carrying the first admin's token unless `anonymous`."""
+    credentials = client_credentials(admin_at=None if anonymous else target)
+    return grpc.secure_channel(target, credentials, **kwargs)
 
 
 def docker_time(raw: str) -> datetime:
