@@ -21,7 +21,6 @@ from users.v1 import users_pb2_grpc
 
 from tests.integration.stack import (
     ADMIN_PASSWORD,
-    ADMIN_USERNAME,
     COMPOSE_FILE,
     ROOT,
     SCALE_FILE,
@@ -111,8 +110,9 @@ def _stack_env(project: str) -> dict[str, str]:
         "USERSTACK_GRPC_PORT": str(free_port()),
         "USERSTACK_HTTP_PORT": str(free_port()),
         "USERS_GRACE_PERIOD_SECONDS": "10",
-        "USERS_ADMIN_USERNAME": ADMIN_USERNAME,
+        # The first admin (stack.ADMIN_USERNAME); its tokens outlive the test session.
         "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "USERS_TOKEN_TTL_SECONDS": "7200",
         # DockerCompose starts no reaper, but a testcontainers container here must not pull one.
         "TESTCONTAINERS_RYUK_DISABLED": "true",
     }

@@ -25,9 +25,9 @@ SERVICES = ("users", "webapp")
 APP_UID = "10001"
 # scripts/certs.py writes these before the stack starts; the published port requires mTLS.
 CERTS = ROOT / "certs"
-# The first admin every stack of this session starts with (compose's USERS_ADMIN_*).
+# The first admin every stack under test starts with (compose: USERS_ADMIN_*).
 ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = secrets.token_urlsafe(24)
+ADMIN_PASSWORD = secrets.token_urlsafe(18)
 GRPCURL_TLS = (
     f"-cacert={CERTS / 'ca.pem'}",
     f"-cert={CERTS / 'client.pem'}",
