@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-
-from scripts.access_token import sign_in
+from users.v1 import users_pb2, users_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -66,7 +65,10 @@ def client_credentials(client: str | None = "client", *, admin_at: str | None = 
 @functools.cache
 def admin_token(target: str) -> str:
     """The first admin's token, signed in at `target` as `make token` does (once per target)."""
-    return sign_in(target, CERTS, ADMIN_USERNAME, ADMIN_PASSWORD)
+    with grpc.secure_channel(target, client_credentials()) as channel:
+        request = users_pb2.SignInRequest(username=ADMIN_USERNAME, password=ADMIN_PASSWORD)
+        reply = users_pb2_grpc.AuthServiceStub(channel).SignIn(request, timeout=30)
+    return str(reply.access_token)
 
 
 def tls_channel(target: str, *, anonymous: bool = False, **kwargs: Any) -> grpc.Channel:
