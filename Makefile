@@ -63,8 +63,8 @@ clean: ## Remove the local environment and generated files.
 
 # --- running locally (no Docker) ---------------------------------------------------------------
 .PHONY: run-users
-run-users: dev ## Run the users service on 127.0.0.1:50051 (plaintext), its database in ./data (Ctrl-C drains).
-	USERS_LISTEN_ADDRESS=$${USERS_LISTEN_ADDRESS:-127.0.0.1:50051} USERS_DATABASE_URL=$${USERS_DATABASE_URL:-sqlite:///data/users.db} $(RUN) python -m users_service
+run-users: dev ## Run the users service on 127.0.0.1:50051 (plaintext), its database in ./data (Ctrl-C drains); first admin from .env.
+	scripts/dotenv.sh && set -a && source .env && set +a && USERS_ADMIN_USERNAME=$${USERS_ADMIN_USERNAME:-admin} USERS_LISTEN_ADDRESS=$${USERS_LISTEN_ADDRESS:-127.0.0.1:50051} USERS_DATABASE_URL=$${USERS_DATABASE_URL:-sqlite:///data/users.db} $(RUN) python -m users_service
 
 .PHONY: run-webapp
 run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-users`.

@@ -35,6 +35,7 @@ from tests.integration.stack import (
 # then the scaled variant, on a stack of its own.
 MODULE_ORDER = (
     "test_compose",
+    "test_access",
     "test_grpc",
     "test_http",
     "test_persistence",

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import httpx
+from users.v1 import users_pb2, users_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -45,16 +46,37 @@ def ensure_certs() -> None:
     )
 
 
-def client_credentials(client: str | None = "client") -> Any:
-    """Channel credentials trusting the dev CA, presenting certs/<client>.pem (None: no cert)."""
+def client_credentials(client: str | None = "client", *, admin_at: str | None = None) -> Any:
+    """Channel credentials trusting the dev CA, presenting certs/<client>.pem (None: no cert);
+    with `admin_at` (a replica's target), every call carries the first admin's token."""
     key = None if client is None else (CERTS / f"{client}.key").read_bytes()
     cert = None if client is None else (CERTS / f"{client}.pem").read_bytes()
-    return grpc.ssl_channel_credentials((CERTS / "ca.pem").read_bytes(), key, cert)
+    transport = grpc.ssl_channel_credentials((CERTS / "ca.pem").read_bytes(), key, cert)
+    if admin_at is None:
+        return transport
+    target = admin_at
+
+    def add_token(_context: Any, callback: Any) -> None:
+        # Signed in on the first call that needs it (a health-only channel never does).
+        callback((("authorization", f"Bearer {admin_token(target)}"),), None)
+
+    return grpc.composite_channel_credentials(transport, grpc.metadata_call_credentials(add_token))
 
 
-def tls_channel(target: str, **kwargs: Any) -> grpc.Channel:
-    """A channel to the stack's published port, over mTLS with the developer's certificate."""
-    return grpc.secure_channel(target, client_credentials(), **kwargs)
+@functools.cache
+def admin_token(target: str) -> str:
+    """The first admin's token, signed in at `target` as `make token` does (once per target)."""
+    with grpc.secure_channel(target, client_credentials()) as channel:
+        request = users_pb2.SignInRequest(username=ADMIN_USERNAME, password=ADMIN_PASSWORD)
+        reply = users_pb2_grpc.AuthServiceStub(channel).SignIn(request, timeout=30)
+    return str(reply.access_token)
+
+
+def tls_channel(target: str, *, anonymous: bool = False, **kwargs: Any) -> grpc.Channel:
+    """A channel to the stack's published port, over mTLS with the developer's certificate,
+    every call carrying the first admin's token unless `anonymous`."""
+    credentials = client_credentials(admin_at=None if anonymous else target)
+    return grpc.secure_channel(target, credentials, **kwargs)
 
 
 def docker_time(raw: str) -> datetime:

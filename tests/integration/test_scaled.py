@@ -234,6 +234,46 @@ def test_a_watcher_on_one_replica_sees_a_create_through_another(
     assert event.user.username == f"{unique}-w"
 
 
+def test_a_sign_out_on_one_replica_revokes_the_token_on_another(
+    scaled_stack: Stack, unique: str
+) -> None:
+    first, second = (replica_target(c) for c in scaled_stack.containers("users")[:2])
+    with tls_channel(first) as admin:
+        made = users_pb2_grpc.UserServiceStub(admin).CreateUser(
+            users_pb2.CreateUserRequest(username=f"{unique}-r"), timeout=TIMEOUT
+        )
+        users_pb2_grpc.AuthServiceStub(admin).ResetPassword(
+            users_pb2.ResetPasswordRequest(id=made.id, new_password="revoke me everywhere"),
+            timeout=30,
+        )
+    with tls_channel(first, anonymous=True) as one, tls_channel(second, anonymous=True) as two:
+        on_first, on_second = (
+            users_pb2_grpc.AuthServiceStub(one),
+            users_pb2_grpc.AuthServiceStub(two),
+        )
+        signed = on_first.SignIn(
+            users_pb2.SignInRequest(username=made.username, password="revoke me everywhere"),
+            timeout=30,
+        )
+        member = (("authorization", f"Bearer {signed.access_token}"),)
+        # The second replica verifies (and caches) the first's token: the keys are shared.
+        on_second.WhoAmI(users_pb2.WhoAmIRequest(), metadata=member, timeout=TIMEOUT)
+        on_first.SignOutEverywhere(
+            users_pb2.SignOutEverywhereRequest(), metadata=member, timeout=TIMEOUT
+        )
+        started = time.monotonic()
+        code = None
+        while code is None:
+            try:
+                on_second.WhoAmI(users_pb2.WhoAmIRequest(), metadata=member, timeout=TIMEOUT)
+            except grpc.RpcError as error:
+                code = error.code()
+            assert time.monotonic() - started < 3.0, "the other replica still takes the token"
+            time.sleep(0.01)
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    print(f"revoked on the other replica after {(time.monotonic() - started) * 1000:.0f} ms")
+
+
 def test_a_new_replica_gets_traffic_without_restarting_the_webapp(
     scaled_stack: Stack, http: httpx.Client, unique: str
 ) -> None:

@@ -51,6 +51,18 @@ def test_the_newest_key_signs_and_every_key_verifies(tmp_path: Path) -> None:
     assert not ring.refresh()  # nothing changed since
 
 
+def test_a_serving_key_ring_keeps_its_keys_when_the_directory_goes_bad(tmp_path: Path) -> None:
+    key = generate_key_file(tmp_path)
+    ring = KeyRing(tmp_path, check_every_seconds=0)
+    signing = ring.signing
+    (tmp_path / "half-copied.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    assert not ring.refresh()
+    key.unlink()
+    (tmp_path / "half-copied.pem").unlink()
+    assert not ring.refresh()  # empty: kept, not emptied
+    assert ring.signing is signing
+
+
 def test_a_key_ring_refuses_an_empty_directory_and_a_key_of_another_kind(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="no signing key"):
         KeyRing(tmp_path)

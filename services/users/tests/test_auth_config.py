@@ -31,6 +31,7 @@ def test_enforcement_is_turned_off_only_on_loopback() -> None:
         ({"USERS_ADMIN_USERNAME": "root"}, "go together"),
         ({"USERS_ADMIN_PASSWORD": "long enough secret"}, "go together"),
         ({"USERS_ADMIN_USERNAME": "root", "USERS_ADMIN_PASSWORD": "short"}, "12 characters"),
+        ({"USERS_ADMIN_USERNAME": "Root!", "USERS_ADMIN_PASSWORD": "long enough one"}, "3-32"),
         ({"USERS_TOKEN_TTL_SECONDS": "5"}, "USERS_TOKEN_TTL_SECONDS"),
         ({"USERS_OIDC_ISSUER": "https://id.example"}, "USERS_OIDC_AUDIENCE"),
         ({"USERS_SIGNIN_ACCOUNT_FAILURES": "0"}, "USERS_SIGNIN_ACCOUNT_FAILURES"),

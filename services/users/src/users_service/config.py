@@ -22,6 +22,7 @@ from plumbing.settings import (
 
 from users_service.auth_config import AuthSettings
 from users_service.database_url import check_url, redact
+from users_service.validation import username_problem
 
 __all__ = ["ConfigError", "Settings", "check_access", "check_transport", "is_loopback"]
 
@@ -140,6 +141,9 @@ def check_access(settings: Settings) -> None:
         )
     if bool(auth.admin_username) != bool(auth.admin_password):
         raise ConfigError("USERS_ADMIN_USERNAME and USERS_ADMIN_PASSWORD go together: set both")
+    problem = username_problem(auth.admin_username) if auth.admin_username else None
+    if problem is not None:
+        raise ConfigError(f"USERS_ADMIN_USERNAME={auth.admin_username!r} {problem}")
 
 
 def is_loopback(address: str) -> bool:

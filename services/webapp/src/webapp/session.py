@@ -21,6 +21,7 @@ SECURE_COOKIE_NAME = "__Host-session"
 # JWTs are a few hundred bytes; the users service's metadata limit is 8 KiB.
 MAX_AUTHORIZATION_LENGTH = 4096
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CONTROL = bytes(range(0x20)) + b"\x7f"
 MALFORMED = "the Authorization header is malformed: send `Authorization: Bearer <token>`"
 
 
@@ -41,14 +42,22 @@ def authorization(
     None for an anonymous caller; MalformedCredentialsError for a header that cannot be sent.
     """
     if header is not None:
-        value = header.decode("latin-1").strip()
-        if len(value) > MAX_AUTHORIZATION_LENGTH or not value.isascii() or not value.isprintable():
+        if not _sendable(header):
             raise MalformedCredentialsError(MALFORMED)
-        return value or None
+        return header.decode("ascii").strip() or None
     if cookies is None or (method not in _SAFE_METHODS and path.startswith("/api/")):
         return None
     token = _cookie(cookies.decode("latin-1"), cookie_name(https))
-    return bearer(token) if token and token.isascii() and token.isprintable() else None
+    return bearer(token) if token and _sendable(token.encode("latin-1")) else None
+
+
+def _sendable(value: bytes) -> bool:
+    """Whether gRPC metadata can carry `value`: printable ASCII, not too long."""
+    return (
+        len(value) <= MAX_AUTHORIZATION_LENGTH
+        and value.isascii()
+        and len(value.translate(None, _CONTROL)) == len(value)  # a C loop: a regex took 2.5 us
+    )
 
 
 def _cookie(header: str, name: str) -> str:
