@@ -68,8 +68,8 @@ clean: ## Remove the local environment and generated files.
 
 # --- running locally (no Docker) ---------------------------------------------------------------
 .PHONY: run-users
-run-users: dev ## Run the users service on 127.0.0.1:50051 (plaintext), its database in ./data (Ctrl-C drains).
-	USERS_LISTEN_ADDRESS=$${USERS_LISTEN_ADDRESS:-127.0.0.1:50051} USERS_DATABASE_URL=$${USERS_DATABASE_URL:-sqlite:///data/users.db} $(RUN) python -m users_service
+run-users: dev ## Run the users service on 127.0.0.1:50051 (plaintext), its database in ./data (Ctrl-C drains); first admin from .env.
+	scripts/dotenv.sh && set -a && source .env && set +a && USERS_ADMIN_USERNAME=$${USERS_ADMIN_USERNAME:-admin} USERS_LISTEN_ADDRESS=$${USERS_LISTEN_ADDRESS:-127.0.0.1:50051} USERS_DATABASE_URL=$${USERS_DATABASE_URL:-sqlite:///data/users.db} $(RUN) python -m users_service
 
 .PHONY: run-webapp
 run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-users`.
@@ -104,6 +104,10 @@ system-deps-run: .venv/.synced ## Host tools running the stack needs (compose pl
 .PHONY: up
 up: system-deps-run ## Build and start the stack; returns once every service is healthy.
 	scripts/stack-up.sh
+
+.PHONY: token
+token: dev ## Print an admin access token for the running stack (TARGET=host:port for another replica).
+	@$(RUN) python -m scripts.access_token $(if $(TARGET),--target $(TARGET))
 
 .PHONY: up-scaled
 up-scaled: system-deps-run ## The scaled variant: REPLICAS users replicas (default 3) on PostgreSQL.

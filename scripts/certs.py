@@ -9,6 +9,8 @@ certs/users.pem, users.key    the users server: localhost, 127.0.0.1, ::1, users
 certs/webapp.pem, webapp.key  the webapp's client certificate for mTLS
 certs/client.pem, client.key  a developer client (grpcurl -cacert certs/ca.pem -cert ... -key ...)
 certs/postgres.pem, .key      compose.scale.yaml's PostgreSQL server (the users service verifies it)
+certs/signing-keys/*.pem      the users service's token signing keys (Ed25519; every replica reads
+                              the same directory; docs/access.md says how to rotate them)
 
 The keys the containers read are made readable by --uid (their user, 10001) and nobody else;
 postgres.key by the postgres image's uid 999 alone (0600: PostgreSQL refuses a key others can read).
@@ -22,6 +24,7 @@ import os
 from pathlib import Path
 
 from cryptography import x509
+from plumbing.tokens import generate_key_file
 from testkit.certs import CertificateAuthority, Issued
 
 RENEW_DAYS = 14
@@ -83,7 +86,24 @@ def ensure(directory: Path, uid: int | None = None) -> list[str]:
             owner = {"client": None, "postgres": POSTGRES_UID}.get(name, uid)
             _write(issued, stem, owner if uid is not None else None)
             made.append(name)
+    if ensure_signing_key(directory / "signing-keys", uid):
+        made.append("signing-keys")
     return made
+
+
+def ensure_signing_key(directory: Path, uid: int | None = None) -> bool:
+    """A signing key in `directory` unless it holds one (rotation adds keys: docs/access.md);
+    True when one was made. The directory and keys are the containers' user's alone."""
+    if any(directory.glob("*.pem")):
+        return False
+    key_file = generate_key_file(directory)
+    if uid is not None and os.geteuid() == 0:
+        os.chown(directory, uid, uid)
+        os.chown(key_file, uid, uid)
+    elif uid is not None:
+        key_file.chmod(0o644)  # not root: cannot give it away, so let the container read it
+        directory.chmod(0o755)
+    return True
 
 
 def main() -> None:

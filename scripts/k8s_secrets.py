@@ -8,6 +8,11 @@ initialises its volume, so silently replacing it would lock the users service ou
     python3 scripts/k8s_secrets.py postgres | kubectl create -f -
     kubectl apply -k deploy/overlays/postgres
 
+users-admin (username, password) is the first admin, made by the users service at start when no
+user has that name (read it back: `kubectl get secret users-admin -o jsonpath=...`);
+users-signing-keys holds the Ed25519 key the users service signs tokens with (one file per key:
+add one to rotate, remove the old one a token lifetime later; docs/access.md).
+
 The TLS Secrets (users-tls, webapp-tls, and postgres-tls for the postgres overlay: tls.crt,
 tls.key, ca.crt) come from a fresh CA whose
 key is thrown away: renewing means running this again for both, or letting cert-manager issue
@@ -18,6 +23,7 @@ them (deploy/examples/cert-manager.yaml). Run it in the project's environment (c
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import secrets
 import sys
@@ -28,6 +34,7 @@ DATABASE = "users"  # POSTGRES_APP_USER and POSTGRES_DB in deploy/overlays/postg
 DATABASE_HOST = "postgres"  # its Service, port 5432
 # Where deploy/overlays/postgres/users-postgres.yaml mounts postgres-tls's ca.crt in the users pods.
 DATABASE_CA_FILE = "/postgres-tls/ca.crt"
+ADMIN = "admin"  # the first admin's username
 
 
 def secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
@@ -82,11 +89,31 @@ def tls_secrets(namespace: str, postgres: bool = False) -> list[dict[str, Any]]:
     return made
 
 
+def access_secrets(namespace: str) -> list[dict[str, Any]]:
+    """users-admin (the first admin) and users-signing-keys (one fresh Ed25519 key)."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return [
+        secret(
+            "users-admin", namespace, {"username": ADMIN, "password": secrets.token_urlsafe(24)}
+        ),
+        secret("users-signing-keys", namespace, {f"signing-{stamp}.pem": pem.decode()}),
+    ]
+
+
 def overlay_secrets(overlay: str, namespace: str) -> list[dict[str, Any]]:
     """The Secrets the overlay's pods reference, each value drawn from `secrets`."""
     # The webapp signs CSRF tokens with it: 43 URL-safe characters (its minimum is 32).
     items = [secret("webapp", namespace, {"secret-key": secrets.token_urlsafe(32)})]
     items += tls_secrets(namespace, postgres=overlay == "postgres")
+    items += access_secrets(namespace)
     if overlay == "postgres":
         # The superuser's (never given to the service) and the service role's; hex: nothing to
         # escape inside the URL.

@@ -50,9 +50,13 @@ cat <<MSG
 userstack is up and healthy (built on $BASE_IMAGE):
   stack:    $variant
   browser:  http://$bind:$http_port/      (API docs: /docs)
-  grpcurl:  .venv/bin/grpcurl -cacert certs/ca.pem -cert certs/client.pem -key certs/client.key $grpc list
+  sign in:  as $(setting USERS_ADMIN_USERNAME admin), with the password USERS_ADMIN_PASSWORD in .env (browser, or
+            AuthService/SignIn); an admin token for grpcurl and curl: make -s token
+  grpcurl:  TOKEN=\$(make -s token)
             .venv/bin/grpcurl -cacert certs/ca.pem -cert certs/client.pem -key certs/client.key \
-              -d '{"username": "ada"}' $grpc users.v1.UserService/CreateUser
+              -H "authorization: Bearer \$TOKEN" $grpc list
+            .venv/bin/grpcurl -cacert certs/ca.pem -cert certs/client.pem -key certs/client.key \
+              -H "authorization: Bearer \$TOKEN" -d '{"username": "ada"}' $grpc users.v1.UserService/CreateUser
   logs:     make logs      stop: make down (the database volumes are kept)
 MSG
 if [[ -n "$observability" ]]; then

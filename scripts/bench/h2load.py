@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf.message import Message
@@ -35,14 +36,16 @@ def unary(
     seconds: float,
     cores: str | None,
     workdir: Path,
+    headers: Sequence[str] = (),
 ) -> Load:
-    """Drives `url` for `seconds` with `concurrency` calls in flight over 4 connections."""
+    """Drives `url` for `seconds` with `concurrency` calls in flight over 4 connections;
+    `headers` ("name: value") go on every call."""
     body, log = workdir / "h2load-body", workdir / "h2load-latencies.tsv"
     body.write_bytes(frame(request))
     log.unlink(missing_ok=True)  # h2load appends
     command = [
         "h2load", f"-D{seconds:g}", f"-c{CONNECTIONS}", f"-m{max(1, concurrency // CONNECTIONS)}",
-        "-t1", f"-d{body}", *GRPC_HEADERS, f"--log-file={log}", url,
+        "-t1", f"-d{body}", *GRPC_HEADERS, *(f"-H{h}" for h in headers), f"--log-file={log}", url,
     ]  # fmt: skip
     out = subprocess.run(
         pinned(command, cores), capture_output=True, text=True, check=True, timeout=seconds + 30

@@ -20,6 +20,8 @@ READ_ID = 4242  # a seeded user the size of the canned one
 # The users service over TLS and over mTLS (stack.py), against "users" in plaintext.
 TLS_SERVERS = ("users-tls", "users-mtls")
 TRANSPORT_CONCURRENCIES = (32, 128)
+# The users service checking a member's token on every call (stack.py), against "users".
+TOKEN_SERVERS = ("users-auth",)
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,10 @@ def _h2load(
     def load(stack: Stack) -> Load:
         url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/{method}"
         size = reply_size(stack, server, method, request)
+        headers = [f"authorization: Bearer {stack.member_token}"] if server in TOKEN_SERVERS else []
         return h2load.unary(
             url, request, reply_size=size, concurrency=concurrency, seconds=settings.seconds,
-            cores=stack.cores.load, workdir=stack.workdir,
+            cores=stack.cores.load, workdir=stack.workdir, headers=headers,
         )  # fmt: skip
 
     return load
@@ -116,6 +119,9 @@ def rows(settings: Settings) -> list[Row]:
         for server in (*GRPC_PEERS, "users"):
             out.append(Row(f"GetUser c{c} {server}", server, "calls/s",
                            _h2load("GetUser", get, server, c, settings), (server,)))  # fmt: skip
+        with_token = _h2load("GetUser", get, "users-auth", c, settings)
+        out.append(Row(f"GetUser c{c} users, member token", "users-auth", "calls/s",
+                       with_token, ("users-auth",)))  # fmt: skip
     c = max(settings.concurrencies)
     out += [
         Row(f"ListUsers(50) c{c} users", "users", "pages/s",
@@ -220,6 +226,8 @@ def ratios(settings: Settings) -> list[Ratio]:
             Ratio(f"GetUser c{k} users", f"GetUser c{k} grpclib", 1.0),
             Ratio(f"GetUser c{k} aio-uvloop", f"GetUser c{k} aio"),
             Ratio(f"GetUser c{k} aio-tuned", f"GetUser c{k} aio"),
+            # Issue 15: a token checked on every call costs at most a tenth.
+            Ratio(f"GetUser c{k} users, member token", f"GetUser c{k} users", 0.9),
         ]
     out += [
         Ratio(f"CreateUser c{c} users (aio client)", f"GetUser c{c} users (aio client)", 0.7),
@@ -262,7 +270,9 @@ def reply_size(stack: Stack, server: str, method: str, request: Message) -> int:
     """The size of the reply `server` gives `request` (asked once: the same every time)."""
     if server in GRPC_PEERS:
         return canned_user().ByteSize()
+    metadata = (("authorization", f"Bearer {stack.member_token}"),)
     with grpc.insecure_channel(f"127.0.0.1:{stack[server].port}") as channel:
         call = getattr(users_pb2_grpc.UserServiceStub(channel), method)
-        size: int = call(request, timeout=10).ByteSize()
+        reply = call(request, timeout=10, metadata=metadata if server in TOKEN_SERVERS else None)
+        size: int = reply.ByteSize()
         return size

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 from testkit.certs import CertificateAuthority
+from testkit.tokens import TestIssuer
 from users.v1 import users_pb2, users_pb2_grpc
 
 from scripts.bench.peers.canned import seeded_username
@@ -49,6 +50,7 @@ class Stack:
         self.stream_users = stream_users
         self.servers: dict[str, Server] = {}
         self.facts: dict[str, int] = {}  # what plan learnt of a server once, e.g. its stream size
+        self.member_token = ""  # a member's access token for users-auth, once started
 
     def __getitem__(self, name: str) -> Server:
         return self.servers[name]
@@ -74,9 +76,14 @@ class Stack:
             **database_env(database),
             "USERS_LISTEN_ADDRESS": "127.0.0.1:{port}",
             "USERS_GRACE_PERIOD_SECONDS": "2",
+            # The plain rows measure the service as it was before access control (loopback
+            # only; the peers and HTTP frontends carry no token): "users-auth" below is the
+            # same service checking a token on every call.
+            "USERS_AUTH_ENFORCED": "false",
         }
         self._start("users", ["-m", "users_service"], users_env, self.cores.server)
         asyncio.run(seed(self["users"].port, self.stream_users))
+        self._start_with_auth(users_env)
         # Creates go to their own database, so that every GetUsers streams the same users.
         writes_env = {**users_env, **database_env(self.workdir / "writes.db")}
         self._start("users-writes", ["-m", "users_service"], writes_env, self.cores.server)
@@ -142,6 +149,14 @@ class Stack:
                 self._start(
                     f"{service}-{variant}", ["-m", module], {**env, **named}, self.cores.server
                 )
+    def _start_with_auth(self, users_env: dict[str, str]) -> None:
+        """users-auth: the same database, every call checked; a member's token to call it with
+        (a seeded user given a password by the bench's operator: no new row)."""
+        issuer = TestIssuer(self.workdir / "issuer")
+        auth_env = {**users_env, **issuer.server_env(), "USERS_AUTH_ENFORCED": "true"}
+        self._start("users-auth", ["-m", "users_service"], auth_env, self.cores.server)
+        operator = issuer.token("admin")
+        self.member_token = asyncio.run(member_token(self["users-auth"].port, operator))
 
     @property
     def tls_dir(self) -> Path:
@@ -157,6 +172,21 @@ class Stack:
         )
         ca.issue("bench-load").write(self.tls_dir / "client")
         return self.tls_dir
+
+
+MEMBER_PASSWORD = secrets.token_urlsafe(16)
+
+
+async def member_token(port: int, operator_token: str) -> str:
+    """Gives the first seeded user a password (as an admin) and signs in as it: a member."""
+    admin = (("authorization", f"Bearer {operator_token}"),)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        auth = users_pb2_grpc.AuthServiceStub(channel)
+        reset = users_pb2.ResetPasswordRequest(id=1, new_password=MEMBER_PASSWORD)
+        await auth.ResetPassword(reset, metadata=admin, timeout=30)
+        request = users_pb2.SignInRequest(username=seeded_username(1), password=MEMBER_PASSWORD)
+        signed = await auth.SignIn(request, timeout=30)
+    return str(signed.access_token)
 
 
 async def seed(port: int, count: int) -> None:

@@ -135,7 +135,8 @@ def _value(overlay: str, variable: dict[str, Any]) -> str:
 def secret_refs(resources: tuple[Resource, ...]) -> set[tuple[str, str]]:
     """Every (Secret name, key) a container reads: from its environment, the files of a Secret
     volume that its ConfigMap settings or its arguments name (USERS_TLS_CERT_FILE=/tls/tls.crt...),
-    and the keys a Secret volume's items pick."""
+    and the keys a Secret volume's items pick. A setting that names the mounted directory itself
+    (USERS_SIGNING_KEYS_DIR=/signing-keys) reads every key of the Secret: (name, "*")."""
     refs = set()
     for workload in workloads(resources):
         volumes = {
@@ -167,6 +168,8 @@ def secret_refs(resources: tuple[Resource, ...]) -> set[tuple[str, str]]:
             for mount in spec.get("volumeMounts", []):
                 if mount["name"] in volumes:
                     prefix = mount["mountPath"].rstrip("/") + "/"
+                    if prefix.rstrip("/") in values:
+                        refs.add((volumes[mount["name"]], "*"))
                     refs |= {
                         (volumes[mount["name"]], value.removeprefix(prefix))
                         for value in values

@@ -17,6 +17,7 @@ import pytest
 import users_service.config
 import webapp.config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from plumbing.tokens import generate_key_file
 from testkit.certs import CertificateAuthority
 from users_service.config import Settings as UsersSettings
 from users_service.server import UsersServer
@@ -30,9 +31,12 @@ CONFIG_MODULES = {"users": users_service.config, "webapp": webapp.config}
 
 
 def names_read_by(service: str) -> set[str]:
-    """The USERS_* / WEBAPP_* names the service's config.py reads (its string literals)."""
-    source = Path(str(CONFIG_MODULES[service].__file__)).read_text()
-    return set(re.findall(rf'"({service.upper()}_[A-Z0-9_]+)"', source))
+    """The USERS_* / WEBAPP_* names the service's config modules read (their string literals)."""
+    config = Path(str(CONFIG_MODULES[service].__file__))
+    # The users service reads its access settings in a module of their own (auth_config.py).
+    sources = [config, *config.parent.glob("auth_config.py")]
+    found = (re.findall(rf'"({service.upper()}_[A-Z0-9_]+)"', p.read_text()) for p in sources)
+    return {name for names in found for name in names}
 
 
 def probes(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,10 +75,12 @@ def _local_tls(tmp_path: Path) -> dict[str, str]:
     ca = CertificateAuthority.create("deploy test CA")
     cert, key = ca.issue("users", dns_names=["localhost"]).write(tmp_path / "tls")
     (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    generate_key_file(tmp_path / "signing-keys")  # the users-signing-keys Secret's file
     return {
         "USERS_TLS_CERT_FILE": str(cert),
         "USERS_TLS_KEY_FILE": str(key),
         "USERS_TLS_CA_FILE": str(tmp_path / "ca.crt"),
+        "USERS_SIGNING_KEYS_DIR": str(tmp_path / "signing-keys"),
     }
 
 

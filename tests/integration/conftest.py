@@ -20,6 +20,7 @@ from testkit.ports import free_port
 from users.v1 import users_pb2_grpc
 
 from tests.integration.stack import (
+    ADMIN_PASSWORD,
     COMPOSE_FILE,
     OBSERVABILITY_FILE,
     ROOT,
@@ -35,6 +36,7 @@ from tests.integration.stack import (
 # then the scaled variant, on a stack of its own.
 MODULE_ORDER = (
     "test_compose",
+    "test_access",
     "test_grpc",
     "test_http",
     "test_persistence",
@@ -110,6 +112,9 @@ def _stack_env(project: str) -> dict[str, str]:
         "USERSTACK_GRPC_PORT": str(free_port()),
         "USERSTACK_HTTP_PORT": str(free_port()),
         "USERS_GRACE_PERIOD_SECONDS": "10",
+        # The first admin (stack.ADMIN_USERNAME); its tokens outlive the test session.
+        "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "USERS_TOKEN_TTL_SECONDS": "7200",
         # DockerCompose starts no reaper, but a testcontainers container here must not pull one.
         "TESTCONTAINERS_RYUK_DISABLED": "true",
     }
@@ -214,8 +219,8 @@ def users(channel: grpc.Channel) -> users_pb2_grpc.UserServiceStub:
 
 @pytest.fixture
 def http(stack: Stack) -> Iterator[httpx.Client]:
-    """An HTTP client for the webapp, through the published port."""
-    with httpx.Client(base_url=stack.http_url, timeout=10) as client:
+    """An HTTP client for the webapp, through the published port, signed in as the admin."""
+    with httpx.Client(base_url=stack.http_url, timeout=10, headers=stack.admin_headers) as client:
         yield client
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
+from users.v1 import users_pb2, users_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -22,6 +26,9 @@ SERVICES = ("users", "webapp")
 APP_UID = "10001"
 # scripts/certs.py writes these before the stack starts; the published port requires mTLS.
 CERTS = ROOT / "certs"
+# The first admin every stack under test starts with (compose: USERS_ADMIN_*).
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = secrets.token_urlsafe(18)
 GRPCURL_TLS = (
     f"-cacert={CERTS / 'ca.pem'}",
     f"-cert={CERTS / 'client.pem'}",
@@ -40,16 +47,37 @@ def ensure_certs() -> None:
     )
 
 
-def client_credentials(client: str | None = "client") -> Any:
-    """Channel credentials trusting the dev CA, presenting certs/<client>.pem (None: no cert)."""
+def client_credentials(client: str | None = "client", *, admin_at: str | None = None) -> Any:
+    """Channel credentials trusting the dev CA, presenting certs/<client>.pem (None: no cert);
+    with `admin_at` (a replica's target), every call carries the first admin's token."""
     key = None if client is None else (CERTS / f"{client}.key").read_bytes()
     cert = None if client is None else (CERTS / f"{client}.pem").read_bytes()
-    return grpc.ssl_channel_credentials((CERTS / "ca.pem").read_bytes(), key, cert)
+    transport = grpc.ssl_channel_credentials((CERTS / "ca.pem").read_bytes(), key, cert)
+    if admin_at is None:
+        return transport
+    target = admin_at
+
+    def add_token(_context: Any, callback: Any) -> None:
+        # Signed in on the first call that needs it (a health-only channel never does).
+        callback((("authorization", f"Bearer {admin_token(target)}"),), None)
+
+    return grpc.composite_channel_credentials(transport, grpc.metadata_call_credentials(add_token))
 
 
-def tls_channel(target: str, **kwargs: Any) -> grpc.Channel:
-    """A channel to the stack's published port, over mTLS with the developer's certificate."""
-    return grpc.secure_channel(target, client_credentials(), **kwargs)
+@functools.cache
+def admin_token(target: str) -> str:
+    """The first admin's token, signed in at `target` as `make token` does (once per target)."""
+    with grpc.secure_channel(target, client_credentials()) as channel:
+        request = users_pb2.SignInRequest(username=ADMIN_USERNAME, password=ADMIN_PASSWORD)
+        reply = users_pb2_grpc.AuthServiceStub(channel).SignIn(request, timeout=30)
+    return str(reply.access_token)
+
+
+def tls_channel(target: str, *, anonymous: bool = False, **kwargs: Any) -> grpc.Channel:
+    """A channel to the stack's published port, over mTLS with the developer's certificate,
+    every call carrying the first admin's token unless `anonymous`."""
+    credentials = client_credentials(admin_at=None if anonymous else target)
+    return grpc.secure_channel(target, credentials, **kwargs)
 
 
 def docker_time(raw: str) -> datetime:
@@ -97,6 +125,19 @@ class Stack:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @functools.cached_property
+    def admin_headers(self) -> dict[str, str]:
+        """`Authorization: Bearer` with the first admin's token (signed in once per stack)."""
+        return {"authorization": f"Bearer {self.sign_in()}"}
+
+    def sign_in(self, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> str:
+        """An access token from the stack's users service, signed in through the webapp."""
+        body = {"username": username, "password": password}
+        response = httpx.post(f"{self.http_url}/api/v1/auth/signin", json=body, timeout=10)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Runs `docker compose -p PROJECT ARGS` and fails on a non-zero exit."""

@@ -48,7 +48,9 @@ def docker_stop(stack: Stack, service: str) -> subprocess.Popen[bytes]:
 
 async def stored(stack: Stack, usernames: list[str]) -> dict[str, int]:
     """The users among `usernames` that exist, with their ids."""
-    async with grpc.aio.secure_channel(stack.grpc_target, client_credentials()) as channel:
+    async with grpc.aio.secure_channel(
+        stack.grpc_target, client_credentials(admin_at=stack.grpc_target)
+    ) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         found: dict[str, int] = {}
         for start in range(0, len(usernames), 1000):
@@ -62,7 +64,9 @@ async def test_docker_stop_of_users_mid_burst_ends_every_call_ok_or_unavailable(
     stack: Stack, unique: str
 ) -> None:
     stopping: list[subprocess.Popen[bytes]] = []
-    async with grpc.aio.secure_channel(stack.grpc_target, client_credentials()) as channel:
+    async with grpc.aio.secure_channel(
+        stack.grpc_target, client_credentials(admin_at=stack.grpc_target)
+    ) as channel:
         creates = Creates(channel, f"d{unique[:8]}")
         burst = await run_burst(
             TOTAL,
@@ -97,7 +101,9 @@ async def test_docker_stop_of_users_mid_burst_ends_every_call_ok_or_unavailable(
     names = [creates.request(i).username for i in range(TOTAL)]
     found = await stored(stack, names)
     assert {names[i]: creates.created[i] for i in burst.indices("OK")} == found
-    async with grpc.aio.secure_channel(stack.grpc_target, client_credentials()) as channel:
+    async with grpc.aio.secure_channel(
+        stack.grpc_target, client_credentials(admin_at=stack.grpc_target)
+    ) as channel:
         retries = Creates(channel, creates.prefix)
         refused = burst.indices("UNAVAILABLE")
         retried = await run_burst(len(refused), CONCURRENCY, lambda n: retries(refused[n]))
@@ -112,7 +118,9 @@ async def test_docker_stop_of_the_webapp_mid_burst_fails_no_request_after_it_sta
     statuses: dict[int, int] = {}
     stopping: list[subprocess.Popen[bytes]] = []
     limits = httpx.Limits(max_connections=HTTP_CONCURRENCY, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=stack.http_url, timeout=30, limits=limits) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.http_url, timeout=30, limits=limits, headers=stack.admin_headers
+    ) as http:
 
         async def create(index: int) -> str:
             try:

@@ -31,7 +31,7 @@ def poll_status(http: httpx.Client, path: str, wanted: int, within: float) -> fl
 
 def test_users_stopped_makes_webapp_answer_503_fast_and_it_recovers(stack: Stack) -> None:
     webapp_before = stack.inspect("webapp")["State"]["StartedAt"]
-    with httpx.Client(base_url=stack.http_url, timeout=5) as http:
+    with httpx.Client(base_url=stack.http_url, timeout=5, headers=stack.admin_headers) as http:
         poll_status(http, "/readyz", 200, within=10)
 
         stack.compose("stop", "users")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
+
+from tests.integration.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
 
 
 def create(http: httpx.Client, username: str) -> dict[str, object]:
@@ -74,3 +77,45 @@ def test_readyz_and_healthz_answer_200_while_users_serves(http: httpx.Client) ->
     ready = http.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert http.get("/healthz").status_code == 200
+
+
+def test_anonymous_api_calls_are_401_with_a_bearer_challenge(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.http_url, timeout=10) as anonymous:
+        created = anonymous.post("/api/v1/users", json={"username": "nobody-anon"})
+        assert created.status_code == 401, created.text
+        assert created.headers["content-type"] == "application/problem+json"
+        assert created.headers["www-authenticate"] == 'Bearer realm="userstack"'
+        assert anonymous.get("/api/v1/users").status_code == 401
+        page = anonymous.get("/", headers={"accept": "text/html"})
+        assert (page.status_code, page.headers["location"]) == (303, "/signin?next=/")
+
+
+def test_probes_answer_anonymously(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.http_url, timeout=10) as anonymous:
+        assert anonymous.get("/healthz").status_code == 200
+        ready = anonymous.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert anonymous.get("/.well-known/jwks.json").json()["keys"]
+
+
+def test_the_first_admin_signs_in_through_the_ui_form(stack: Stack, unique: str) -> None:
+    with httpx.Client(base_url=stack.http_url, timeout=10) as browser:
+        page = browser.get("/signin", headers={"accept": "text/html"})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token, page.text
+        form = {"csrf_token": token[1], "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+        signed_in = browser.post("/signin", data=form)
+        assert signed_in.status_code == 303, signed_in.text
+        assert "session" in browser.cookies
+        listed = browser.get("/", headers={"accept": "text/html"})
+        assert listed.status_code == 200
+        assert 'id="role">admin<' in listed.text
+
+
+def test_a_host_the_webapp_does_not_serve_is_refused(stack: Stack) -> None:
+    """DNS rebinding: a page elsewhere reaching the published port under its own name."""
+    with httpx.Client(base_url=stack.http_url, timeout=10) as client:
+        refused = client.get("/api/v1/users", headers={"host": "rebind.attacker.example"})
+        assert refused.status_code == 400
+        served = client.get("/api/v1/users", headers={"host": f"localhost:{stack.http_port}"})
+        assert served.status_code == 401  # served: the call needed a token

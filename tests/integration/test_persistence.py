@@ -44,7 +44,7 @@ def test_users_survive_down_and_up_with_the_volume_kept(stack: Stack, unique: st
     stack.compose("up", "--wait", "--no-build")
 
     assert read_back(stack, created) == created
-    with httpx.Client(base_url=stack.http_url, timeout=10) as http:
+    with httpx.Client(base_url=stack.http_url, timeout=10, headers=stack.admin_headers) as http:
         response = http.get(f"/api/v1/users/by-username/{unique}-7")
     assert response.status_code == 200
     assert response.json()["id"] == created[7].id

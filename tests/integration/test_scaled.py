@@ -37,7 +37,8 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 @pytest.fixture
 def http(scaled_stack: Stack) -> Iterator[httpx.Client]:
     """An HTTP client for the scaled stack's webapp."""
-    with httpx.Client(base_url=scaled_stack.http_url, timeout=TIMEOUT) as client:
+    headers = scaled_stack.admin_headers
+    with httpx.Client(base_url=scaled_stack.http_url, timeout=TIMEOUT, headers=headers) as client:
         yield client
 
 
@@ -233,6 +234,46 @@ def test_a_watcher_on_one_replica_sees_a_create_through_another(
     assert event.user.username == f"{unique}-w"
 
 
+def test_a_sign_out_on_one_replica_revokes_the_token_on_another(
+    scaled_stack: Stack, unique: str
+) -> None:
+    first, second = (replica_target(c) for c in scaled_stack.containers("users")[:2])
+    with tls_channel(first) as admin:
+        made = users_pb2_grpc.UserServiceStub(admin).CreateUser(
+            users_pb2.CreateUserRequest(username=f"{unique}-r"), timeout=TIMEOUT
+        )
+        users_pb2_grpc.AuthServiceStub(admin).ResetPassword(
+            users_pb2.ResetPasswordRequest(id=made.id, new_password="revoke me everywhere"),
+            timeout=30,
+        )
+    with tls_channel(first, anonymous=True) as one, tls_channel(second, anonymous=True) as two:
+        on_first, on_second = (
+            users_pb2_grpc.AuthServiceStub(one),
+            users_pb2_grpc.AuthServiceStub(two),
+        )
+        signed = on_first.SignIn(
+            users_pb2.SignInRequest(username=made.username, password="revoke me everywhere"),
+            timeout=30,
+        )
+        member = (("authorization", f"Bearer {signed.access_token}"),)
+        # The second replica verifies (and caches) the first's token: the keys are shared.
+        on_second.WhoAmI(users_pb2.WhoAmIRequest(), metadata=member, timeout=TIMEOUT)
+        on_first.SignOutEverywhere(
+            users_pb2.SignOutEverywhereRequest(), metadata=member, timeout=TIMEOUT
+        )
+        started = time.monotonic()
+        code = None
+        while code is None:
+            try:
+                on_second.WhoAmI(users_pb2.WhoAmIRequest(), metadata=member, timeout=TIMEOUT)
+            except grpc.RpcError as error:
+                code = error.code()
+            assert time.monotonic() - started < 3.0, "the other replica still takes the token"
+            time.sleep(0.01)
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    print(f"revoked on the other replica after {(time.monotonic() - started) * 1000:.0f} ms")
+
+
 def test_a_new_replica_gets_traffic_without_restarting_the_webapp(
     scaled_stack: Stack, http: httpx.Client, unique: str
 ) -> None:
@@ -262,12 +303,13 @@ def scale(stack: Stack, replicas: int) -> None:
 
 
 def steady_load(
-    http_url: str, prefix: str, stop: threading.Event, acked: list[int], failures: list[str]
+    stack: Stack, prefix: str, stop: threading.Event, acked: list[int], failures: list[str]
 ) -> None:
     """Create-then-read pairs until `stop` (bounded: 2000 pairs, 90 s): acked ids, and the
     request ids of the calls that failed."""
     deadline = time.monotonic() + 90
-    with httpx.Client(base_url=http_url, timeout=TIMEOUT) as http:
+    admin = stack.admin_headers
+    with httpx.Client(base_url=stack.http_url, timeout=TIMEOUT, headers=admin) as http:
         for n in range(2000):
             if stop.is_set() or time.monotonic() > deadline:
                 return
@@ -312,7 +354,7 @@ def test_stopping_a_replica_under_load_fails_no_call_and_loses_no_write(
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=4) as pool:
         loads = [
-            pool.submit(steady_load, scaled_stack.http_url, f"{unique}-{n}", stop, ids, failures)
+            pool.submit(steady_load, scaled_stack, f"{unique}-{n}", stop, ids, failures)
             for n, ids in enumerate(acked)
         ]
         time.sleep(2)
@@ -327,7 +369,8 @@ def test_stopping_a_replica_under_load_fails_no_call_and_loses_no_write(
     assert failures == [], trace(scaled_stack, set(failures))
     ids = [user_id for part in acked for user_id in part]
     assert len(ids) >= 50, "the load never got going"
-    with httpx.Client(base_url=scaled_stack.http_url, timeout=TIMEOUT) as http:
+    admin = scaled_stack.admin_headers
+    with httpx.Client(base_url=scaled_stack.http_url, timeout=TIMEOUT, headers=admin) as http:
         missing = [i for i in ids if http.get(f"/api/v1/users/{i}").status_code != 200]
     assert missing == []
 
@@ -350,7 +393,10 @@ async def test_stopping_a_replica_mid_burst_through_the_webapp_fails_no_request(
     stopping: list[subprocess.Popen[bytes]] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
-        base_url=scaled_stack.http_url, timeout=30, limits=limits
+        base_url=scaled_stack.http_url,
+        timeout=30,
+        limits=limits,
+        headers=scaled_stack.admin_headers,
     ) as client:
 
         async def create_one(index: int) -> str:

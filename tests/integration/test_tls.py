@@ -64,7 +64,7 @@ def test_the_users_container_probe_passes_over_mtls(stack: Stack) -> None:
 
 
 def test_webapp_end_to_end_over_mtls_with_its_identity_logged(stack: Stack, unique: str) -> None:
-    with httpx.Client(base_url=stack.http_url, timeout=10) as http:
+    with httpx.Client(base_url=stack.http_url, timeout=10, headers=stack.admin_headers) as http:
         created = http.post("/api/v1/users", json={"username": f"{unique}-tls"})
         assert created.status_code == 201, created.text
         assert http.get(f"/api/v1/users/{created.json()['id']}").status_code == 200

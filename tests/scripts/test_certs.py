@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from plumbing.tls import TlsFiles, load_material
+from plumbing.tokens import load_key_file
 from testkit.certs import CertificateAuthority
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,10 @@ def ensure(directory: Path, *args: str) -> list[str]:
 
 
 def test_makes_a_ca_and_certificates_that_load(tmp_path: Path) -> None:
-    assert ensure(tmp_path) == ["ca", "users", "webapp", "client", "postgres"]
+    assert ensure(tmp_path) == ["ca", "users", "webapp", "client", "postgres", "signing-keys"]
+    [signing_key] = (tmp_path / "signing-keys").glob("*.pem")
+    assert load_key_file(signing_key).kid
+    assert signing_key.stat().st_mode & 0o777 == 0o600
     for name in ("users", "webapp", "client"):
         files = TlsFiles(tmp_path / f"{name}.pem", tmp_path / f"{name}.key", tmp_path / "ca.pem")
         assert load_material(files).cert_chain

@@ -16,8 +16,11 @@ from typing import Any
 import grpc
 import pytest
 from plumbing.logs import install_request_id_factory
+from testkit.channels import aio_channel
 from testkit.processes import LoggedProcess, stopped_at_exit
+from testkit.tokens import TestIssuer
 from users.v1 import users_pb2_grpc
+from users_service.auth_config import AuthSettings, OidcSettings
 from users_service.config import Settings
 from users_service.server import UsersServer
 
@@ -32,15 +35,45 @@ def _request_ids_in_log_records() -> None:
     install_request_id_factory()
 
 
+@pytest.fixture(scope="session")
+def test_issuer(tmp_path_factory: pytest.TempPathFactory) -> TestIssuer:
+    """The tests' operator issuer, which every test server trusts (testkit.tokens)."""
+    return TestIssuer(tmp_path_factory.mktemp("issuer"))
+
+
+def auth_settings(issuer: TestIssuer, **overrides: Any) -> AuthSettings:
+    """AuthSettings trusting the tests' issuer and signing with the tests' keys."""
+    env = issuer.server_env()
+    oidc = OidcSettings(
+        issuer=env["USERS_OIDC_ISSUER"],
+        audience=env["USERS_OIDC_AUDIENCE"],
+        jwks=env["USERS_OIDC_JWKS"],
+        role_claim=env["USERS_OIDC_ROLE_CLAIM"],
+        algorithms=("EdDSA",),
+    )
+    # Cheap hashes: tests sign in often; the service's defaults are argon2id at OWASP's figures.
+    cheap = {"hash_memory_kib": 8192, "hash_time_cost": 1}
+    given = {"signing_keys_dir": issuer.signing_keys_dir, "oidc": oidc, **cheap, **overrides}
+    return AuthSettings(**given)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for a test server: ephemeral port, a database file in tmp_path, fast probes."""
+def settings(tmp_path: Path, test_issuer: TestIssuer) -> Settings:
+    """Settings for a test server: ephemeral port, a database file in tmp_path, fast probes;
+    the tests' issuer trusted (the `channel` fixture carries its admin token)."""
     return Settings(
         listen_address="127.0.0.1:0",
         database_url=f"sqlite:///{tmp_path / 'data' / 'users.db'}",
         grace_period_seconds=1.0,
         store_probe_interval_seconds=0.1,
+        auth=auth_settings(test_issuer),
     )
+
+
+@pytest.fixture(scope="session")
+def admin_token(test_issuer: TestIssuer) -> str:
+    """An admin token of the tests' issuer: what the shared channels carry by default."""
+    return test_issuer.token("admin", ttl=24 * 3600)
 
 
 @pytest.fixture
@@ -67,8 +100,15 @@ async def server(start_server: ServerFactory) -> tuple[UsersServer, int]:
 
 
 @pytest.fixture
-async def channel(server: tuple[UsersServer, int]) -> AsyncIterator[Any]:
-    """An aio channel to the server."""
+async def channel(server: tuple[UsersServer, int], admin_token: str) -> AsyncIterator[Any]:
+    """An aio channel to the server, every call carrying an admin token."""
+    async with aio_channel(f"127.0.0.1:{server[1]}", token=admin_token) as chan:
+        yield chan
+
+
+@pytest.fixture
+async def anonymous_channel(server: tuple[UsersServer, int]) -> AsyncIterator[Any]:
+    """An aio channel to the server that carries no token."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server[1]}") as chan:
         yield chan
 
@@ -83,12 +123,16 @@ LISTENING = re.compile(r'"message": "listening".*"port": (\d+)')
 
 
 class ServerProcess:
-    """`python -m users_service` in a subprocess; its JSON log lines collected as they come."""
+    """`python -m users_service` in a subprocess; its JSON log lines collected as they come.
 
-    def __init__(self, db_path: Path | str, **env: str) -> None:
+    `issuer` (the tests' operator issuer) is trusted by the server unless `env` says otherwise.
+    """
+
+    def __init__(self, db_path: Path | str, issuer: TestIssuer | None = None, **env: str) -> None:
         full_env = {
             "USERS_LISTEN_ADDRESS": "127.0.0.1:0",
             "USERS_DATABASE_URL": db_path if isinstance(db_path, str) else f"sqlite:///{db_path}",
+            **(issuer.server_env() if issuer is not None else {}),
             **env,
         }
         self._logged = LoggedProcess(
@@ -115,11 +159,12 @@ class ServerProcess:
 
 
 @pytest.fixture
-def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Starts server subprocesses; kills any still running at the end."""
+def spawn_server(tmp_path: Path, test_issuer: TestIssuer) -> Iterator[Callable[..., ServerProcess]]:
+    """Starts server subprocesses (trusting the tests' issuer); kills any still running at the
+    end."""
 
     def spawn(db_path: Path | str | None = None, **env: str) -> ServerProcess:
-        return ServerProcess(db_path or tmp_path / "proc" / "users.db", **env)
+        return ServerProcess(db_path or tmp_path / "proc" / "users.db", test_issuer, **env)
 
     with stopped_at_exit(spawn) as spawn_and_keep:
         yield spawn_and_keep

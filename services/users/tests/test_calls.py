@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from plumbing.logs import JsonFormatter
+from testkit.channels import aio_channel, sync_channel
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.calls import rpc_log
 from users_service.rpc_log import RpcLog
@@ -111,9 +112,9 @@ async def test_error_calls_are_logged_with_their_code(stub: Any, server_log: Ser
     assert line["code"] == "NOT_FOUND"
 
 
-async def test_oversized_request_is_resource_exhausted(start_server: Any) -> None:
+async def test_oversized_request_is_resource_exhausted(start_server: Any, admin_token: str) -> None:
     _, port = await start_server(max_message_bytes=64 * 1024)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.CreateUser(
@@ -124,10 +125,12 @@ async def test_oversized_request_is_resource_exhausted(start_server: Any) -> Non
         assert (await stub.CreateUser(users_pb2.CreateUserRequest(username="small"))).id
 
 
-async def test_oversized_response_is_resource_exhausted_not_a_crash(start_server: Any) -> None:
+async def test_oversized_response_is_resource_exhausted_not_a_crash(
+    start_server: Any, admin_token: str
+) -> None:
     server, port = await start_server(max_message_bytes=16 * 1024)
     await server.store.create_users([NewUser(f"user{i:04}", email="") for i in range(400)])
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.ListUsers(users_pb2.ListUsersRequest(page_size=400))
@@ -168,8 +171,8 @@ async def test_client_cancellation_stops_a_streaming_read(
     assert line["code"] == "CANCELLED", "the server streamed on after the client cancelled"
 
 
-def read_a_little_then_hang_up(port: int) -> None:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+def read_a_little_then_hang_up(port: int, token: str) -> None:
+    with sync_channel(f"127.0.0.1:{port}", token=token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         stream = stub.GetUsers(users_pb2.GetUsersRequest(), metadata=(("x-request-id", "hangup"),))
         for count, _ in enumerate(stream):
@@ -179,10 +182,13 @@ def read_a_little_then_hang_up(port: int) -> None:
 
 @pytest.mark.slow
 async def test_a_client_hanging_up_mid_stream_is_logged_as_cancelled_with_its_request_id(
-    server: tuple[UsersServer, int], server_log: ServerLog, caplog: pytest.LogCaptureFixture
+    server: tuple[UsersServer, int],
+    server_log: ServerLog,
+    caplog: pytest.LogCaptureFixture,
+    admin_token: str,
 ) -> None:
     await server[0].store.create_users([NewUser(f"hang{i:05}") for i in range(20000)])
-    await asyncio.to_thread(read_a_little_then_hang_up, server[1])
+    await asyncio.to_thread(read_a_little_then_hang_up, server[1], admin_token)
     for _ in range(200):
         if server_log.rpcs("GetUsers"):
             break

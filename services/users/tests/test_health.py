@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.channels import aio_channel
 from testkit.waiting import wait_for_status
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.database_url import sqlite_path
@@ -121,10 +122,10 @@ def fill(directory: Path) -> Path:
 
 
 async def test_service_goes_not_serving_on_a_full_filesystem_and_back(
-    tiny_filesystem: Path, start_server: Any
+    tiny_filesystem: Path, start_server: Any, admin_token: str
 ) -> None:
     _, port = await start_server(database_url=f"sqlite:///{tiny_filesystem / 'users.db'}")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         watch = health_pb2_grpc.HealthStub(channel).Watch(
             health_pb2.HealthCheckRequest(service=SERVICE)

@@ -116,7 +116,7 @@ forged = base64.urlsafe_b64encode(json.dumps({"v": 1, "after": "x", "filter": ""
 @pytest.mark.parametrize(
     "request_",
     [
-        users_pb2.ListUsersRequest(page_token="garbage!!"),  # noqa: S106 - a token, not a password
+        users_pb2.ListUsersRequest(page_token="garbage!!"),
         users_pb2.ListUsersRequest(page_token=base64.urlsafe_b64encode(b"[1,2]").decode()),
         users_pb2.ListUsersRequest(page_token=forged.decode()),
         users_pb2.ListUsersRequest(page_size=-1),

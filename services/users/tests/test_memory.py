@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import pytest
+from testkit.channels import aio_channel
 from testkit.processes import memory_kb, reset_peak_rss
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.store import NewUser
@@ -38,13 +38,15 @@ async def seed(db: Path) -> None:
 
 
 async def test_get_users_streams_100k_users_in_bounded_memory(
-    spawn_server: Callable[..., ServerProcess], tmp_path: Path
+    spawn_server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    admin_token: str,
 ) -> None:
     db = tmp_path / "big" / "users.db"
     await seed(db)
     proc = spawn_server(db)
     pid = proc.process.pid
-    async with grpc.aio.insecure_channel(proc.target) as channel:
+    async with aio_channel(proc.target, token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         warm = [user async for user in stub.GetUsers(users_pb2.GetUsersRequest(ids=[1, 2]))]
         assert len(warm) == 2

@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Any
 
-import grpc
 import psycopg
 import pytest
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.store.postgres import PostgresUserStore, conninfo
 from users_service.store.postgres_sql import CREATE_LOCK
@@ -82,7 +82,7 @@ async def test_check_constraints_refuse_what_validation_refuses(
 
 
 async def test_a_frozen_replica_inside_a_create_does_not_stall_another_replicas_create(
-    start_server: ServerFactory, postgres_url: str
+    start_server: ServerFactory, postgres_url: str, admin_token: str
 ) -> None:
     _, port = await start_server(database_url=postgres_url)
     frozen = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; reading does, in a thread
@@ -94,7 +94,7 @@ async def test_a_frozen_replica_inside_a_create_does_not_stall_another_replicas_
         assert frozen.stdout is not None
         assert await asyncio.to_thread(frozen.stdout.readline) == "locked\n"
         os.kill(frozen.pid, signal.SIGSTOP)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
             stub: Any = users_pb2_grpc.UserServiceStub(channel)
             started = time.monotonic()
             user = await stub.CreateUser(users_pb2.CreateUserRequest(username="unstuck"), timeout=8)

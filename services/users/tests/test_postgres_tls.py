@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psycopg
 import pytest
 from testkit.certs import CertificateAuthority
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.store import StoreUnavailable
 from users_service.store.postgres import PostgresUserStore, conninfo
@@ -125,10 +125,12 @@ async def test_the_service_connection_is_verified_tls_as_a_role_that_is_no_super
 
 
 async def test_the_service_serves_over_verified_tls(
-    tls_database: TlsDatabase, start_server: ServerFactory
+    tls_database: TlsDatabase,
+    start_server: ServerFactory,
+    admin_token: str,
 ) -> None:
     _, port = await start_server(database_url=tls_database.url())
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub: Any = users_pb2_grpc.UserServiceStub(channel)
         name = f"tls{secrets.token_hex(4)}"
         created = await stub.CreateUser(users_pb2.CreateUserRequest(username=name), timeout=10)

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 
 from .conftest import ServerProcess
@@ -80,13 +81,13 @@ async def unary_load(stub: Any, codes: list[str], stop: asyncio.Event) -> None:
 
 
 async def test_sigterm_drains_in_flight_calls_and_exits_0(
-    spawn_server: Callable[..., ServerProcess],
+    spawn_server: Callable[..., ServerProcess], admin_token: str
 ) -> None:
     proc = spawn_server(USERS_GRACE_PERIOD_SECONDS="8")
     signalled, stop = asyncio.Event(), asyncio.Event()
     probe_log: list[tuple[float, str]] = []
     load_codes: list[str] = []
-    async with grpc.aio.insecure_channel(proc.target) as channel:
+    async with aio_channel(proc.target, token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         health_watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
         assert (await health_watch.read()).status == health_pb2.HealthCheckResponse.SERVING
@@ -134,9 +135,11 @@ async def test_sigterm_drains_in_flight_calls_and_exits_0(
     proc.wait_for_log(r'"message": "stopped"')
 
 
-async def test_a_second_signal_exits_at_once(spawn_server: Callable[..., ServerProcess]) -> None:
+async def test_a_second_signal_exits_at_once(
+    spawn_server: Callable[..., ServerProcess], admin_token: str
+) -> None:
     proc = spawn_server(USERS_GRACE_PERIOD_SECONDS="60")
-    async with grpc.aio.insecure_channel(proc.target) as channel:
+    async with aio_channel(proc.target, token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         held = asyncio.Event()
 
@@ -159,11 +162,11 @@ async def test_a_second_signal_exits_at_once(spawn_server: Callable[..., ServerP
 
 
 async def test_acknowledged_writes_survive_sigkill(
-    spawn_server: Callable[..., ServerProcess], tmp_path: Path
+    spawn_server: Callable[..., ServerProcess], tmp_path: Path, admin_token: str
 ) -> None:
     db = tmp_path / "killed" / "users.db"
     proc = spawn_server(db)
-    async with grpc.aio.insecure_channel(proc.target) as channel:
+    async with aio_channel(proc.target, token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         created = await asyncio.gather(
             *(
@@ -178,7 +181,7 @@ async def test_acknowledged_writes_survive_sigkill(
         stored = {row[0] for row in conn.execute("SELECT id FROM users")}
     assert {user.id for user in created} <= stored
     restarted = spawn_server(db)
-    async with grpc.aio.insecure_channel(restarted.target) as channel:
+    async with aio_channel(restarted.target, token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         page = await stub.ListUsers(users_pb2.ListUsersRequest(page_size=1000))
     assert len(page.users) == 200

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.channels import aio_channel
 from testkit.waiting import wait_for_status
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.server import UsersServer
@@ -34,13 +35,13 @@ class Replica:
 
 @pytest.fixture
 async def replicas(
-    start_server: ServerFactory, postgres_url: str
+    start_server: ServerFactory, postgres_url: str, admin_token: str
 ) -> AsyncIterator[tuple[Replica, Replica]]:
     """Two in-process users servers (each its own pool and LISTEN connection) on one database."""
     started: list[Replica] = []
     for _ in range(2):
         server, port = await start_server(database_url=postgres_url)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        channel = aio_channel(f"127.0.0.1:{port}", token=admin_token)
         started.append(Replica(server, channel, users_pb2_grpc.UserServiceStub(channel)))
     yield started[0], started[1]
     for replica in started:

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.calls import CallWrapping
 from users_service.drain import LameDuck
@@ -216,7 +217,9 @@ class _ChangeAsHeadersGo(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
-async def test_watch_users_subscribes_before_sending_its_headers(tmp_path: Path) -> None:
+async def test_watch_users_subscribes_before_sending_its_headers(
+    tmp_path: Path, admin_token: str
+) -> None:
     store, feed = SqliteUserStore(tmp_path / "users.db"), Broadcaster()
     await store.open()
     server = grpc.aio.server(interceptors=[_ChangeAsHeadersGo(feed)])
@@ -225,7 +228,7 @@ async def test_watch_users_subscribes_before_sending_its_headers(tmp_path: Path)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
             call = users_pb2_grpc.UserServiceStub(channel).WatchUsers(
                 users_pb2.WatchUsersRequest(), timeout=2
             )

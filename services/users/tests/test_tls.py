@@ -87,8 +87,8 @@ def start_tls(start_server: ServerFactory, pki: Pki) -> Callable[..., Any]:
     return start
 
 
-async def _create(port: int, credentials: Any | None, name: str) -> users_pb2.User:
-    async with aio_channel(f"127.0.0.1:{port}", credentials) as channel:
+async def _create(port: int, credentials: Any | None, name: str, token: str) -> users_pb2.User:
+    async with aio_channel(f"127.0.0.1:{port}", credentials, token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         user: users_pb2.User = await stub.CreateUser(
             users_pb2.CreateUserRequest(username=name), timeout=5
@@ -97,15 +97,16 @@ async def _create(port: int, credentials: Any | None, name: str) -> users_pb2.Us
 
 
 async def test_mtls_server_serves_a_client_with_a_certificate_from_its_ca(
-    start_tls: Any, pki: Pki
+    start_tls: Any, pki: Pki, admin_token: str
 ) -> None:
     _, port = await start_tls()
-    assert (await _create(port, pki.credentials(pki.client), "ada")).username == "ada"
+    created = await _create(port, pki.credentials(pki.client), "ada", admin_token)
+    assert created.username == "ada"
 
 
 @pytest.mark.parametrize("who", ["plaintext", "no certificate", "other CA", "untrusting"])
 async def test_mtls_server_refuses_clients_it_cannot_verify(
-    start_tls: Any, pki: Pki, who: str
+    start_tls: Any, pki: Pki, who: str, admin_token: str
 ) -> None:
     _, port = await start_tls()
     credentials = {
@@ -118,15 +119,15 @@ async def test_mtls_server_refuses_clients_it_cannot_verify(
         ),
     }[who]
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await _create(port, credentials, "eve")
+        await _create(port, credentials, "eve", admin_token)
     assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
 async def test_tls_without_client_auth_serves_clients_without_a_certificate(
-    start_tls: Any, pki: Pki
+    start_tls: Any, pki: Pki, admin_token: str
 ) -> None:
     _, port = await start_tls("none")
-    assert (await _create(port, pki.credentials(), "grace")).id > 0
+    assert (await _create(port, pki.credentials(), "grace", admin_token)).id > 0
 
 
 async def test_health_port_answers_health_in_plaintext_and_nothing_else(
@@ -180,7 +181,7 @@ def test_healthcheck_cli_names_a_bad_file(tmp_path: Path) -> None:
 
 
 def test_log_line_names_the_verified_peer(
-    spawn_server: Callable[..., ServerProcess], pki: Pki
+    spawn_server: Callable[..., ServerProcess], pki: Pki, admin_token: str
 ) -> None:
     proc = spawn_server(**pki.env())
     assert '"transport": "mtls"' in proc.wait_for_log('"message": "listening"')
@@ -191,7 +192,9 @@ def test_log_line_names_the_verified_peer(
     )
     with channel:
         users_pb2_grpc.UserServiceStub(channel).CreateUser(
-            users_pb2.CreateUserRequest(username="logged"), timeout=5
+            users_pb2.CreateUserRequest(username="logged"),
+            timeout=5,
+            metadata=(("authorization", f"Bearer {admin_token}"),),
         )
     line = json.loads(proc.wait_for_log(r'"message": "rpc /users.v1.UserService/CreateUser OK"'))
     assert line["peer_identity"] == "webapp.userstack.svc.cluster.local"

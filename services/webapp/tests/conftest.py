@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,12 +21,36 @@ import pytest
 from fastapi import FastAPI
 from testkit.ports import free_port
 from testkit.processes import LoggedProcess, stopped_at_exit
+from testkit.tokens import TestIssuer
 from testkit.waiting import wait_for_port, wait_for_serving
 from webapp.app import create_app
 from webapp.config import Settings
 
 SECRET_KEY = secrets.token_urlsafe(32)
 START_TIMEOUT = 20.0
+# Every users service the tests start has self-service sign-up open and trusts the tests' own
+# operator issuer (testkit.tokens); they all sign with one key directory too, so a token stays valid
+# across replicas and restarts. The shared clients (`http`, `in_process`, Webapp.client()) carry
+# the issuer's admin token, so tests written before access control keep their meaning (and their
+# empty databases: no account is made for it); tests of access itself sign members up, or call
+# anonymously. ADMIN_ENV adds a first admin account, for the tests that sign in as one.
+_ISSUER_DIR = Path(tempfile.mkdtemp(prefix="webapp-tests-issuer-"))
+atexit.register(shutil.rmtree, _ISSUER_DIR, True)
+ISSUER = TestIssuer(_ISSUER_DIR)
+ADMIN = "admin"
+ADMIN_PASSWORD = secrets.token_urlsafe(18)
+ADMIN_ENV = {"USERS_ADMIN_USERNAME": ADMIN, "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD}
+AUTH_ENV = {
+    **ISSUER.server_env(),
+    "USERS_SIGNUP_OPEN": "true",
+    "USERS_TOKEN_TTL_SECONDS": "7200",  # outlives a test session
+    # Cheap password hashes: the tests sign in and up often, and measure nothing of argon2.
+    "USERS_HASH_MEMORY_KIB": "8192",
+    "USERS_HASH_TIME_COST": "1",
+}
+PASSWORD = secrets.token_urlsafe(16)  # the members the tests sign up
+ADMIN_TOKEN = ISSUER.token("admin", ttl=24 * 3600)
+ADMIN_HEADERS = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def unique(prefix: str) -> str:
@@ -31,10 +59,12 @@ def unique(prefix: str) -> str:
 
 
 class UsersService:
-    """`python -m users_service` on 127.0.0.1:<port> with its database under `directory`."""
+    """`python -m users_service` on 127.0.0.1:<port> with its database under `directory`; `env`
+    adds or overrides USERS_* variables."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, **env: str) -> None:
         self.directory = directory
+        self.env = env
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process: LoggedProcess | None = None
@@ -44,6 +74,8 @@ class UsersService:
             "USERS_LISTEN_ADDRESS": self.address,
             "USERS_DATABASE_URL": f"sqlite:///{self.directory / 'users.db'}",
             "USERS_GRACE_PERIOD_SECONDS": "2",
+            **AUTH_ENV,
+            **self.env,
         }
         self.process = LoggedProcess([sys.executable, "-m", "users_service"], env)
         if not wait_for_serving(self.address, "users.v1.UserService", START_TIMEOUT):
@@ -91,6 +123,40 @@ class Webapp:
     def pid(self) -> int:
         return self.process.proc.pid
 
+    def sign_in(self, username: str = ADMIN, password: str = ADMIN_PASSWORD) -> str:
+        """An access token from the users service, through the webapp's sign-in endpoint."""
+        body = {"username": username, "password": password}
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:  # the webapp's channel may still be connecting: 503 until it is up
+            response = httpx.post(f"{self.url}/api/v1/auth/signin", json=body, timeout=10)
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    def wait_ready(self) -> None:
+        """Returns once /readyz says the users service answers (its channel is up)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while httpx.get(f"{self.url}/readyz", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, f"never ready:\n{self.process.log()}"
+            time.sleep(0.1)
+
+    def sign_up(self, username: str, **fields: str) -> tuple[dict[str, Any], str]:
+        """A new member account (password PASSWORD) and its token, through the webapp."""
+        body = {"username": username, "password": PASSWORD, **fields}
+        response = httpx.post(f"{self.url}/api/v1/auth/signup", json=body, timeout=10)
+        assert response.status_code == 201, response.text
+        answer = response.json()
+        return answer["user"], answer["access_token"]
+
+    def client(self, token: str | None = "", **options: Any) -> httpx.AsyncClient:
+        """An HTTP client of this webapp carrying `token` (default: ADMIN_TOKEN; None: none)."""
+        token = ADMIN_TOKEN if token == "" else token
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, **options)
+
     def stop(self) -> int:
         return self.process.stop()
 
@@ -113,8 +179,8 @@ def webapp(users: UsersService) -> Iterator[Webapp]:
 
 @pytest.fixture
 async def http(webapp: Webapp) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the shared webapp."""
-    async with httpx.AsyncClient(base_url=webapp.url, timeout=10.0) as client:
+    """An HTTP client of the shared webapp, signed in as the admin."""
+    async with webapp.client(timeout=10.0) as client:
         yield client
 
 
@@ -139,10 +205,10 @@ def make_user(http: httpx.AsyncClient) -> Callable[..., Awaitable[dict[str, Any]
 
 @pytest.fixture
 def spawn_users(tmp_path: Path) -> Iterator[Callable[..., UsersService]]:
-    """Starts private users services (stopped at teardown): spawn_users(port=None)."""
+    """Starts private users services (stopped at teardown): spawn_users(port=None, **env)."""
 
-    def spawn(port: int | None = None) -> UsersService:
-        return UsersService(tmp_path, port).start()
+    def spawn(port: int | None = None, **env: str) -> UsersService:
+        return UsersService(tmp_path, port, **env).start()
 
     with stopped_at_exit(spawn) as spawn_and_keep:
         yield spawn_and_keep
@@ -169,7 +235,8 @@ InProcess = Callable[[str], Awaitable[tuple[FastAPI, httpx.AsyncClient]]]
 
 @pytest.fixture
 async def in_process() -> AsyncIterator[InProcess]:
-    """Runs the real app in this process (lifespan included) against `users_target`: (app, client).
+    """Runs the real app in this process (lifespan included) against `users_target`: (app, client
+    carrying the admin token).
 
     For what needs no running users service, or a route added by the test; errors come back as
     responses, as from uvicorn.
@@ -180,7 +247,9 @@ async def in_process() -> AsyncIterator[InProcess]:
             app = create_app(Settings(secret_key=SECRET_KEY, users_target=users_target))
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            client = httpx.AsyncClient(transport=transport, base_url="http://webapp")
+            client = httpx.AsyncClient(
+                transport=transport, base_url="http://localhost", headers=ADMIN_HEADERS
+            )
             return app, await stack.enter_async_context(client)
 
         yield serve

@@ -192,7 +192,7 @@ async def test_malformed_request_budget_is_400(http: httpx.AsyncClient) -> None:
 async def test_grpc_deadline_exceeded_is_504(users: Any, spawn_webapp: Any) -> None:
     # A budget so small the users service cannot answer in it: gRPC's own DEADLINE_EXCEEDED.
     app = spawn_webapp(users.address, WEBAPP_GRPC_TIMEOUT_SECONDS="0.0000001")
-    async with httpx.AsyncClient(base_url=app.url) as client:
+    async with app.client() as client:
         response = await client.get("/api/v1/users/1")
     body = assert_problem(response, 504)
     assert "time budget" in body["detail"]

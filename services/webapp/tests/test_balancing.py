@@ -58,7 +58,7 @@ async def test_calls_spread_over_every_address_and_skip_a_draining_replica(
     first, second = replicas
     assert first.process is not None
     app = spawn_webapp(f"ipv4:127.0.0.1:{first.port},127.0.0.1:{second.port}")
-    async with httpx.AsyncClient(base_url=app.url, timeout=10) as http:
+    async with app.client(timeout=10) as http:
         # Each address joins the rotation once connected and SERVING: wait for both (bounded).
         deadline = time.monotonic() + 10
         while 0 in spread(replicas, await get_many(http, 2)):

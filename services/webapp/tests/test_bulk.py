@@ -36,7 +36,7 @@ async def test_100k_users_import_and_stream_back_in_bounded_memory(
 ) -> None:
     """Also: a users service that goes away mid-stream truncates the body (no short 200)."""
     users, app = own_stack
-    async with httpx.AsyncClient(base_url=app.url, timeout=120.0) as client:
+    async with app.client(timeout=120.0) as client:
         reset_peak_rss(app.pid)
         before_import = rss_mb(app.pid, "VmRSS")
         started = time.monotonic()

@@ -13,8 +13,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from users.v1 import users_pb2
+from webapp import caller
+from webapp.caller import authorization_var
 from webapp.gateway.errors import UserNotFoundError
 from webapp.gateway.reads import MAX_BATCH
+
+from .conftest import ADMIN_HEADERS
 
 
 def batch_calls(users: Any) -> list[dict[str, Any]]:
@@ -108,7 +112,10 @@ async def test_a_read_no_user_can_match_fails_alone(
     own_users: tuple[Any, FastAPI, httpx.AsyncClient],
 ) -> None:
     _, app, _ = own_users
-    created = await app.state.gateway.users.CreateUser(users_pb2.CreateUserRequest(username="solo"))
+    authorization_var.set(ADMIN_HEADERS["authorization"])  # this test's caller: the admin
+    created = await app.state.gateway.users.CreateUser(
+        users_pb2.CreateUserRequest(username="solo"), metadata=caller.outgoing_metadata()
+    )
     reads = app.state.gateway.reads
     results: list[object] = await asyncio.gather(
         reads.user(0), reads.user(created.id), return_exceptions=True

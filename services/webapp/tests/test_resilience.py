@@ -50,7 +50,7 @@ async def test_users_down_is_fast_503_everywhere_then_recovers_without_restart(
     own_stack: tuple[UsersService, Webapp], spawn_users: Any
 ) -> None:
     users, app = own_stack
-    async with httpx.AsyncClient(base_url=app.url, timeout=10.0) as client:
+    async with app.client(timeout=10.0) as client:
         created = await client.post("/api/v1/users", json={"username": "survivor"})
         assert created.status_code == 201
         user_id = created.json()["id"]
@@ -89,7 +89,7 @@ async def test_sigterm_ends_open_event_streams_and_finishes_in_flight_responses(
         await make_user("drain")
     app = spawn_webapp(users.address)
     async with (
-        httpx.AsyncClient(base_url=app.url, timeout=10.0) as client,
+        app.client(timeout=10.0) as client,
         client.stream("GET", "/api/v1/users/events") as events,
         client.stream("GET", "/users/") as ndjson,
     ):

@@ -48,10 +48,10 @@ class Creates:
         return ANSWERED
 
 
-def client(url: str) -> httpx.AsyncClient:
+def client(app: Webapp) -> httpx.AsyncClient:
     # One keep-alive connection per worker, as a busy client holds them.
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    return httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits)
+    return app.client(timeout=30.0, limits=limits)
 
 
 async def test_sigterm_mid_burst_completes_or_refuses_every_request_unread(
@@ -61,7 +61,7 @@ async def test_sigterm_mid_burst_completes_or_refuses_every_request_unread(
 ) -> None:
     users = spawn_users()
     app = spawn_webapp(users.address, WEBAPP_SHUTDOWN_GRACE_SECONDS="10")
-    async with client(app.url) as http:
+    async with client(app) as http:
         creates = Creates(http, uname("sd")[3:9])
         burst = await run_burst(
             TOTAL,

@@ -17,9 +17,20 @@ from testkit.certs import CertificateAuthority
 from testkit.ports import free_port
 from testkit.processes import LoggedProcess
 
-from .conftest import START_TIMEOUT, Webapp, unique
+from .conftest import ADMIN as ADMIN_NAME
+from .conftest import (
+    ADMIN_ENV,
+    ADMIN_PASSWORD,
+    ADMIN_TOKEN,
+    AUTH_ENV,
+    START_TIMEOUT,
+    Webapp,
+    unique,
+)
+from .test_ui import csrf_token
 
-HTML = {"Accept": "text/html"}
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+HTML = {"Accept": "text/html", **ADMIN}
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ def mtls_users(pki: Pki) -> Iterator[tuple[LoggedProcess, str]]:
         "USERS_TLS_KEY_FILE": str(pki.root / "users.key"),
         "USERS_TLS_CA_FILE": str(pki.ca_file),
         "USERS_TLS_CLIENT_AUTH": "require",
+        **AUTH_ENV,
+        **ADMIN_ENV,
     }
     process = LoggedProcess(
         [sys.executable, "-m", "users_service"], env, ready_when=lambda line: '"listening"' in line
@@ -100,7 +113,7 @@ def _identity_of_last_create(users: LoggedProcess) -> str:
 
 def _create(base_url: str, username: str, verify: ssl.SSLContext | bool = True) -> httpx.Response:
     deadline = time.monotonic() + 15
-    with httpx.Client(base_url=base_url, verify=verify, timeout=10) as http:
+    with httpx.Client(base_url=base_url, verify=verify, timeout=10, headers=ADMIN) as http:
         while True:
             try:
                 return http.post("/api/v1/users", json={"username": username})
@@ -118,7 +131,8 @@ def test_webapp_reaches_an_mtls_users_service_and_picks_up_a_renewed_certificate
     created = _create(webapp.url, unique("tls"))
     assert created.status_code == 201, created.text
     assert _identity_of_last_create(users) == "webapp-1"
-    assert httpx.get(f"{webapp.url}/api/v1/users/{created.json()['id']}").status_code == 200
+    read = httpx.get(f"{webapp.url}/api/v1/users/{created.json()['id']}", headers=ADMIN)
+    assert read.status_code == 200
     # The renewal, as cert-manager writes it: same paths, new contents.
     pki.ca.issue("webapp", dns_names=["webapp-2"]).write(pki.root / "client")
     deadline = time.monotonic() + 20  # the channel checks its files every 5 s
@@ -157,6 +171,17 @@ def test_https_sends_hsts_and_secure_host_cookies(
     assert cookie.startswith("__Host-csrftoken=")
     assert "Secure" in cookie
     assert "Path=/" in cookie
+    with httpx.Client(base_url=https, verify=verify, timeout=10) as browser:
+        token = csrf_token(browser.get("/signin", headers={"Accept": "text/html"}))
+        form = {"csrf_token": token, "username": ADMIN_NAME, "password": ADMIN_PASSWORD}
+        signed_in = browser.post("/signin", data=form)
+        assert signed_in.status_code == 303, signed_in.text
+        session = signed_in.headers["set-cookie"]
+        assert session.startswith("__Host-session=")
+        for attribute in ("HttpOnly", "Secure", "Path=/", "SameSite=lax"):
+            assert attribute in session
+        assert "Domain" not in session  # a __Host- cookie is host-only
+        assert browser.get("/", headers={"Accept": "text/html"}).status_code == 200
 
 
 def test_plain_http_sends_neither_hsts_nor_secure_cookies(

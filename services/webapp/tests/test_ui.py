@@ -120,9 +120,9 @@ async def test_detail_edit_and_delete_through_forms(
 async def test_form_posts_without_a_matching_signed_token_are_403(
     webapp: Any, cookie: str | None, field: str | None, uname: Any
 ) -> None:
-    async with httpx.AsyncClient(base_url=webapp.url) as client:
+    async with webapp.client() as client:
         valid = csrf_token(await client.get("/"))
-        async with httpx.AsyncClient(base_url=webapp.url) as other:
+        async with webapp.client() as other:
             other_valid = csrf_token(await other.get("/"))
         values = {"valid": valid, "other-valid": other_valid, "forged": "abc.def", None: None}
         client.cookies.clear()

@@ -8,7 +8,7 @@ import uvloop
 from plumbing.logs import configure_logging
 from plumbing.runtime import SERVER_EXPERIMENTS, set_scheduling, tune_grpc_core
 
-from users_service.config import ConfigError, Settings, check_transport
+from users_service.config import ConfigError, Settings, check_access, check_transport
 
 
 def run() -> None:
@@ -16,6 +16,7 @@ def run() -> None:
     try:
         settings = Settings.from_env()
         check_transport(settings)
+        check_access(settings)
     except ConfigError as error:
         sys.exit(f"users-service: bad configuration: {error}")
     configure_logging(settings.log_level)

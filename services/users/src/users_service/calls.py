@@ -1,5 +1,5 @@
 """Per-call plumbing: the request id, one log line per RPC, domain errors -> status, the gate,
-and (telemetry.py) the call's metrics and span."""
+and (telemetry.py) the call's metrics and span, the access check (access.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 from plumbing.tls import peer_identity
 from plumbing.tracing import Tracer, end_rpc_span, log_fields
 
+from users_service.access import Access, Guard
 from users_service.drain import LameDuck
 from users_service.registration import WrappingServer
 from users_service.rpc_log import RpcLog
@@ -62,7 +63,16 @@ class _Call:
     ServerInterceptor, which rebuilds its chain on every call (docs/performance.md).
     """
 
-    __slots__ = ("_context", "_method", "_metrics", "_peer", "_request_id", "_span", "_started")
+    __slots__ = (
+        "_context",
+        "_method",
+        "_metrics",
+        "_peer",
+        "_request_id",
+        "_span",
+        "_started",
+        "metadata",
+    )
 
     def __init__(
         self, method: str, context: grpc.aio.ServicerContext, telemetry: Telemetry
@@ -71,7 +81,7 @@ class _Call:
         self._context = context
         # Each call runs in its own task, hence its own copy of the context: setting the
         # variable never leaks into another call, and there is nothing to reset afterwards.
-        metadata = context.invocation_metadata()  # once: each call builds a new tuple
+        self.metadata = metadata = context.invocation_metadata()  # once: each call builds one
         self._request_id = from_metadata(metadata)
         request_id_var.set(self._request_id)
         identity = peer_identity(context)
@@ -149,11 +159,14 @@ class CallWrapping:
         self,
         gate: LameDuck,
         gated_prefix: str,
+        access: Access | None = None,
+        *,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
     ) -> None:
         self._gate = gate
         self._gated_prefix = gated_prefix
+        self._access = access  # None: no access check (USERS_AUTH_ENFORCED=false)
         self._telemetry: Telemetry = (metrics, tracer)
 
     def server(self, server: Any) -> WrappingServer:
@@ -165,13 +178,16 @@ class CallWrapping:
         attribute, factory = _KINDS[handler.request_streaming, handler.response_streaming]
         behavior = getattr(handler, attribute)
         gate = self._gate if method.startswith(self._gated_prefix) else None
+        guard = None if self._access is None else self._access.guard(method)
         wrapped: Callable[..., Any]
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
-            wrapped = _streaming(method, behavior, gate, self._telemetry)
+            wrapped = _streaming(method, behavior, gate, self._telemetry, guard)
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
-            wrapped = _unary(method, behavior, gate, self._telemetry)
+            wrapped = _unary(
+                method, behavior, gate, self._telemetry, guard, handler.request_streaming
+            )
         return factory(
             wrapped,
             request_deserializer=handler.request_deserializer,
@@ -184,6 +200,8 @@ def _unary(
     behavior: Callable[..., Awaitable[Any]],
     gate: LameDuck | None,
     telemetry: Telemetry,
+    guard: Guard | None,
+    streams_requests: bool = False,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
@@ -192,7 +210,17 @@ def _unary(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            response = await behavior(request, context)
+            if guard is None:
+                response = await behavior(request, context)
+            else:
+                caller = guard.admit_now(call.metadata, request) or await guard.admit(
+                    call.metadata, request
+                )
+                if streams_requests:
+                    # Admitted: headers now tell a client streaming rows in (ImportUsers) that
+                    # it may write; refused, it would race the refusal (INTERNAL in grpc aio).
+                    await send_request_id(context)
+                response = guard.shown(await behavior(request, context), caller)
         except BaseException as error:
             await call.failed(error)
             raise
@@ -210,6 +238,7 @@ def _streaming(
     behavior: Callable[..., AsyncGenerator[Any, None]],
     gate: LameDuck | None,
     telemetry: Telemetry,
+    guard: Guard | None,
 ) -> Callable[..., AsyncIterator[Any]]:
     """A handler that yields its responses, wrapped."""
     send_headers = not sends_headers_itself(behavior)
@@ -219,6 +248,11 @@ def _streaming(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
+            caller = None
+            if guard is not None:
+                caller = guard.admit_now(call.metadata, request) or await guard.admit(
+                    call.metadata, request
+                )
             if send_headers:
                 # Streams carry the request id in their headers as well: a client reading a long
                 # stream knows it before the end.
@@ -228,7 +262,7 @@ def _streaming(
             # whenever the garbage collector gets to it.
             async with contextlib.aclosing(behavior(request, context)) as responses:
                 async for response in responses:
-                    yield response
+                    yield response if caller is None else guard.shown(response, caller)  # type: ignore[union-attr]
         except BaseException as error:
             await call.failed(error)
             raise

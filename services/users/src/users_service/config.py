@@ -20,9 +20,11 @@ from plumbing.settings import (
     seconds_between,
 )
 
+from users_service.auth_config import AuthSettings
 from users_service.database_url import check_url, redact
+from users_service.validation import username_problem
 
-__all__ = ["ConfigError", "Settings", "check_transport", "is_loopback"]
+__all__ = ["ConfigError", "Settings", "check_access", "check_transport", "is_loopback"]
 
 _seconds = seconds_between(0, 3600)
 _interval = seconds_between(0.01, 3600)
@@ -66,6 +68,8 @@ class Settings:
     # Prometheus metrics over plain HTTP on a port of their own (docs/observability.md); "" for
     # none. Not the API port: only the scraper should reach it (compose network, NetworkPolicy).
     metrics_listen_address: str = ""
+    # Identity and access (docs/access.md).
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +112,7 @@ class Settings:
             metrics_listen_address=read(
                 env, "USERS_METRICS_LISTEN_ADDRESS", cls.metrics_listen_address, host_port
             ),
+            auth=AuthSettings.from_env(env),
         )
 
 
@@ -129,6 +134,22 @@ def check_transport(settings: Settings) -> None:
             " no certificate is set: set USERS_TLS_CERT_FILE and USERS_TLS_KEY_FILE, or"
             " USERS_ALLOW_PLAINTEXT=true to serve plaintext anyway"
         )
+
+
+def check_access(settings: Settings) -> None:
+    """ConfigError unless the access settings hang together: enforcement is turned off only on
+    a loopback address, and a first admin has both a username and a password."""
+    auth = settings.auth
+    if not auth.enforced and not is_loopback(settings.listen_address):
+        raise ConfigError(
+            f"USERS_AUTH_ENFORCED=false serves every call to anyone: refused on"
+            f" USERS_LISTEN_ADDRESS={settings.listen_address!r}, which is not a loopback address"
+        )
+    if bool(auth.admin_username) != bool(auth.admin_password):
+        raise ConfigError("USERS_ADMIN_USERNAME and USERS_ADMIN_PASSWORD go together: set both")
+    problem = username_problem(auth.admin_username) if auth.admin_username else None
+    if problem is not None:
+        raise ConfigError(f"USERS_ADMIN_USERNAME={auth.admin_username!r} {problem}")
 
 
 def is_loopback(address: str) -> bool:

@@ -10,12 +10,23 @@ from users.v1 import users_pb2
 from users_service.store import ChangeKind, UserChange, UserRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The store's role names and the API's.
+ROLES = {"member": users_pb2.ROLE_MEMBER, "admin": users_pb2.ROLE_ADMIN}
+ROLE_NAMES = {value: name for name, value in ROLES.items()}
 
 
 def timestamp(moment: datetime) -> Timestamp:
     """A protobuf Timestamp of an aware datetime (what Timestamp.FromDatetime gives, faster)."""
     stamp = Timestamp()
     _set(stamp, moment)
+    return stamp
+
+
+def timestamp_of(epoch_seconds: float) -> Timestamp:
+    """A protobuf Timestamp of seconds since the epoch."""
+    stamp = Timestamp()
+    stamp.seconds = int(epoch_seconds)
+    stamp.nanos = int((epoch_seconds - int(epoch_seconds)) * 1e9)
     return stamp
 
 
@@ -37,6 +48,8 @@ def user_message(user: UserRecord) -> users_pb2.User:
         email=user.email,
         display_name=user.display_name,
         etag=user.etag,
+        role=ROLES[user.role],
+        disabled=user.disabled,
     )
     _set(message.create_time, user.create_time)
     _set(message.update_time, user.update_time)

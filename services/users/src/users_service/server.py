@@ -15,6 +15,7 @@ from plumbing.metrics import MetricsEndpoint, serve
 from plumbing.runtime import EXPERIMENTS_VARIABLE, current_scheduling
 from plumbing.tls import ClientAuth, TlsError, TlsFiles, server_credentials
 from plumbing.tracing import Tracing, configure
+from plumbing.tokens import KeyFileError
 from users.v1 import users_pb2_grpc
 
 from users_service.calls import CallWrapping, rpc_log
@@ -23,6 +24,7 @@ from users_service.convert import user_event
 from users_service.drain import LameDuck
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
+from users_service.identity_setup import AUTH_SERVICE_NAME, Identity
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange, UserStore
@@ -68,6 +70,8 @@ class UsersServer:
         if self.metrics is not None or self._tracer is not None:
             system = settings.database_url.partition(":")[0]
             self.store = TracedStore(self.store, system, self.metrics, self._tracer)
+        # Tokens, passwords and the access check (docs/access.md).
+        self.identity = Identity(settings.auth, self.store)
         self.health = DrainableHealthServicer()
         self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
         self._monitor_task: asyncio.Task[None] | None = None
@@ -80,10 +84,12 @@ class UsersServer:
         self._drained = False
 
     def _publish(self, change: UserChange) -> None:
+        self.identity.changed(change)  # revocation, before anyone hears of it
         if self.feed.subscriber_count:  # an event is a message to build: only for listeners
             self.feed.publish(user_event(change))
 
     def _feed_state(self, lost: str | None) -> None:
+        self.identity.feed_state(lost)
         if lost is None:
             self.feed.resume()
         else:
@@ -107,15 +113,21 @@ class UsersServer:
             ],
         )
         # Every handler registered through `wrapped` gets the request id, the log line, the
-        # error mapping and (the API's) the drain gate.
-        wrapped = CallWrapping(self._gate, f"/{SERVICE_NAME}/", self.metrics, self._tracer).server(
-            server
-        )
+        # error mapping, the access check, metrics and spans, and (the API's) the drain gate.
+        wrapped = CallWrapping(
+            self._gate,
+            "/users.v1.",
+            self.identity.access,
+            metrics=self.metrics,
+            tracer=self._tracer,
+        ).server(server)
         users_pb2_grpc.add_UserServiceServicer_to_server(
             UserService(self.store, self.feed, self._cutoff), wrapped
         )
+        users_pb2_grpc.add_AuthServiceServicer_to_server(self.identity.service, wrapped)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, wrapped)
-        enable_reflection(wrapped, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
+        names = (SERVICE_NAME, AUTH_SERVICE_NAME, HEALTH_SERVICE_NAME)
+        enable_reflection(wrapped, names, load_descriptor_set())
         return server
 
     def _credentials(self) -> Any:
@@ -139,6 +151,7 @@ class UsersServer:
         bound port."""
         credentials = self._credentials()  # first: a bad certificate stops the start at once
         await self.store.open()
+        await self.identity.start()
         await self._monitor.check_once()
         self._server = self._build()
         address = self.settings.listen_address
@@ -207,6 +220,7 @@ class UsersServer:
         finally:
             # Whatever the stop did, the store is closed and every line written.
             await self.store.close()
+            self.identity.close()
             rpc_log.flush()
             if self.metrics_endpoint is not None:
                 self.metrics_endpoint.close()
@@ -227,12 +241,16 @@ class UsersServer:
 async def main(settings: Settings) -> int:
     """Runs the server until SIGTERM or SIGINT, then drains; returns the exit status."""
     tracing = configure("users-service")  # None unless an OTLP endpoint is set
-    server = UsersServer(settings, tracing)
+    try:
+        server = UsersServer(settings, tracing)
+    except KeyFileError as error:
+        logger.error("cannot start: %s", error)  # noqa: TRY400 - the message says it all
+        return 1
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
         await server.start()
-    except (OSError, RuntimeError, StoreUnavailable, TlsError) as error:
+    except (OSError, RuntimeError, ValueError, StoreUnavailable, TlsError) as error:
         logger.error("cannot start: %s", error)  # noqa: TRY400 - the message says it all
         await server.store.close()
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NoReturn
 
 import grpc
@@ -13,6 +14,7 @@ from google.rpc import (
 )
 from grpc_status import rpc_status
 
+from users_service.denials import PermissionDenied, Throttled, Unauthenticated
 from users_service.events import ChangesMissed, SubscriberTooSlow
 from users_service.lifecycle import ShuttingDown
 from users_service.store import (
@@ -32,6 +34,9 @@ _CODES: dict[type[Exception], Any] = {
     SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ChangesMissed: grpc.StatusCode.UNAVAILABLE,  # the client re-lists and watches again
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Throttled: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 # Derived, so an error added to _CODES is mapped by calls.py too. The first two become
 # INVALID_ARGUMENT with BadRequest details in abort_with.
@@ -52,6 +57,29 @@ def bad_request_status(message: str, violations: list[FieldViolation]) -> Any:
     return rpc_status.to_status(status)
 
 
+def retry_status(message: str, retry_after: float) -> Any:
+    """A grpc.Status of RESOURCE_EXHAUSTED with google.rpc.RetryInfo and a `retry-after`
+    trailer (whole seconds, rounded up, as HTTP's Retry-After)."""
+    info = error_details_pb2.RetryInfo()
+    info.retry_delay.FromMilliseconds(max(1, int(retry_after * 1000)))
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message, details=[detail])
+    )
+    seconds = str(max(1, math.ceil(retry_after)))
+    return _WithTrailers(status, (*status.trailing_metadata, ("retry-after", seconds)))
+
+
+class _WithTrailers:
+    """A grpc.Status with more trailing metadata than rpc_status gives it."""
+
+    def __init__(self, status: Any, trailing_metadata: tuple[tuple[str, Any], ...]) -> None:
+        self.code = status.code
+        self.details = status.details
+        self.trailing_metadata = trailing_metadata
+
+
 async def abort_with(context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
     """Ends the call with the status that stands for `error` (one of MAPPED_ERRORS)."""
     if isinstance(error, IdempotencyKeyReused):
@@ -61,5 +89,13 @@ async def abort_with(context: grpc.aio.ServicerContext, error: Exception) -> NoR
         # The details travel in the trailers, beside what the call already put there.
         trailers = (*context.trailing_metadata(), *status.trailing_metadata)
         await context.abort(status.code, status.details, trailers)
+    if isinstance(error, Throttled):
+        status = retry_status(str(error), error.retry_after)
+        trailers = (*context.trailing_metadata(), *status.trailing_metadata)
+        await context.abort(status.code, status.details, trailers)
+    if isinstance(error, Unauthenticated):
+        # As HTTP's 401 does (RFC 6750): what kind of credential the server wants.
+        trailers = (*context.trailing_metadata(), ("www-authenticate", "Bearer"))
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error), trailers)
     await context.abort(_CODES[type(error)], str(error))
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises

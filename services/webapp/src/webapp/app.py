@@ -17,7 +17,7 @@ from webapp import errors
 from webapp.config import Settings
 from webapp.gateway import UsersGateway
 from webapp.middleware import RequestContextMiddleware
-from webapp.routes import api, docs, events, health, importer, stream, ui
+from webapp.routes import api, auth, auth_api, docs, events, health, importer, stream, ui
 from webapp.telemetry import WebappMetrics
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -26,15 +26,15 @@ STATIC_DIR = Path(__file__).parent / "static"
 def _html_error(
     request: Request, status: int, detail: str, headers: dict[str, str] | None
 ) -> Response:
+    if status == 401:  # no session, or one the users service refused: sign in (again)
+        return auth.to_sign_in(request)
     context = {
         "status": status,
         "title": HTTPStatus(status).phrase,
         "detail": detail,
         "request_id": request_id_var.get(),
     }
-    return ui.templates.TemplateResponse(
-        request, "error.html", context, status_code=status, headers=headers
-    )
+    return ui.render(request, "error.html", context, status, headers)
 
 
 def create_app(settings: Settings, tracing: Tracing | None = None) -> FastAPI:
@@ -75,12 +75,18 @@ def create_app(settings: Settings, tracing: Tracing | None = None) -> FastAPI:
     app.state.metrics = metrics
     if metrics is not None:
         metrics.watch_readiness(lambda: app.state.readiness.ready)
+    app.state.key_cache = auth.KeyCache()
     errors.install(app, html=_html_error)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)
+    app.add_middleware(
+        RequestContextMiddleware,
+        allowed_hosts=settings.allowed_hosts,
+        metrics=metrics,
+        tracer=tracer,
+    )
     docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # The read endpoint's routes first: routes are tried in order, and it is the hot one.
-    for module in (api, health, importer, events, stream, ui):
+    for module in (api, health, importer, events, stream, ui, auth, auth_api):
         _add_routes(app, module.router)
     return app
 

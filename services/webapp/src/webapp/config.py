@@ -19,6 +19,8 @@ from plumbing.settings import (
     read,
 )
 
+from webapp.hosts import DEFAULT_ALLOWED_HOSTS, parse_allowed_hosts
+
 __all__ = ["ConfigError", "Settings"]
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -55,6 +57,8 @@ class Settings:
     # Prometheus metrics over plain HTTP on a port of their own (docs/observability.md); "" for
     # none. Not the HTTP port: only the scraper should reach it (compose network, NetworkPolicy).
     metrics_listen_address: str = ""
+    # The Host names requests may carry (any port): others are refused (hosts.py).
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +90,7 @@ class Settings:
             metrics_listen_address=read(
                 env, "WEBAPP_METRICS_LISTEN_ADDRESS", cls.metrics_listen_address, host_port
             ),
+            allowed_hosts=read(env, "WEBAPP_ALLOWED_HOSTS", cls.allowed_hosts, parse_allowed_hosts),
             **_tls(env),
         )
 

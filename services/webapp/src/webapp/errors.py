@@ -14,7 +14,7 @@ from plumbing.request_ids import request_id_var
 from starlette.exceptions import HTTPException
 
 from webapp.deadlines import DeadlineSpentError
-from webapp.gateway import UsersServiceError
+from webapp.gateway import UsersServiceError, www_authenticate
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,11 @@ def problem(
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def unauthorized(detail: str, *, credentials_sent: bool = True) -> JSONResponse:
+    """A 401 problem with its Bearer challenge (RFC 6750)."""
+    return problem(401, detail, headers={"WWW-Authenticate": www_authenticate(credentials_sent)})
 
 
 def _field(error: dict[str, Any]) -> str:

@@ -11,9 +11,13 @@ from plumbing.request_ids import REQUEST_ID_KEY, new_request_id, request_id_var,
 from plumbing.tracing import Tracer, log_fields
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from webapp import session
+from webapp.caller import authorization_var
 from webapp.deadlines import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
 from webapp.errors import StreamAbortedError, problem
 from webapp.telemetry import WebappMetrics, end_request_span, request_span, route_template
+from webapp.errors import StreamAbortedError, problem, unauthorized
+from webapp.hosts import DEFAULT_ALLOWED_HOSTS, EXEMPT_PATHS, HostCheck
 
 logger = logging.getLogger("webapp.access")
 # The line each request ends with (server.py flushes its last turn's lines at exit).
@@ -46,6 +50,8 @@ INTERNAL_ERROR = "an internal error occurred; the request id identifies it"
 _SECURITY_HEADERS_RAW = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 _REQUEST_ID_RAW = REQUEST_ID_KEY.encode()
 _REQUEST_TIMEOUT_RAW = REQUEST_TIMEOUT_HEADER.encode()
+_CREDENTIALS_RAW = (b"authorization", b"cookie")
+MISDIRECTED = "this server does not serve that host name (WEBAPP_ALLOWED_HOSTS)"
 
 
 class _Response:
@@ -79,9 +85,14 @@ class RequestContextMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, metrics: WebappMetrics | None = None, tracer: Tracer | None = None
+        self,
+        app: ASGIApp,
+        allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
+        metrics: WebappMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.app = app
+        self.hosts = HostCheck(allowed_hosts)
         self._metrics = metrics
         self._tracer = tracer
 
@@ -90,12 +101,15 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = raw_timeout = None  # the first well-formed id, the first timeout
+        credentials: dict[bytes, bytes] = {}  # the first Host, Authorization and Cookie
         for name, value in scope["headers"]:
             if name == _REQUEST_ID_RAW and request_id is None:
                 if well_formed(candidate := value.decode("latin-1")):
                     request_id = candidate
             elif name == _REQUEST_TIMEOUT_RAW and raw_timeout is None:
                 raw_timeout = value.decode("latin-1")
+            elif name in _CREDENTIALS_RAW or name == b"host":
+                credentials.setdefault(name, value)
         if request_id is None:
             request_id = new_request_id()
         request_id_var.set(request_id)
@@ -103,7 +117,12 @@ class RequestContextMiddleware:
         started = time.monotonic()
         response = _Response(send, request_id, scope.get("scheme") == "https")
         try:
-            await self._serve(scope, receive, response, raw_timeout)
+            if self._admitted(scope, credentials):
+                await self._serve(scope, receive, response, raw_timeout)
+            elif not self.hosts.allows(credentials.get(b"host")):
+                await problem(400, MISDIRECTED)(scope, receive, response.send)
+            else:
+                await unauthorized(session.MALFORMED)(scope, receive, response.send)
         finally:
             took = time.monotonic() - started
             line = f"{scope['method']} {scope['path']} {response.status} {took * 1000:.1f}ms"
@@ -120,6 +139,26 @@ class RequestContextMiddleware:
             self._metrics.request(scope["method"], route, status, seconds)
         if span is not None:
             end_request_span(span, scope, route, status)
+
+    def _admitted(self, scope: Scope, credentials: dict[bytes, bytes]) -> bool:
+        """Whether the Host is served (or the path exempt) and the credentials can be passed on;
+        if so, they are set as the request's caller (caller.authorization_var)."""
+        path = scope["path"]
+        if not (self.hosts.allows(credentials.get(b"host")) or path in EXEMPT_PATHS):
+            return False
+        try:
+            authorization_var.set(
+                session.authorization(
+                    credentials.get(b"authorization"),
+                    credentials.get(b"cookie"),
+                    scope["method"],
+                    path,
+                    scope.get("scheme") == "https",
+                )
+            )
+        except session.MalformedCredentialsError:
+            return False
+        return True
 
     async def _serve(
         self, scope: Scope, receive: Receive, response: _Response, raw_timeout: str | None

@@ -1,6 +1,8 @@
 """Persistence: the UserStore interface, its records and errors; SQLite and PostgreSQL stores."""
 
 from users_service.store.base import (
+    ROLES,
+    AccountChange,
     ChangeKind,
     ChangeListener,
     CreateOutcome,
@@ -22,6 +24,8 @@ from users_service.store.errors import (
 )
 
 __all__ = [
+    "ROLES",
+    "AccountChange",
     "AlreadyExists",
     "ChangeKind",
     "ChangeListener",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -21,6 +21,14 @@ class UserRecord:
     create_time: datetime
     update_time: datetime
     etag: str
+    # The account (docs/access.md): "member" or "admin"; a disabled account cannot sign in; the
+    # token version goes up whenever the account's older tokens must stop verifying.
+    role: str = "member"
+    disabled: bool = False
+    token_version: int = 0
+
+
+ROLES = ("member", "admin")
 
 
 def in_given_order(ids: Sequence[int], users: Sequence[UserRecord]) -> list[UserRecord]:
@@ -38,6 +46,9 @@ class NewUser:
     email: str = ""
     display_name: str = ""
     request_id: str = ""
+    # An account's: the argon2 hash of its password ("" for none: it cannot sign in), its role.
+    password_hash: str = field(default="", repr=False)
+    role: str = "member"
 
     @property
     def fingerprint(self) -> str:
@@ -59,6 +70,27 @@ class UserChanges:
             ("username", self.username),
             ("email", self.email),
             ("display_name", self.display_name),
+        )
+        return {name: value for name, value in fields if value is not None}
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """A change to an account: None means "leave as is". With `revoke` (all but a rehash) it
+    bumps the token version, so that the account's older tokens stop verifying (every replica
+    hears the change)."""
+
+    password_hash: str | None = field(default=None, repr=False)
+    role: str | None = None
+    disabled: bool | None = None
+    revoke: bool = True
+
+    def given(self) -> dict[str, object]:
+        """The columns to change, by name (always from this fixed list)."""
+        fields = (
+            ("password_hash", self.password_hash),
+            ("role", self.role),
+            ("disabled", self.disabled),
         )
         return {name: value for name, value in fields if value is not None}
 
@@ -152,3 +184,9 @@ class UserStore(Protocol):
 
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
         """Users with id > after_id (and the prefix, if any), in id order, at most `limit`."""
+
+    async def get_credentials(self, username: str) -> tuple[UserRecord, str]:
+        """The user with this username and its password hash ("" for none); NotFound."""
+
+    async def update_account(self, user_id: int, change: AccountChange) -> UserRecord:
+        """Applies the change and bumps the token version (reported as UPDATED); NotFound."""

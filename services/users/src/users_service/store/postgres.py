@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from users_service.database_url import redact
 from users_service.store import postgres_sql as sql
 from users_service.store.base import (
+    AccountChange,
     ChangeListener,
     CreateOutcome,
     FeedStateListener,
@@ -199,3 +200,12 @@ class PostgresUserStore:
         return await self._run(
             partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
         )
+
+    async def get_credentials(self, username: str) -> tuple[UserRecord, str]:
+        found = await self._run(partial(sql.select_credentials, username=username))
+        if found is None:
+            raise NotFound(f"user {username!r} not found")
+        return found
+
+    async def update_account(self, user_id: int, change: AccountChange) -> UserRecord:
+        return await self._run(partial(sql.update_account, user_id=user_id, change=change))

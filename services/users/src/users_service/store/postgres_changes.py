@@ -48,6 +48,9 @@ def encode(change: UserChange) -> str:
                 _us(user.create_time),
                 _us(user.update_time),
                 user.etag,
+                user.role,
+                user.disabled,
+                user.token_version,
             ],
         },
         separators=(",", ":"),
@@ -57,7 +60,9 @@ def encode(change: UserChange) -> str:
 def decode(payload: str) -> UserChange:
     """The change a payload of `encode` carries; ValueError/KeyError/TypeError if malformed."""
     data = json.loads(payload)
-    uid, username, email, display_name, created_us, updated_us, etag = data["user"]
+    # The account's fields came later: a replica still on the older code sends seven.
+    uid, username, email, display_name, created_us, updated_us, etag, *account = data["user"]
+    role, disabled, token_version = account or ("member", False, 0)
     user = UserRecord(
         id=int(uid),
         username=str(username),
@@ -66,6 +71,9 @@ def decode(payload: str) -> UserChange:
         create_time=_moment(int(created_us)),
         update_time=_moment(int(updated_us)),
         etag=str(etag),
+        role=str(role),
+        disabled=bool(disabled),
+        token_version=int(token_version),
     )
     return UserChange(ChangeKind(data["kind"]), user, _moment(int(data["time_us"])))
 

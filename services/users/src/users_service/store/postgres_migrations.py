@@ -42,6 +42,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             ADD CONSTRAINT idempotency_keys_request_id_length
             CHECK (char_length(request_id) BETWEEN 1 AND 128)""",
     ),
+    # Accounts (docs/access.md): a password hash ('' for none), a role, a disabled flag, and the
+    # token version that revocation bumps. Users from before read as members without a password.
+    (
+        """ALTER TABLE users
+            ADD COLUMN password_hash text NOT NULL DEFAULT '',
+            ADD COLUMN role text NOT NULL DEFAULT 'member'
+                CONSTRAINT users_role CHECK (role IN ('member', 'admin')),
+            ADD COLUMN disabled boolean NOT NULL DEFAULT false,
+            ADD COLUMN token_version bigint NOT NULL DEFAULT 0""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

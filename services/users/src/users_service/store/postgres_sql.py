@@ -14,6 +14,7 @@ from typing import Any, LiteralString
 import psycopg
 
 from users_service.store.base import (
+    AccountChange,
     ChangeKind,
     CreateOutcome,
     CreateStatus,
@@ -26,7 +27,10 @@ from users_service.store.errors import AlreadyExists, NotFound, StaleEtag, Store
 from users_service.store.postgres_changes import CHANNEL, encode
 
 Conn = psycopg.AsyncConnection[Any]
-_COLUMNS = "id, username, email, display_name, create_time, update_time, etag"
+_COLUMNS = (
+    "id, username, email, display_name, create_time, update_time, etag, role, disabled,"
+    " token_version"
+)
 # The time of a change: when it happens (clock_timestamp), not when its transaction began (now(),
 # maybe before it waited for a lock, and before changes that committed meanwhile), and never
 # before the user's last change.
@@ -52,6 +56,9 @@ def _record(row: Sequence[Any]) -> UserRecord:
         create_time=row[4].astimezone(UTC),
         update_time=row[5].astimezone(UTC),
         etag=row[6],
+        role=row[7],
+        disabled=row[8],
+        token_version=row[9],
     )
 
 
@@ -115,10 +122,17 @@ async def _insert_one(conn: Conn, user: NewUser) -> CreateOutcome:
     # committed, no row comes back, and the statements below see what it committed.
     row = await _one(
         conn,
-        "INSERT INTO users (username, email, display_name, create_time, update_time, etag)"
-        " SELECT %s, %s, %s, t, t, %s FROM clock_timestamp() AS t"
+        "INSERT INTO users (username, email, display_name, create_time, update_time, etag,"
+        " password_hash, role) SELECT %s, %s, %s, t, t, %s, %s, %s FROM clock_timestamp() AS t"
         f" ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
-        (user.username, user.email, user.display_name, secrets.token_hex(8)),
+        (
+            user.username,
+            user.email,
+            user.display_name,
+            secrets.token_hex(8),
+            user.password_hash,
+            user.role,
+        ),
     )
     if row is None:  # taken; perhaps by another replica running this very request_id
         replay = await _replay(conn, user) if user.request_id else None
@@ -203,7 +217,35 @@ async def delete_user(conn: Conn, user_id: int, etag: str) -> UserRecord:
         if row is None:
             raise await _missing_or_stale(conn, user_id, etag)
         user = _record(row)
-        await notify(conn, [UserChange(ChangeKind.DELETED, user, row[7].astimezone(UTC))])
+        await notify(conn, [UserChange(ChangeKind.DELETED, user, row[10].astimezone(UTC))])
+    return user
+
+
+async def select_credentials(conn: Conn, username: str) -> tuple[UserRecord, str] | None:
+    """The user with this username (case-insensitively) and its password hash, or None."""
+    query = f"SELECT {_COLUMNS}, password_hash FROM users WHERE lower(username) = lower(%s)"
+    row = await _one(conn, query, (username,))
+    return None if row is None else (_record(row), row[10])
+
+
+async def update_account(conn: Conn, user_id: int, change: AccountChange) -> UserRecord:
+    """Applies the change with a new token version, etag and update time; every replica hears
+    it (NOTIFY), which is how revocation reaches them."""
+    fields = change.given()
+    assignments = "".join(f"{name} = %s, " for name in fields)  # names from a fixed list
+    async with conn.transaction():
+        row = await _one(
+            conn,
+            "WITH target AS MATERIALIZED (SELECT id AS target_id FROM users WHERE id = %s"
+            f" FOR UPDATE) UPDATE users SET {assignments}token_version = token_version + %s,"
+            f" update_time = {_NOW}, etag = %s FROM target WHERE id = target_id"
+            f" RETURNING {_COLUMNS}",
+            (user_id, *fields.values(), int(change.revoke), secrets.token_hex(8)),
+        )
+        if row is None:
+            raise NotFound(f"user {user_id} not found")
+        user = _record(row)
+        await notify(conn, [UserChange(ChangeKind.UPDATED, user, user.update_time)])
     return user
 
 

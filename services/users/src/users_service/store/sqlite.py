@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from users_service.store import sqlite_sql as sql
 from users_service.store.base import (
+    AccountChange,
     ChangeKind,
     ChangeListener,
     CreateOutcome,
@@ -208,3 +209,14 @@ class SqliteUserStore:
         return self._reader.call(
             partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
         )
+
+    async def get_credentials(self, username: str) -> tuple[UserRecord, str]:
+        found = self._reader.call(partial(sql.select_credentials, username=username))
+        if found is None:
+            raise NotFound(f"user {username!r} not found")
+        return found
+
+    async def update_account(self, user_id: int, change: AccountChange) -> UserRecord:
+        user = await self._writer.run(partial(sql.update_account, user_id=user_id, change=change))
+        self._changed(ChangeKind.UPDATED, user, user.update_time)
+        return user

@@ -25,6 +25,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probe_time_us INTEGER)",
     ),
+    # Accounts (docs/access.md): a password hash ('' for none), a role, a disabled flag, and the
+    # token version that revocation bumps. Users from before read as members without a password.
+    (
+        "ALTER TABLE users ADD COLUMN password_hash TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'member'"
+        " CHECK (role IN ('member', 'admin'))",
+        "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0"
+        " CHECK (disabled IN (0, 1))",
+        "ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

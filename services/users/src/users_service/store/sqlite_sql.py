@@ -14,10 +14,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from users_service.store.base import CreateOutcome, CreateStatus, NewUser, UserChanges, UserRecord
+from users_service.store.base import (
+    AccountChange,
+    CreateOutcome,
+    CreateStatus,
+    NewUser,
+    UserChanges,
+    UserRecord,
+)
 from users_service.store.errors import AlreadyExists, NotFound, StaleEtag
 
-_COLUMNS = "id, username, email, display_name, create_time_us, update_time_us, etag"
+_COLUMNS = (
+    "id, username, email, display_name, create_time_us, update_time_us, etag,"
+    " role, disabled, token_version"
+)
 
 
 def now_us() -> int:
@@ -37,7 +47,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _record(row: tuple[int, str, str, str, int, int, str]) -> UserRecord:
+def _record(row: tuple[int, str, str, str, int, int, str, str, int, int]) -> UserRecord:
     return UserRecord(
         id=row[0],
         username=row[1],
@@ -46,6 +56,9 @@ def _record(row: tuple[int, str, str, str, int, int, str]) -> UserRecord:
         create_time=datetime.fromtimestamp(row[4] / 1e6, UTC),
         update_time=datetime.fromtimestamp(row[5] / 1e6, UTC),
         etag=row[6],
+        role=row[7],
+        disabled=bool(row[8]),
+        token_version=row[9],
     )
 
 
@@ -100,8 +113,17 @@ def _insert_one(conn: sqlite3.Connection, user: NewUser, stamp: int) -> CreateOu
     try:
         row = conn.execute(
             "INSERT INTO users (username, email, display_name, create_time_us, update_time_us,"
-            f" etag) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-            (user.username, user.email, user.display_name, stamp, stamp, secrets.token_hex(8)),
+            f" etag, password_hash, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+            (
+                user.username,
+                user.email,
+                user.display_name,
+                stamp,
+                stamp,
+                secrets.token_hex(8),
+                user.password_hash,
+                user.role,
+            ),
         ).fetchone()
     except sqlite3.IntegrityError:
         return CreateOutcome(CreateStatus.TAKEN)
@@ -163,6 +185,30 @@ def delete_user(conn: sqlite3.Connection, user_id: int, etag: str) -> UserRecord
         current = _checked(conn, user_id, etag)
         conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
     return current
+
+
+def select_credentials(conn: sqlite3.Connection, username: str) -> tuple[UserRecord, str] | None:
+    """The user with this username (case-insensitively) and its password hash, or None."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = ? COLLATE NOCASE",
+        (username,),
+    ).fetchone()
+    return None if row is None else (_record(row[:10]), row[10])
+
+
+def update_account(conn: sqlite3.Connection, user_id: int, change: AccountChange) -> UserRecord:
+    """Applies the change under the write lock, with a new token version, etag and update time."""
+    fields = change.given()
+    assignments = "".join(f"{name} = ?, " for name in fields)  # names from a fixed list
+    with transaction(conn):
+        row = conn.execute(
+            f"UPDATE users SET {assignments}token_version = token_version + ?,"
+            f" update_time_us = ?, etag = ? WHERE id = ? RETURNING {_COLUMNS}",
+            (*fields.values(), int(change.revoke), now_us(), secrets.token_hex(8), user_id),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    return _record(row)
 
 
 def write_probe(conn: sqlite3.Connection) -> None:

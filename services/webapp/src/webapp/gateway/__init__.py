@@ -4,23 +4,34 @@ Routes use this package's names only; grpc and users.v1 stay inside it. Data flo
 routes -> gateway (client.py) -> the users service's stubs.
 """
 
+from webapp.gateway.accounts import Accounts
 from webapp.gateway.client import HealthReport, UsersGateway
 from webapp.gateway.errors import (
+    ForbiddenError,
     InvalidInputError,
+    NotSignedInError,
     StaleEtagError,
+    TooManyAttemptsError,
     UsernameTakenError,
     UserNotFoundError,
     UsersServiceError,
+    www_authenticate,
 )
 from webapp.gateway.streams import UserStream, UserWatch
-from webapp.gateway.values import ImportSummary, Page, User, UserEvent
+from webapp.gateway.values import Identity, ImportSummary, Page, SignedIn, User, UserEvent
 
 __all__ = [
+    "Accounts",
+    "ForbiddenError",
     "HealthReport",
+    "Identity",
     "ImportSummary",
     "InvalidInputError",
+    "NotSignedInError",
     "Page",
+    "SignedIn",
     "StaleEtagError",
+    "TooManyAttemptsError",
     "User",
     "UserEvent",
     "UserNotFoundError",
@@ -29,4 +40,5 @@ __all__ = [
     "UsernameTakenError",
     "UsersGateway",
     "UsersServiceError",
+    "www_authenticate",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 from plumbing.request_ids import outgoing_metadata
 from plumbing.tls import TlsFiles
 
+from webapp import caller
 from webapp.config import Settings
 from webapp.deadlines import DeadlineSpentError, remaining_budget
 
@@ -80,9 +81,13 @@ def users_tls_files(settings: Settings) -> TlsFiles | None:
     )
 
 
-def call_options(limit: float) -> dict[str, Any]:
-    """Call options: a deadline of `limit`, or less when the request has less left; request id."""
+def call_options(limit: float, *, anonymous: bool = False) -> dict[str, Any]:
+    """Call options: a deadline of `limit`, or less when the request has less left; request id;
+    the caller's credentials, unless the call is made `anonymous` (sign-in, keys, health)."""
     timeout = remaining_budget(limit)
     if timeout <= 0:
         raise DeadlineSpentError("the request's time budget is spent")
-    return {"timeout": timeout, "metadata": outgoing_metadata(), "wait_for_ready": False}
+    metadata = outgoing_metadata()
+    if not anonymous:
+        metadata += caller.outgoing_metadata()
+    return {"timeout": timeout, "metadata": metadata, "wait_for_ready": False}

@@ -17,6 +17,7 @@ from plumbing.tracing import Tracer
 from users.v1 import users_pb2, users_pb2_grpc
 
 from webapp.config import Settings
+from webapp.gateway.accounts import Accounts
 from webapp.gateway.channel import CHANNEL_OPTIONS, USERS_SERVICE, call_options, users_tls_files
 from webapp.gateway.errors import users_error
 from webapp.gateway.instrument import instrument_stub
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 HEALTH_SERVICE = "grpc.health.v1.Health"
+AUTH_SERVICE = "users.v1.AuthService"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class UsersGateway:
         # Reads by id, coalesced (reads.py): the JSON API's and the UI's.
         on_batch = None if self.metrics is None else self.metrics.read_batch.observe
         self.reads = UserReads(self.users, self.settings.grpc_timeout_seconds, on_batch)
+        # Sign-up, sign-in, the caller's identity, the keys (accounts.py).
+        auth = users_pb2_grpc.AuthServiceStub(channel)
+        instrument_stub(auth, AUTH_SERVICE, self.metrics, self._tracer)
+        self.accounts = Accounts(auth, self.settings.grpc_timeout_seconds)
 
     def start(self) -> None:
         """Starts watching the TLS files (on the running loop)."""
@@ -179,7 +185,7 @@ class UsersGateway:
         if self.stopping.is_set():
             return HealthReport(False, "the webapp is shutting down")
         request = health_pb2.HealthCheckRequest(service=USERS_SERVICE)
-        options = call_options(limit)  # less when the request has less left
+        options = call_options(limit, anonymous=True)  # less when the request has less left
         try:
             reply = await self.health.Check(request, **options)
         except grpc.aio.AioRpcError as exc:

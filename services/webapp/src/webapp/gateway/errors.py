@@ -7,15 +7,25 @@ name): `status` is the precise HTTP status, `detail` what an HTTP caller may rea
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from webapp.caller import authorization_var
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "1"
+REALM = 'Bearer realm="userstack"'
+
+
+def www_authenticate(credentials_sent: bool) -> str:
+    """The WWW-Authenticate challenge of a 401 (RFC 6750): invalid_token when one was sent."""
+    return f'{REALM}, error="invalid_token"' if credentials_sent else REALM
 
 
 class UsersServiceError(Exception):
@@ -36,6 +46,8 @@ class UsersServiceError(Exception):
         code: str = "",
         reason: str = "",
         errors: list[dict[str, str]] | None = None,
+        retry_after: int = 1,
+        credentials_sent: bool = False,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -44,11 +56,20 @@ class UsersServiceError(Exception):
         self.code = code  # the gRPC status code's name, for logs ("" when raised here)
         self.reason = reason  # the users service's own message, for logs and forms
         self.errors = errors  # field violations, for invalid input
+        self.retry_after = retry_after  # seconds, for 429
+        self.credentials_sent = credentials_sent  # for 401: a token was sent, and refused
 
     @property
     def headers(self) -> dict[str, str] | None:
-        """Response headers the status calls for (Retry-After on 503)."""
-        return {"Retry-After": RETRY_AFTER_SECONDS} if self.status == 503 else None
+        """Response headers the status calls for (Retry-After on 503 and 429; the challenge on
+        401)."""
+        if self.status == 503:
+            return {"Retry-After": RETRY_AFTER_SECONDS}
+        if self.status == 429:
+            return {"Retry-After": str(self.retry_after)}
+        if self.status == 401:
+            return {"WWW-Authenticate": www_authenticate(self.credentials_sent)}
+        return None
 
 
 class InvalidInputError(UsersServiceError):
@@ -75,6 +96,25 @@ class StaleEtagError(UsersServiceError):
     status = 412
 
 
+class NotSignedInError(UsersServiceError):
+    """No identity, or one the users service refused (a bad, expired or revoked token; or, from
+    sign-in, a wrong username or password)."""
+
+    status = 401
+
+
+class ForbiddenError(UsersServiceError):
+    """The identity is valid, but may not do this."""
+
+    status = 403
+
+
+class TooManyAttemptsError(UsersServiceError):
+    """Sign-in is throttled for this account or address; `retry_after` says for how long."""
+
+    status = 429
+
+
 # gRPC status -> (the exception, the HTTP status); codes not listed mean a broken backend: 502.
 _ERRORS: dict[grpc.StatusCode, tuple[type[UsersServiceError], int]] = {
     grpc.StatusCode.INVALID_ARGUMENT: (InvalidInputError, 422),
@@ -84,8 +124,8 @@ _ERRORS: dict[grpc.StatusCode, tuple[type[UsersServiceError], int]] = {
     grpc.StatusCode.ABORTED: (UsersServiceError, 409),
     grpc.StatusCode.FAILED_PRECONDITION: (StaleEtagError, 412),
     grpc.StatusCode.RESOURCE_EXHAUSTED: (UsersServiceError, 413),
-    grpc.StatusCode.UNAUTHENTICATED: (UsersServiceError, 401),
-    grpc.StatusCode.PERMISSION_DENIED: (UsersServiceError, 403),
+    grpc.StatusCode.UNAUTHENTICATED: (NotSignedInError, 401),
+    grpc.StatusCode.PERMISSION_DENIED: (ForbiddenError, 403),
     grpc.StatusCode.UNIMPLEMENTED: (UsersServiceError, 501),
     grpc.StatusCode.DEADLINE_EXCEEDED: (UsersServiceError, 504),
     grpc.StatusCode.UNAVAILABLE: (UsersServiceError, 503),
@@ -97,30 +137,56 @@ _OPAQUE = {502, 503, 504}
 
 
 def users_error(exc: grpc.aio.AioRpcError) -> UsersServiceError:
-    """The webapp's exception for a failed call."""
+    """The webapp's exception for a failed call (in the context of the request that made it)."""
     code = exc.code()
     kind, status = _ERRORS.get(code, (UsersServiceError, 502))
+    retry_after = None
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and (retry_after := retry_delay(exc)):
+        kind, status = TooManyAttemptsError, 429  # throttled; without a delay: a size limit
     reason = exc.details() or ""
     detail = _opaque_detail(code) if status in _OPAQUE else reason or HTTPStatus(status).phrase
     errors = field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else None
-    return kind(detail, status=status, code=code.name, reason=reason, errors=errors)
+    return kind(
+        detail,
+        status=status,
+        code=code.name,
+        reason=reason,
+        errors=errors,
+        retry_after=retry_after or 1,
+        credentials_sent=authorization_var.get() is not None,
+    )
 
 
-def field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, str]]:
-    """The google.rpc.BadRequest field violations carried in the call's status details."""
+def _details(exc: grpc.aio.AioRpcError) -> list[Any]:
+    """The google.rpc.Status details the call's trailers carry (none when they carry none)."""
     try:
         status = rpc_status.from_call(exc)
     except ValueError:
         logger.warning("inconsistent rich status from the users service", exc_info=True)
         return []
+    return list(status.details) if status is not None else []
+
+
+def field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, str]]:
+    """The google.rpc.BadRequest field violations carried in the call's status details."""
     violations: list[dict[str, str]] = []
-    for detail in status.details if status is not None else []:
+    for detail in _details(exc):
         bad_request = error_details_pb2.BadRequest()
         if detail.Unpack(bad_request):
             violations += [
                 {"field": v.field, "message": v.description} for v in bad_request.field_violations
             ]
     return violations
+
+
+def retry_delay(exc: grpc.aio.AioRpcError) -> int | None:
+    """Whole seconds (at least 1) from a google.rpc.RetryInfo in the status details, or None."""
+    for detail in _details(exc):
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            seconds: float = info.retry_delay.ToTimedelta().total_seconds()
+            return max(1, math.ceil(seconds))
+    return None
 
 
 def _opaque_detail(code: grpc.StatusCode) -> str:

@@ -5,6 +5,9 @@ under load each read waits for the end of the event loop's turn and goes out wit
 arrived in it, as one call of up to MAX_BATCH ids. A read is never served from memory: its call
 starts after it arrived, so it sees every write that finished before it, as a GetUser of its own
 would. An idle webapp sends one id per call and adds no wait.
+
+Only reads made with the same credentials share a call: the users service answers each call for
+the identity it carries (a member sees no other member's email), so a batch is per caller.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, request_id_var
 from users.v1 import users_pb2, users_pb2_grpc
 
+from webapp.caller import AUTHORIZATION_KEY, authorization_var
 from webapp.deadlines import DeadlineSpentError, remaining_budget
 from webapp.gateway.errors import UserNotFoundError
 
@@ -32,6 +36,7 @@ class _Read:
     answer: asyncio.Future[users_pb2.User]
     deadline: float  # the loop's time after which this read's caller no longer waits
     request_id: str
+    authorization: str | None  # the caller's credentials; None: anonymous
 
 
 class UserReads:
@@ -50,7 +55,8 @@ class UserReads:
         self._stub = stub
         self._timeout_seconds = timeout_seconds
         self._on_batch = on_batch  # hears the number of reads each call carries
-        self._pending: list[_Read] = []
+        self._pending: dict[str | None, list[_Read]] = {}  # by credentials
+        self._scheduled = False
         self._calls: set[asyncio.Task[None]] = set()  # strong references while they run
 
     async def user(self, user_id: int) -> users_pb2.User:
@@ -62,18 +68,29 @@ class UserReads:
         if budget <= 0:
             raise DeadlineSpentError("the request's time budget is spent")
         loop = asyncio.get_running_loop()
-        read = _Read(user_id, loop.create_future(), loop.time() + budget, request_id_var.get())
-        self._pending.append(read)
-        if len(self._pending) == 1:
-            loop.call_soon(self._send)  # after every read that arrives in this turn
-        elif len(self._pending) >= MAX_BATCH:
-            self._send()
+        read = _Read(
+            user_id,
+            loop.create_future(),
+            loop.time() + budget,
+            request_id_var.get(),
+            authorization_var.get(),
+        )
+        batch = self._pending.setdefault(read.authorization, [])
+        batch.append(read)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._send_all)  # after every read that arrives in this turn
+        if len(batch) >= MAX_BATCH:
+            self._send(read.authorization)
         return await read.answer
 
-    def _send(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
+    def _send_all(self) -> None:
+        self._scheduled = False
+        for authorization in list(self._pending):
+            self._send(authorization)
+
+    def _send(self, authorization: str | None) -> None:
+        batch = self._pending.pop(authorization)
         if self._on_batch is not None:
             self._on_batch(len(batch))
         call = asyncio.get_running_loop().create_task(self._call(batch))
@@ -95,13 +112,19 @@ class UserReads:
                 expiry.cancel()
 
     async def _answer(self, batch: list[_Read], ids: list[int], seconds: float) -> None:
+        # The call's id is its first read's: a read alone on its call keeps its own (none
+        # outside a request: the users service then draws one). Its credentials are all its reads'.
+        first = batch[0]
+        metadata: tuple[tuple[str, str], ...] = ()
+        if first.request_id:
+            metadata += ((REQUEST_ID_KEY, first.request_id),)
+        if first.authorization:
+            metadata += ((AUTHORIZATION_KEY, first.authorization),)
         try:
             reply = await self._stub.BatchGetUsers(
                 users_pb2.BatchGetUsersRequest(ids=ids),
                 timeout=seconds,
-                # The call's id is its first read's: a read alone on its call keeps its own
-                # (none outside a request: the users service then draws one).
-                metadata=((REQUEST_ID_KEY, batch[0].request_id),) if batch[0].request_id else (),
+                metadata=metadata,
                 wait_for_ready=False,
             )
         except grpc.aio.AioRpcError as error:

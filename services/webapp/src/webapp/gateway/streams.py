@@ -118,6 +118,25 @@ class UserWatch:
         self._call.cancel()
 
 
+async def _refusal(
+    stub: users_pb2_grpc.UserServiceStub, options: dict[str, Any]
+) -> grpc.aio.AioRpcError | None:
+    """The users service's refusal of ImportUsers for this caller (401, 403), if it refuses.
+
+    A row written into a call the users service has just refused races the refusal, and grpc
+    then reports INTERNAL ("Internal error from Core") instead of the refusal's own status. An
+    import of no rows, which creates nothing, asks again without that race.
+    """
+    call = stub.ImportUsers(**options)
+    try:
+        await call.done_writing()
+        await call
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return exc
+    return None
+
+
 async def import_rows(
     stub: users_pb2_grpc.UserServiceStub,
     rows: AsyncIterable[Mapping[str, str]],
@@ -138,6 +157,8 @@ async def import_rows(
         await call.done_writing()
         summary = await call
     except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.INTERNAL:
+            raise users_error(await _refusal(stub, options) or exc) from exc
         raise users_error(exc) from exc
     finally:
         call.cancel()  # a no-op once done; stops the import when the uploader went away

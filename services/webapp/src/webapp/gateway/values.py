@@ -7,6 +7,7 @@ second conversion on the read path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypedDict
 
 from google.protobuf import timestamp_pb2
@@ -17,6 +18,8 @@ EVENT_NAMES = {
     users_pb2.USER_EVENT_TYPE_UPDATED: "updated",
     users_pb2.USER_EVENT_TYPE_DELETED: "deleted",
 }
+# A user created before accounts existed has no role yet: it reads as a member.
+ROLE_NAMES: dict[int, str] = {users_pb2.ROLE_ADMIN: "admin", users_pb2.ROLE_MEMBER: "member"}
 
 
 class User(TypedDict):
@@ -29,6 +32,8 @@ class User(TypedDict):
     create_time: str  # RFC 3339 in UTC, e.g. 2026-11-22T01:02:03.456789Z
     update_time: str
     etag: str
+    role: str  # admin or member
+    disabled: bool
 
 
 class UserEvent(TypedDict):
@@ -58,6 +63,25 @@ class ImportSummary(TypedDict):
 
 
 @dataclass(frozen=True)
+class SignedIn:
+    """An access token the users service issued, and its account."""
+
+    access_token: str
+    expires: datetime  # aware, UTC
+    user: User
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the users service says the caller is; `user` is None for an external issuer's token."""
+
+    subject: str
+    issuer: str
+    role: str  # admin or member
+    user: User | None
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of users; `next_page_token` is empty on the last."""
 
@@ -80,7 +104,26 @@ def user_json(user: users_pb2.User) -> User:
         "create_time": timestamp(user.create_time),
         "update_time": timestamp(user.update_time),
         "etag": user.etag,
+        "role": role_name(user.role),
+        "disabled": user.disabled,
     }
+
+
+def role_name(role: users_pb2.Role.ValueType) -> str:
+    """admin or member."""
+    return ROLE_NAMES.get(role, "member")
+
+
+def signed_in(reply: users_pb2.SignInResponse) -> SignedIn:
+    """The token and account of a SignIn or SignUp reply."""
+    expires = reply.expire_time.ToDatetime(tzinfo=UTC)
+    return SignedIn(reply.access_token, expires, user_json(reply.user))
+
+
+def identity(reply: users_pb2.WhoAmIResponse) -> Identity:
+    """The caller's identity from a WhoAmI reply."""
+    user = user_json(reply.user) if reply.HasField("user") else None
+    return Identity(reply.subject, reply.issuer, role_name(reply.role), user)
 
 
 def event_json(event: users_pb2.UserEvent) -> UserEvent:

@@ -18,10 +18,13 @@ PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, **PROBLEM}
     for code, text in [
+        (401, "No valid access token (`WWW-Authenticate: Bearer`)."),
+        (403, "The token's identity may not do this."),
         (404, "No such user."),
         (409, "The username is taken."),
         (412, "The If-Match etag is stale."),
         (422, "Invalid input, with field violations."),
+        (429, "Too many failed sign-ins (`Retry-After`)."),
         (503, "The users service is unavailable."),
         (504, "The users service did not answer in time."),
     ]
@@ -54,6 +57,8 @@ class UserOut(BaseModel):
     create_time: str
     update_time: str
     etag: str
+    role: str = Field(examples=["member"], description="admin or member")
+    disabled: bool
 
 
 class UserPage(BaseModel):

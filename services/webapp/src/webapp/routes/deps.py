@@ -23,3 +23,8 @@ def app_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def client_address(request: Request) -> str | None:
+    """The address the request came from (uvicorn's peer: no proxy headers are trusted)."""
+    return request.client.host if request.client else None

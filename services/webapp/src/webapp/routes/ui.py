@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from webapp import csrf
 from webapp.gateway import (
+    ForbiddenError,
     InvalidInputError,
     StaleEtagError,
     UsernameTakenError,
@@ -21,8 +22,11 @@ from webapp.gateway import (
 )
 from webapp.routes.api import UserId
 from webapp.routes.deps import app_settings, users_gateway
+from webapp.routes.viewer import load_viewer
 
-router = APIRouter(include_in_schema=False)
+# Each page first asks who the viewer is (its name in the header; a session that expired goes
+# back to sign-in from here).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(load_viewer)])
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 PAGE_SIZE = 20
@@ -30,13 +34,23 @@ STALE = "someone else changed this user meanwhile: this is the current version, 
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """Renders a page with a CSRF token for its forms (and the cookie that goes with it)."""
+    """Renders a page with a CSRF token for its forms (and the cookie that goes with it), and
+    the signed-in viewer (None when anonymous: routes.viewer)."""
     secret = request.app.state.settings.secret_key
     token = csrf.token_for(request, secret)
+    viewer = getattr(request.state, "viewer", None)
     response = templates.TemplateResponse(
-        request, name, {"csrf_token": token, **context}, status_code=status_code
+        request,
+        name,
+        {"csrf_token": token, "viewer": viewer, **context},
+        status_code=status_code,
+        headers=headers,
     )
     csrf.set_cookie(response, token, request)
     return response
@@ -59,6 +73,8 @@ def form_errors(exc: UsersServiceError) -> dict[str, str] | None:
         return {"username": "this username is taken"}
     if isinstance(exc, StaleEtagError):
         return {"": STALE}
+    if isinstance(exc, ForbiddenError):
+        return {"": f"not allowed: {exc.reason or 'you may not do this'}"}
     return None
 
 
@@ -183,6 +199,7 @@ async def delete(
     gateway = users_gateway(request)
     try:
         await gateway.delete(user_id, etag)
-    except StaleEtagError:
-        return await _detail(request, gateway, user_id, errors={"": STALE}, status_code=412)
+    except (StaleEtagError, ForbiddenError) as exc:
+        errors = form_errors(exc)
+        return await _detail(request, gateway, user_id, errors=errors, status_code=exc.status)
     return RedirectResponse(f"/?deleted={quote(username)}", status_code=303)

@@ -77,5 +77,6 @@
     banner.hidden = false;
   }
 
-  connect();
+  // The change feed is for admins: other viewers' pages (data-live="off") open none.
+  if (document.body.dataset.live !== "off") connect();
 })();
