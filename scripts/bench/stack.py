@@ -149,6 +149,7 @@ class Stack:
                 self._start(
                     f"{service}-{variant}", ["-m", module], {**env, **named}, self.cores.server
                 )
+
     def _start_with_auth(self, users_env: dict[str, str]) -> None:
         """users-auth: the same database, every call checked; a member's token to call it with
         (a seeded user given a password by the bench's operator: no new row)."""

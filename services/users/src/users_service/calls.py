@@ -186,7 +186,12 @@ class CallWrapping:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
             wrapped = _unary(
-                method, behavior, gate, self._telemetry, guard, handler.request_streaming
+                method,
+                behavior,
+                gate,
+                self._telemetry,
+                guard,
+                streams_requests=handler.request_streaming,
             )
         return factory(
             wrapped,
@@ -201,6 +206,7 @@ def _unary(
     gate: LameDuck | None,
     telemetry: Telemetry,
     guard: Guard | None,
+    *,
     streams_requests: bool = False,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""

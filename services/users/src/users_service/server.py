@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plumbing.metrics import MetricsEndpoint, serve
 from plumbing.runtime import EXPERIMENTS_VARIABLE, current_scheduling
 from plumbing.tls import ClientAuth, TlsError, TlsFiles, server_credentials
-from plumbing.tracing import Tracing, configure
 from plumbing.tokens import KeyFileError
+from plumbing.tracing import Tracing, configure
 from users.v1 import users_pb2_grpc
 
 from users_service.calls import CallWrapping, rpc_log

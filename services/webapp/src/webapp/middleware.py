@@ -14,10 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from webapp import session
 from webapp.caller import authorization_var
 from webapp.deadlines import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
-from webapp.errors import StreamAbortedError, problem
-from webapp.telemetry import WebappMetrics, end_request_span, request_span, route_template
 from webapp.errors import StreamAbortedError, problem, unauthorized
 from webapp.hosts import DEFAULT_ALLOWED_HOSTS, EXEMPT_PATHS, HostCheck
+from webapp.telemetry import WebappMetrics, end_request_span, request_span, route_template
 
 logger = logging.getLogger("webapp.access")
 # The line each request ends with (server.py flushes its last turn's lines at exit).
@@ -124,14 +123,17 @@ class RequestContextMiddleware:
             else:
                 await unauthorized(session.MALFORMED)(scope, receive, response.send)
         finally:
-            took = time.monotonic() - started
-            line = f"{scope['method']} {scope['path']} {response.status} {took * 1000:.1f}ms"
-            if span is None:
-                access_log.write(line, request_id)
-            elif logger.isEnabledFor(logging.INFO):  # the line joins the trace
-                access_log.write_encoded(access_log.head(line), request_id, log_fields(span))
-            if self._metrics is not None or span is not None:
-                self._record(scope, response.status, took, span)
+            self._finished(scope, response.status, request_id, time.monotonic() - started, span)
+
+    def _finished(self, scope: Scope, status: int, request_id: str, took: float, span: Any) -> None:
+        """The request's access line, its metrics and the end of its span."""
+        line = f"{scope['method']} {scope['path']} {status} {took * 1000:.1f}ms"
+        if span is None:
+            access_log.write(line, request_id)
+        elif logger.isEnabledFor(logging.INFO):  # the line joins the trace
+            access_log.write_encoded(access_log.head(line), request_id, log_fields(span))
+        if self._metrics is not None or span is not None:
+            self._record(scope, status, took, span)
 
     def _record(self, scope: Scope, status: int, seconds: float, span: Any) -> None:
         route = route_template(scope)
