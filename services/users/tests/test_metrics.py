@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+from testkit.channels import aio_channel
 from testkit.metrics import Samples, scrape, series, value
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.server import UsersServer
@@ -18,10 +19,12 @@ SERVICE = "users.v1.UserService"
 
 
 @pytest.fixture
-async def metered(start_server: ServerFactory) -> AsyncIterator[tuple[UsersServer, Any]]:
-    """A server with its metrics port on, and a stub on a channel to it."""
+async def metered(
+    start_server: ServerFactory, admin_token: str
+) -> AsyncIterator[tuple[UsersServer, Any]]:
+    """A server with its metrics port on, and a stub on a channel to it (as an admin)."""
     server, port = await start_server(metrics_listen_address="127.0.0.1:0")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         yield server, users_pb2_grpc.UserServiceStub(channel)
 
 
