@@ -3,6 +3,7 @@ the timeout, tokens sent as `authorization: Bearer`, and the exit codes of refus
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -177,3 +178,19 @@ def test_a_token_never_goes_in_plaintext_to_another_machine(
     result = Cli("users.example.com:50051", env)("--plaintext", "get", "ada")
     assert result.exit_code == ExitCode.INVALID
     assert "refusing to send a token in plaintext" in result.stderr
+
+
+def test_a_unix_socket_target(
+    spawn_users: Callable[..., UsersService],
+    isolated_env: dict[str, str | None],
+    tmp_path: Path,
+    uname: Names,
+) -> None:
+    service = spawn_users(f"unix://{tmp_path / 'users.sock'}")
+    cli = Cli(service.address, isolated_env)
+    name = uname("sock")
+    assert cli.json("create", name)["username"] == name
+    exported = cli("export")  # a server stream
+    assert exported.exit_code == 0
+    assert [json.loads(line)["username"] for line in exported.stdout.splitlines()] == [name]
+    assert cli.json("health")["status"] == "SERVING"
