@@ -152,3 +152,8 @@ class UserStore(Protocol):
 
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
         """Users with id > after_id (and the prefix, if any), in id order, at most `limit`."""
+
+    async def list_users_before(
+        self, before_id: int, limit: int, username_prefix: str
+    ) -> list[UserRecord]:
+        """The last `limit` users with id < before_id (and the prefix), in id order."""

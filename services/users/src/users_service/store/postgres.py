@@ -198,3 +198,12 @@ class PostgresUserStore:
         return await self._run(
             partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
         )
+
+    async def list_users_before(
+        self, before_id: int, limit: int, username_prefix: str
+    ) -> list[UserRecord]:
+        return await self._run(
+            partial(
+                sql.select_page_before, before_id=before_id, limit=limit, prefix=username_prefix
+            ),
+        )
