@@ -70,6 +70,11 @@ run-users: dev ## Run the users service on 127.0.0.1:50051 (plaintext), its data
 run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-users`.
 	scripts/dotenv.sh && set -a && source .env && set +a && $(RUN) python -m webapp
 
+# USERSTACK_TARGET (default localhost:50051) and the certs/ of `make up` are found by the CLI itself.
+.PHONY: seed
+seed: dev ## Load 120 demo users (clients/cli/seed/users.ndjson) through `userstack import`; rerunning is harmless.
+	$(RUN) userstack import clients/cli/seed/users.ndjson
+
 .PHONY: bench
 bench: dev system-deps ## The stack against its limits and peers (6-9 min); bench/results/latest.{md,json}.
 	$(RUN) python -m scripts.bench

@@ -97,6 +97,7 @@ def isolated_env(tmp_path: Path) -> dict[str, str | None]:
         "USERSTACK_OUTPUT": None,
         "USERSTACK_CERTS_DIR": str(tmp_path / "no-certs"),
         "USERSTACK_CONFIG_DIR": str(tmp_path / "config"),
+        "USERS_TLS_CA_FILE": None,
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from userstack_cli.errors import ExitCode
 
-from .conftest import Cli, UsersService, userstack
+from .conftest import ROOT, Cli, UsersService, userstack
 
 Names = Callable[[str], str]
 
@@ -129,3 +129,19 @@ def _read_line(stream: object, within: float) -> str:
             if selector.select(deadline - time.monotonic()):
                 return str(stream.readline())  # type: ignore[attr-defined]
     raise AssertionError(f"no line within {within} s")
+
+
+def test_make_seed_imports_the_bundled_users_once(
+    spawn_users: Callable[..., UsersService], isolated_env: dict[str, str | None]
+) -> None:
+    recipe = (ROOT / "Makefile").read_text().split("\nseed:", 1)[1].split("\n\n", 1)[0]
+    assert "userstack import clients/cli/seed/users.ndjson" in recipe
+    cli = Cli(spawn_users().address, isolated_env)
+    seed = str(ROOT / "clients" / "cli" / "seed" / "users.ndjson")
+    first = cli.json("import", seed)
+    assert (first["created"], first["rejected"]) == (120, 0)
+    again = cli.json("import", seed)
+    assert (again["created"], again["existing"]) == (0, 120)
+    names = [u["display_name"] for u in cli.json("list")]
+    assert len(names) == 120
+    assert any(not name.isascii() for name in names)  # names from many languages

@@ -60,6 +60,16 @@ def test_defaults_resolve_like_the_docs_say(tmp_path: Path) -> None:
     assert resolved("unix:///s.sock", files=given)[1:] == (Transport.TLS, given)
     env_target = resolve(None, env={"USERSTACK_TARGET": "dns:///users:50051"}, cwd=tmp_path)
     assert env_target.target == "dns:///users:50051"
+    in_the_image = {
+        "USERS_TLS_CA_FILE": "/certs/ca.pem",
+        "USERS_TLS_CERT_FILE": "/certs/users.pem",
+        "USERS_TLS_KEY_FILE": "/certs/users.key",
+    }
+    inside = resolve(None, env=in_the_image, cwd=tmp_path)
+    assert (inside.transport, inside.tls) == (
+        Transport.EITHER,
+        TlsFiles(Path("/certs/users.pem"), Path("/certs/users.key"), Path("/certs/ca.pem")),
+    )
 
 
 @pytest.fixture(scope="module")

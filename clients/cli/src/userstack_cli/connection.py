@@ -7,6 +7,7 @@ Defaults that work out of the box (docs/cli.md#connecting):
   folder `make up` writes (found from the current directory upwards, or USERSTACK_CERTS_DIR) is used
   for mTLS, and on a local target plaintext is tried beside it (`make run-users` serves plaintext),
   the first to connect winning;
+- inside the users image, the service's own USERS_TLS_* files are used the same way;
 - a `unix:` target is plaintext unless TLS files are given; any other non-local target gets TLS
   (the system's roots without a CA file), never plaintext unless --plaintext says so.
 """
@@ -81,11 +82,24 @@ def resolve(
         return Connection(target, Transport.TLS, files)
     if target.startswith("unix:"):
         return Connection(target, Transport.PLAINTEXT, None)
-    found = development_certs(env, cwd or Path.cwd())
+    found = server_files(env) or development_certs(env, cwd or Path.cwd())
     if found is None:
         transport = Transport.PLAINTEXT if is_local(target) else Transport.TLS
         return Connection(target, transport, None if is_local(target) else TlsFiles())
     return Connection(target, Transport.EITHER if is_local(target) else Transport.TLS, found)
+
+
+def server_files(env: Mapping[str, str]) -> TlsFiles | None:
+    """Inside the users image (`docker compose exec users userstack ...`): the service's own
+    USERS_TLS_* files, as users-healthcheck uses them (its certificate serves as the client's)."""
+    ca = env.get("USERS_TLS_CA_FILE", "").strip()
+    if not ca:
+        return None
+    cert, key = (
+        env.get("USERS_TLS_CERT_FILE", "").strip(),
+        env.get("USERS_TLS_KEY_FILE", "").strip(),
+    )
+    return TlsFiles(Path(cert) if cert else None, Path(key) if key else None, Path(ca))
 
 
 def development_certs(env: Mapping[str, str], cwd: Path) -> TlsFiles | None:
