@@ -21,6 +21,9 @@ from userstack_cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 20.0
+# The first admin a users service with accounts makes at start (USERS_ADMIN_*); a service without
+# AuthService ignores both variables.
+ADMIN = ("cli-admin", "correct-horse-battery-staple")
 
 
 class UsersService:
@@ -33,6 +36,8 @@ class UsersService:
             "USERS_LISTEN_ADDRESS": self.address,
             "USERS_DATABASE_URL": f"sqlite:///{directory / f'users-{uuid.uuid4().hex[:8]}.db'}",
             "USERS_GRACE_PERIOD_SECONDS": "1",
+            "USERS_ADMIN_USERNAME": ADMIN[0],
+            "USERS_ADMIN_PASSWORD": ADMIN[1],
             **env,
         }
         self.process = LoggedProcess([sys.executable, "-m", "users_service"], self.env)
@@ -87,6 +92,19 @@ class Cli:
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 
+    def signed_in(self) -> Cli:
+        """This CLI after `userstack login` as the service's admin, its token in the env.
+
+        A users service without AuthService answers UNIMPLEMENTED, and takes calls without a
+        token: the CLI then goes on without one. Any other failure fails the test."""
+        result = self("-o", "json", "login", ADMIN[0], "--password-stdin", input=f"{ADMIN[1]}\n")
+        if result.exit_code == 1 and "UNIMPLEMENTED" in result.stderr:
+            return self
+        assert result.exit_code == 0, result.output
+        stored = Path(json.loads(result.stdout)["stored_in"])
+        token = json.loads(stored.read_text())["tokens"][self.target]["access_token"]
+        return Cli(self.target, {**self.env, "USERSTACK_TOKEN": token})
+
 
 @pytest.fixture
 def isolated_env(tmp_path: Path) -> dict[str, str | None]:
@@ -101,10 +119,18 @@ def isolated_env(tmp_path: Path) -> dict[str, str | None]:
     }
 
 
+@pytest.fixture(scope="session")
+def users_token(users: UsersService, tmp_path_factory: pytest.TempPathFactory) -> str | None:
+    """The shared service's admin token (signed in once), or None where it has no accounts."""
+    config = tmp_path_factory.mktemp("session-config")
+    cli = Cli(users.address, {"USERSTACK_CONFIG_DIR": str(config), "USERSTACK_TOKEN": None})
+    return cli.signed_in().env.get("USERSTACK_TOKEN")
+
+
 @pytest.fixture
-def run(users: UsersService, isolated_env: dict[str, str | None]) -> Cli:
-    """The CLI against the shared users service."""
-    return Cli(users.address, isolated_env)
+def run(users: UsersService, isolated_env: dict[str, str | None], users_token: str | None) -> Cli:
+    """The CLI against the shared users service (as its admin where it has accounts)."""
+    return Cli(users.address, {**isolated_env, "USERSTACK_TOKEN": users_token})
 
 
 def userstack(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:

@@ -81,7 +81,7 @@ def test_export_then_import_elsewhere_gives_the_same_users(
     assert result.exit_code == 0, result.output
     assert "exported" in result.stderr
 
-    elsewhere = Cli(spawn_users().address, run.env)
+    elsewhere = Cli(spawn_users().address, {**run.env, "USERSTACK_TOKEN": None}).signed_in()
     report = elsewhere.json("import", str(exported))
     assert report["rejected"] == 0
     again = elsewhere("export")
@@ -136,7 +136,7 @@ def test_make_seed_imports_the_bundled_users_once(
 ) -> None:
     recipe = (ROOT / "Makefile").read_text().split("\nseed:", 1)[1].split("\n\n", 1)[0]
     assert "userstack import clients/cli/seed/users.ndjson" in recipe
-    cli = Cli(spawn_users().address, isolated_env)
+    cli = Cli(spawn_users().address, isolated_env).signed_in()
     seed = str(ROOT / "clients" / "cli" / "seed" / "users.ndjson")
     first = cli.json("import", seed)
     assert (first["created"], first["rejected"]) == (120, 0)

@@ -106,7 +106,7 @@ def test_make_ups_certs_are_found_without_flags(
     os.chdir(certs.parent)
     try:
         for service in (mtls, plaintext):
-            created = Cli(service.address, env).json("create", uname("tls"))
+            created = Cli(service.address, env).signed_in().json("create", uname("tls"))
             assert created["id"] > 0
     finally:
         os.chdir(cwd)
@@ -197,7 +197,7 @@ def test_a_unix_socket_target(
     uname: Names,
 ) -> None:
     service = spawn_users(f"unix://{tmp_path / 'users.sock'}")
-    cli = Cli(service.address, isolated_env)
+    cli = Cli(service.address, isolated_env).signed_in()
     name = uname("sock")
     assert cli.json("create", name)["username"] == name
     exported = cli("export")  # a server stream
