@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from userstack_cli.errors import ExitCode
 
-from .conftest import Cli
+from .conftest import Cli, UsersService
 
 Names = Callable[[str], str]
 
@@ -144,3 +144,14 @@ def test_call_names_what_is_wrong(run: Cli) -> None:
     assert "users.v1.GetUserRequest" in wrong_field.stderr
     missing = run("call", "users.v1.UserService/GetUser", '{"id": 987654}')
     assert missing.exit_code == ExitCode.NOT_FOUND
+
+
+def test_the_servers_log_line_names_the_cli_as_peer_and_user_agent(
+    run: Cli, users: UsersService, uname: Names
+) -> None:
+    name = uname("logged")
+    run.json("create", name)
+    line = users.process.wait_for_match(
+        r'"message": "rpc /users.v1.UserService/CreateUser OK".*"user_agent": "userstack-cli/'
+    )
+    assert '"peer": "ipv4:127.0.0.1:' in line
