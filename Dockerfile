@@ -31,34 +31,42 @@ COPY libs/plumbing/pyproject.toml libs/plumbing/
 COPY libs/testkit/pyproject.toml libs/testkit/
 COPY services/users/pyproject.toml services/users/
 COPY services/webapp/pyproject.toml services/webapp/
+COPY clients/cli/pyproject.toml clients/cli/
 RUN uv export --quiet --locked --only-group protos -o /tmp/protos.txt \
     && uv pip install --config-file /etc/uv/pip.toml --quiet --python /opt/tools/bin/python -r /tmp/protos.txt
+# The users image also carries `userstack`, the command-line client (clients/cli, docs/cli.md), its
+# dependencies locked with the service's.
 # Everything above is the same for both images (one set of layers in the cache); from here on the
 # steps depend on SERVICE, the directory under services/ (the first step that uses an ARG is the
 # first whose cache is per value).
 ARG SERVICE
 RUN test -n "$SERVICE" -a -f "services/$SERVICE/pyproject.toml" \
         || { echo "error: build with --build-arg SERVICE=users or SERVICE=webapp" >&2; exit 1; } \
-    && uv export --quiet --locked --no-dev --project "services/$SERVICE" --no-emit-workspace -o /tmp/runtime.txt \
+    && packages="--project services/$SERVICE" \
+    && if [ "$SERVICE" = users ]; then \
+        packages="--package users-service --package userstack-cli"; fi \
+    && uv export --quiet --locked --no-dev $packages --no-emit-workspace -o /tmp/runtime.txt \
     && uv venv --quiet --python python3 /opt/venv \
     && uv pip install --config-file /etc/uv/pip.toml --quiet --python /opt/venv/bin/python -r /tmp/runtime.txt
 COPY protos/ protos/
 COPY libs/plumbing/ libs/plumbing/
 COPY services/${SERVICE}/src/ services/${SERVICE}/src/
+COPY clients/cli/ clients/cli/
 # Generate the stubs and the descriptor set (reflection serves the .proto comments from it) with
 # the script `make protos` uses, then install userstack-protos, userstack-plumbing and the service
 # as wheels (not editable): the generated files are hatch artifacts of the protos wheel. The last
-# line proves it, and that every module of the service imports in the runtime venv.
+# line proves it, and that every module of the service (and of the users image's CLI) imports in the
+# runtime venv.
 RUN PYTHON=/opt/tools/bin/python protos/compile.sh --pyi_out=. \
     && pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/wheels \
-        ./protos ./libs/plumbing "./services/$SERVICE" \
+        ./protos ./libs/plumbing "./services/$SERVICE" $([ "$SERVICE" = users ] && echo ./clients/cli) \
     && uv pip install --config-file /etc/uv/pip.toml --quiet --python /opt/venv/bin/python --no-deps /tmp/wheels/*.whl \
     && cd / && /opt/venv/bin/python -c "import importlib, importlib.resources as r, pkgutil, sys; \
         from users.v1 import users_pb2_grpc; assert r.files('users.v1').joinpath('users.binpb').is_file(); \
         packages = [importlib.import_module(name) for name in sys.argv[1:]]; \
         modules = [m.name for p in packages for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]; \
         [importlib.import_module(name) for name in modules if not name.endswith('.__main__')]" \
-        $(ls "/src/services/$SERVICE/src")
+        $(ls "/src/services/$SERVICE/src") $([ "$SERVICE" = users ] && echo userstack_cli)
 
 # What both runtime images have: the app user (no login, no home). The service stages add their
 # settings first and the venv last: the only step that depends on SERVICE comes last, so a source

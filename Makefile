@@ -18,7 +18,7 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) uv.lock pyproject.toml protos/pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+.venv/.synced: $(UV) uv.lock pyproject.toml protos/pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml clients/*/pyproject.toml
 	$(UV) sync --locked --all-packages
 	@touch $@
 
@@ -35,7 +35,7 @@ $(PROTO_STAMP): $(PROTO_FILES) protos/compile.sh .venv/.synced
 lint: dev ## ruff (lint and format check) and mypy --strict.
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/plumbing/src libs/plumbing/tests libs/testkit/src libs/testkit/tests services/users/src services/webapp/src services/users/tests services/webapp/tests tests scripts
+	$(RUN) mypy libs/plumbing/src libs/plumbing/tests libs/testkit/src libs/testkit/tests services/users/src services/webapp/src services/users/tests services/webapp/tests clients/cli/src clients/cli/tests tests scripts
 
 .PHONY: fmt
 fmt: dev ## Format and autofix with ruff.
@@ -52,7 +52,7 @@ test-rules: system-deps ## promtool: the Prometheus alert and recording rules ag
 
 .PHONY: test-unit
 test-unit: dev system-deps ## Service tests (real servers, SQLite files, a PostgreSQL server, Chromium), deploy/ checks.
-	$(RUN) pytest libs/plumbing/tests libs/testkit/tests services/users/tests services/webapp/tests tests/deploy tests/scripts
+	$(RUN) pytest libs/plumbing/tests libs/testkit/tests services/users/tests services/webapp/tests clients/cli/tests tests/deploy tests/scripts
 
 # The dev loop's run: what `test` runs minus the tests marked slow (over a few seconds each),
 # browser (Chromium) and docker (the compose stack); stops at the first failure.
@@ -60,7 +60,7 @@ QUICK_MARKERS := not slow and not browser and not docker
 
 .PHONY: test-quick
 test-quick: lint system-deps ## Lint and the fast unit tests (no slow, browser or Docker ones): under a minute.
-	$(RUN) pytest libs/plumbing/tests libs/testkit/tests services/users/tests services/webapp/tests tests/deploy tests/scripts -m "$(QUICK_MARKERS)" -x -q
+	$(RUN) pytest libs/plumbing/tests libs/testkit/tests services/users/tests services/webapp/tests clients/cli/tests tests/deploy tests/scripts -m "$(QUICK_MARKERS)" -x -q
 
 .PHONY: clean
 clean: ## Remove the local environment and generated files.
@@ -74,6 +74,11 @@ run-users: dev ## Run the users service on 127.0.0.1:50051 (plaintext), its data
 .PHONY: run-webapp
 run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-users`.
 	scripts/dotenv.sh && set -a && source .env && set +a && $(RUN) python -m webapp
+
+# USERSTACK_TARGET (default localhost:50051) and the certs/ of `make up` are found by the CLI itself.
+.PHONY: seed
+seed: dev ## Load 120 demo users (clients/cli/seed/users.ndjson) through `userstack import`; rerunning is harmless.
+	$(RUN) userstack import clients/cli/seed/users.ndjson
 
 .PHONY: bench
 bench: dev system-deps ## The stack against its limits and peers (6-9 min); bench/results/latest.{md,json}.

@@ -70,3 +70,14 @@ def test_log_level_and_boolean_ignore_case() -> None:
     ]
     with pytest.raises(ValueError, match="true or false"):
         settings.boolean("on")
+
+
+@pytest.mark.parametrize("raw", ["[::]:50051", "unix:///run/users.sock", "unix:users.sock"])
+def test_grpc_listen_address_accepts_host_port_and_unix_sockets(raw: str) -> None:
+    assert settings.grpc_listen_address(raw) == raw
+
+
+@pytest.mark.parametrize("raw", ["unix://relative.sock", "unix:", "unix://", "50051", "users:x"])
+def test_grpc_listen_address_refuses(raw: str) -> None:
+    with pytest.raises(ValueError, match=r"expected (host:port|unix:)"):
+        settings.grpc_listen_address(raw)

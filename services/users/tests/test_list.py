@@ -133,3 +133,57 @@ async def test_list_users_on_empty_store_is_one_empty_page(stub: Any) -> None:
     page = await stub.ListUsers(users_pb2.ListUsersRequest())
     assert list(page.users) == []
     assert page.next_page_token == ""
+
+
+async def test_list_users_pages_backwards_with_prev_page_tokens(
+    stub: Any, server: tuple[UsersServer, int]
+) -> None:
+    await seed(server[0], [f"back{i:02}" for i in range(25)] + ["other"])
+
+    async def page(token: str) -> Any:
+        return await stub.ListUsers(
+            users_pb2.ListUsersRequest(page_size=10, page_token=token, username_prefix="BACK")
+        )
+
+    first = await page("")
+    assert first.prev_page_token == ""
+    second = await page(first.next_page_token)
+    last = await page(second.next_page_token)
+    assert [u.username for u in last.users] == [f"back{i:02}" for i in range(20, 25)]
+    assert last.next_page_token == ""
+    # Backwards from the last page: the ten before it, then the ten before those.
+    before_last = await page(last.prev_page_token)
+    assert [u.username for u in before_last.users] == [u.username for u in second.users]
+    assert before_last.next_page_token  # and forwards again from there
+    assert [u.username for u in (await page(before_last.next_page_token)).users] == [
+        u.username for u in last.users
+    ]
+    back_to_first = await page(before_last.prev_page_token)
+    assert [u.username for u in back_to_first.users] == [u.username for u in first.users]
+    assert back_to_first.prev_page_token == ""
+
+
+async def test_a_prev_page_token_is_bound_to_its_filter_and_survives_deletes(
+    stub: Any, server: tuple[UsersServer, int]
+) -> None:
+    await seed(server[0], [f"gone{i}" for i in range(4)])
+    first = await stub.ListUsers(users_pb2.ListUsersRequest(page_size=2, username_prefix="gone"))
+    second = await stub.ListUsers(
+        users_pb2.ListUsersRequest(
+            page_size=2, page_token=first.next_page_token, username_prefix="gone"
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.ListUsers(
+            users_pb2.ListUsersRequest(page_token=second.prev_page_token, username_prefix="g")
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for user in first.users:  # everything before the second page is deleted
+        await stub.DeleteUser(users_pb2.DeleteUserRequest(id=user.id))
+    back = await stub.ListUsers(
+        users_pb2.ListUsersRequest(
+            page_size=2, page_token=second.prev_page_token, username_prefix="gone"
+        )
+    )
+    assert [u.username for u in back.users] == ["gone2", "gone3"]  # the first page now
+    assert back.prev_page_token == ""

@@ -197,6 +197,16 @@ async def test_pages_go_by_id_with_a_literal_prefix(one: Opened) -> None:
     assert await one.store.list_users(users[-1].id, 100, "") == []
 
 
+async def test_pages_before_an_id_are_the_last_ones_in_id_order(one: Opened) -> None:
+    outcomes = await one.store.create_users([NewUser(f"b_{i}") for i in range(5)])
+    ids = [o.user.id for o in outcomes if o.user is not None]
+    await one.store.create_users([NewUser("bzz"), NewUser("b-other")])
+    page = await one.store.list_users_before(ids[4], 2, "B_")
+    assert [u.username for u in page] == ["b_2", "b_3"]
+    assert [u.username for u in await one.store.list_users_before(ids[1], 10, "b_")] == ["b_0"]
+    assert await one.store.list_users_before(ids[0], 10, "b_") == []
+
+
 async def test_every_committed_change_is_reported_once_in_order(one: Opened) -> None:
     [ada] = await create(one.store, NewUser("ada", request_id="r1"))
     await one.store.create_users([NewUser("ada", request_id="r1"), NewUser("ada")])  # no change

@@ -159,11 +159,14 @@ async def test_list_pages_through_a_prefix_in_id_order(
         page = response.json()
         seen += page["users"]
         if not page["next_page_token"]:
-            assert "link" not in response.headers
+            assert 'rel="next"' not in response.headers["link"]
             break
         assert 'rel="next"' in response.headers["link"]
+        assert ('rel="prev"' in response.headers["link"]) == ("page_token" in params)
         params["page_token"] = page["next_page_token"]
     assert [u["id"] for u in seen] == [u["id"] for u in created]
+    back = await http.get("/api/v1/users", params={**params, "page_token": page["prev_page_token"]})
+    assert [u["id"] for u in back.json()["users"]] == [u["id"] for u in created[2:4]]
 
 
 async def test_list_rejects_a_token_of_another_filter_and_a_negative_size(

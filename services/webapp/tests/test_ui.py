@@ -101,9 +101,12 @@ async def test_detail_edit_and_delete_through_forms(
     stale = await http.post(f"{path}/edit", data=edit)  # the etag it was sent with is now old
     assert stale.status_code == 412
     assert "someone else changed this user" in stale.text
-    gone = await http.post(
-        f"{path}/delete", data={"csrf_token": token, "etag": etag_of(page), "username": new_name}
-    )
+    delete = {"csrf_token": token, "etag": etag_of(page), "username": new_name}
+    asked = await http.post(f"{path}/delete", data=delete)  # without app.js: a page asks first
+    assert asked.status_code == 200
+    assert f"Delete {new_name}?" in asked.text
+    assert (await http.get(path, headers=HTML)).status_code == 200  # still there
+    gone = await http.post(f"{path}/delete", data={**delete, "confirmed": "yes"})
     assert gone.status_code == 303
     assert (await http.get(path, headers=HTML)).status_code == 404
 
@@ -157,3 +160,53 @@ async def test_the_deleted_notice_only_echoes_a_username(http: httpx.AsyncClient
     spoofed = await http.get("/", params={"deleted": "your account is locked"}, headers=HTML)
     assert spoofed.status_code == 422
     assert "your account is locked" not in spoofed.text
+
+
+async def test_the_list_links_to_the_previous_page_as_well_as_the_next(
+    http: httpx.AsyncClient, make_user: Any, uname: Any
+) -> None:
+    prefix = uname("pages")
+    for i in range(45):
+        await http.post("/api/v1/users", json={"username": f"{prefix}-{i:02}"})
+    first = await http.get("/", params={"q": prefix}, headers=HTML)
+    assert 'rel="prev"' not in first.text
+    second = await http.get(_link(first.text, "next"), headers=HTML)
+    third = await http.get(_link(second.text, "next"), headers=HTML)
+    assert f"{prefix}-44" in third.text
+    assert 'rel="next"' not in third.text
+    back = await http.get(_link(third.text, "prev"), headers=HTML)
+    assert _usernames(back.text) == _usernames(second.text)
+    assert _usernames((await http.get(_link(back.text, "prev"), headers=HTML)).text) == (
+        _usernames(first.text)
+    )
+
+
+def _link(page: str, rel: str) -> str:
+    match = re.search(rf'<a rel="{rel}" href="([^"]+)"', page)
+    assert match is not None, f"no {rel} link"
+    return match.group(1).replace("&amp;", "&")
+
+
+def _usernames(page: str) -> list[str]:
+    return re.findall(r'<td class="username"><a href="/ui/users/\d+">([^<]+)</a>', page)
+
+
+async def test_the_empty_list_says_how_to_add_the_first_user(
+    own_stack: tuple[Any, Any],
+) -> None:
+    async with httpx.AsyncClient(base_url=own_stack[1].url) as client:
+        page = await client.get("/", headers=HTML)
+        assert "No users yet." in page.text
+        assert "userstack create NAME" in page.text
+        assert 'href="#f-username"' in page.text
+        searched = await client.get("/", params={"q": "zzz"}, headers=HTML)
+        assert "No users starting with" in searched.text
+
+
+async def test_a_failed_submit_focuses_the_first_field_in_error(http: httpx.AsyncClient) -> None:
+    token = csrf_token(await http.get("/"))
+    form = {"csrf_token": token, "username": "ok-name-x", "email": "bad-address"}
+    page = await http.post("/ui/users", data=form, headers=HTML)
+    assert page.status_code == 422
+    focused = re.findall(r'<input id="f-(\w+)"[^>]* autofocus', page.text)
+    assert focused == ["email"]

@@ -74,6 +74,22 @@ def host_port(raw: str) -> str:
     return raw
 
 
+def grpc_listen_address(raw: str) -> str:
+    """Where a gRPC server listens: host:port, or a UNIX socket as unix:///absolute/path or
+    unix:relative/path (grpc's forms)."""
+    if raw.startswith("unix:"):
+        path = raw.removeprefix("unix://") if raw.startswith("unix://") else raw[5:]
+        if not path or (raw.startswith("unix://") and not path.startswith("/")):
+            raise ValueError("expected unix:///absolute/path.sock or unix:relative/path.sock")
+        return raw
+    try:
+        return host_port(raw)
+    except ValueError:
+        raise ValueError(
+            "expected host:port (e.g. [::]:50051 or 127.0.0.1:50051) or unix:///path.sock"
+        ) from None
+
+
 def seconds_between(low: float, high: float) -> Callable[[str], float]:
     """A parser of a number of seconds from `low` to `high`, both included."""
 

@@ -13,7 +13,7 @@ from plumbing.settings import (
     ConfigError,
     boolean,
     count_between,
-    host_port,
+    grpc_listen_address,
     log_level,
     one_of,
     read,
@@ -81,7 +81,9 @@ class Settings:
                 " (sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://...)"
             )
         return cls(
-            listen_address=read(env, "USERS_LISTEN_ADDRESS", cls.listen_address, host_port),
+            listen_address=read(
+                env, "USERS_LISTEN_ADDRESS", cls.listen_address, grpc_listen_address
+            ),
             # Never echo the raw URL: it may carry a password.
             database_url=read(env, "USERS_DATABASE_URL", cls.database_url, check_url, shown=redact),
             database_pool_size=read(
@@ -107,7 +109,7 @@ class Settings:
             tls_client_auth=read(env, "USERS_TLS_CLIENT_AUTH", cls.tls_client_auth, _client_auth),
             allow_plaintext=read(env, "USERS_ALLOW_PLAINTEXT", cls.allow_plaintext, boolean),
             health_listen_address=read(
-                env, "USERS_HEALTH_LISTEN_ADDRESS", cls.health_listen_address, host_port
+                env, "USERS_HEALTH_LISTEN_ADDRESS", cls.health_listen_address, grpc_listen_address
             ),
             metrics_listen_address=read(
                 env, "USERS_METRICS_LISTEN_ADDRESS", cls.metrics_listen_address, host_port
@@ -153,7 +155,10 @@ def check_access(settings: Settings) -> None:
 
 
 def is_loopback(address: str) -> bool:
-    """True for localhost:port, 127.x.x.x:port and [::1]:port."""
+    """True for localhost:port, 127.x.x.x:port, [::1]:port and UNIX sockets (unix:...), which
+    only this machine reaches (and the socket file's permissions allow)."""
+    if address.startswith("unix:"):
+        return True
     host = address.rpartition(":")[0].strip("[]")
     if host == "localhost":
         return True

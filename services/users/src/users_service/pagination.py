@@ -1,4 +1,5 @@
-"""Opaque ListUsers page tokens, bound to the filter they were issued for."""
+"""Opaque ListUsers page tokens, bound to the filter they were issued for: a token resumes after
+an id (the next page) or ends before one (the previous page)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import binascii
 import hashlib
 import json
+from typing import NamedTuple
 
 from users_service.validation import FieldViolation, InvalidArgument
 
@@ -16,21 +18,31 @@ def _filter_hash(username_prefix: str) -> str:
     return hashlib.sha256(username_prefix.encode()).hexdigest()[:16]
 
 
-def encode_token(after_id: int, username_prefix: str) -> str:
-    """A token that resumes after `after_id`, valid only with the same prefix."""
-    payload = {"v": _VERSION, "after": after_id, "filter": _filter_hash(username_prefix)}
+class Cursor(NamedTuple):
+    """Where a page starts: after `id` (forwards), or it ends before `id` (backwards)."""
+
+    id: int
+    backwards: bool = False
+
+
+def encode_token(after_id: int, username_prefix: str, *, before: bool = False) -> str:
+    """A token that resumes after `after_id` (or, with before, ends just before it), valid only
+    with the same prefix."""
+    key = "before" if before else "after"
+    payload = {"v": _VERSION, key: after_id, "filter": _filter_hash(username_prefix)}
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
-def decode_token(token: str, username_prefix: str) -> int:
-    """The id to resume after (0 for an empty token); raises InvalidArgument for a bad token."""
+def decode_cursor(token: str, username_prefix: str) -> Cursor:
+    """Where the page starts (after 0 for an empty token); InvalidArgument for a bad token."""
     if not token:
-        return 0
+        return Cursor(0)
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
-        after, issued_for = payload["after"], payload["filter"]
-        valid = payload["v"] == _VERSION and isinstance(after, int) and after >= 0
+        backwards = "before" in payload
+        at, issued_for = payload["before" if backwards else "after"], payload["filter"]
+        valid = payload["v"] == _VERSION and isinstance(at, int) and at >= 0
     except (binascii.Error, ValueError, TypeError, KeyError):
         valid = False
     if not valid:
@@ -39,4 +51,12 @@ def decode_token(token: str, username_prefix: str) -> int:
         raise InvalidArgument(
             [FieldViolation("page_token", "was issued for a different username_prefix")]
         )
-    return int(after)
+    return Cursor(int(at), backwards)
+
+
+def decode_token(token: str, username_prefix: str) -> int:
+    """The id a forward token resumes after (0 for an empty token); InvalidArgument otherwise."""
+    cursor = decode_cursor(token, username_prefix)
+    if cursor.backwards:
+        raise InvalidArgument([FieldViolation("page_token", "is not a forward page token")])
+    return cursor.id

@@ -30,6 +30,7 @@ from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange, UserStore
 from users_service.store.factory import build_store
 from users_service.telemetry import ServerMetrics, TracedStore
+from users_service.unix_socket import refuse_if_taken
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class UsersServer:
         self._health_server = grpc.aio.server()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
         address = self.settings.health_listen_address
+        refuse_if_taken(address)
         self.health_port = int(self._health_server.add_insecure_port(address))
         await self._health_server.start()
 
@@ -155,6 +157,7 @@ class UsersServer:
         await self._monitor.check_once()
         self._server = self._build()
         address = self.settings.listen_address
+        refuse_if_taken(address)
         if credentials is None:
             port = int(self._server.add_insecure_port(address))
         else:

@@ -16,7 +16,7 @@ from users_service.convert import user_message
 from users_service.events import Broadcaster
 from users_service.importer import import_rows
 from users_service.lifecycle import ShuttingDown
-from users_service.pagination import decode_token, encode_token
+from users_service.pagination import Cursor, decode_cursor, encode_token
 from users_service.store import AlreadyExists as UsernameTaken
 from users_service.store import (
     CreateOutcome,
@@ -104,14 +104,15 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     ) -> users_pb2.ListUsersResponse:
         size = validation.page_size(request.page_size)
         prefix = validation.username_prefix(request.username_prefix)
-        after = decode_token(request.page_token, prefix)
-        users = await self._store.list_users(after, size + 1, prefix)
-        more = len(users) > size
-        users = users[:size]
-        return users_pb2.ListUsersResponse(
-            users=[user_message(user) for user in users],
-            next_page_token=encode_token(users[-1].id, prefix) if more else "",
-        )
+        cursor = decode_cursor(request.page_token, prefix)
+        if cursor.backwards:
+            users = await self._store.list_users_before(cursor.id, size + 1, prefix)
+            if users:  # else nothing is left before: the first page instead
+                earlier = len(users) > size
+                return _page(users[-size:], prefix, more_before=earlier, more_after=True)
+            cursor = Cursor(0)
+        users = await self._store.list_users(cursor.id, size + 1, prefix)
+        return _page(users[:size], prefix, more_before=cursor.id > 0, more_after=len(users) > size)
 
     async def GetUsers(
         self, request: users_pb2.GetUsersRequest, context: Context
@@ -190,3 +191,16 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 yield event
         finally:
             subscription.cancel()
+
+
+def _page(
+    users: list[UserRecord], prefix: str, *, more_before: bool, more_after: bool
+) -> users_pb2.ListUsersResponse:
+    """A ListUsers page with its tokens: next after the last user, previous before the first."""
+    return users_pb2.ListUsersResponse(
+        users=[user_message(user) for user in users],
+        next_page_token=encode_token(users[-1].id, prefix) if more_after and users else "",
+        prev_page_token=(
+            encode_token(users[0].id, prefix, before=True) if more_before and users else ""
+        ),
+    )

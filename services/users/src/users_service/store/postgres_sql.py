@@ -83,15 +83,33 @@ async def select_users(conn: Conn, ids: Sequence[int]) -> list[UserRecord]:
     return [_record(row) for row in await cursor.fetchall()]
 
 
+def _prefix_pattern(prefix: str) -> str:
+    """A LIKE pattern matching what starts with `prefix` (its wildcards escaped)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 async def select_page(conn: Conn, after_id: int, limit: int, prefix: str) -> list[UserRecord]:
     """Up to `limit` users with id > after_id whose username starts with `prefix`, by id."""
-    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    pattern = _prefix_pattern(prefix)
     cursor = await conn.execute(
         f"SELECT {_COLUMNS} FROM users WHERE id > %s AND lower(username) LIKE lower(%s)"
         " ORDER BY id LIMIT %s",
         (after_id, pattern, limit),
     )
     return [_record(row) for row in await cursor.fetchall()]
+
+
+async def select_page_before(
+    conn: Conn, before_id: int, limit: int, prefix: str
+) -> list[UserRecord]:
+    """The last `limit` users with id < before_id whose username starts with `prefix`, by id."""
+    pattern = _prefix_pattern(prefix)
+    cursor = await conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE id < %s AND lower(username) LIKE lower(%s)"
+        " ORDER BY id DESC LIMIT %s",
+        (before_id, pattern, limit),
+    )
+    return [_record(row) for row in reversed(await cursor.fetchall())]
 
 
 async def notify(conn: Conn, changes: Sequence[UserChange]) -> None:

@@ -85,17 +85,35 @@ def select_users(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UserRecor
     return [_record(row) for row in rows]
 
 
+def _prefix_pattern(prefix: str) -> str:
+    """A LIKE pattern matching what starts with `prefix` (its wildcards escaped)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def select_page(
     conn: sqlite3.Connection, after_id: int, limit: int, prefix: str
 ) -> list[UserRecord]:
     """Up to `limit` users with id > after_id whose username starts with `prefix`, by id."""
-    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    pattern = _prefix_pattern(prefix)
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM users WHERE id > ? AND username LIKE ? ESCAPE '\\'"
         " ORDER BY id LIMIT ?",
         (after_id, pattern, limit),
     ).fetchall()
     return [_record(row) for row in rows]
+
+
+def select_page_before(
+    conn: sqlite3.Connection, before_id: int, limit: int, prefix: str
+) -> list[UserRecord]:
+    """The last `limit` users with id < before_id whose username starts with `prefix`, by id."""
+    pattern = _prefix_pattern(prefix)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE id < ? AND username LIKE ? ESCAPE '\\'"
+        " ORDER BY id DESC LIMIT ?",
+        (before_id, pattern, limit),
+    ).fetchall()
+    return [_record(row) for row in reversed(rows)]
 
 
 def insert_users(conn: sqlite3.Connection, users: Sequence[NewUser]) -> list[CreateOutcome]:

@@ -125,7 +125,8 @@ class UsersGateway:
             page_size=size, page_token=token, username_prefix=prefix
         )
         page = await _answer(self.users.ListUsers(message, **self._unary()))
-        return Page([user_json(u) for u in page.users], page.next_page_token)
+        users = [user_json(u) for u in page.users]
+        return Page(users, page.next_page_token, page.prev_page_token)
 
     async def create(
         self, username: str, email: str = "", display_name: str = "", idempotency_key: str = ""

@@ -83,10 +83,11 @@ class Identity:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of users; `next_page_token` is empty on the last."""
+    """One page of users; `next_page_token` is empty on the last, `prev_page_token` on the first."""
 
     users: list[User]
     next_page_token: str
+    prev_page_token: str = ""
 
 
 def timestamp(ts: timestamp_pb2.Timestamp) -> str:

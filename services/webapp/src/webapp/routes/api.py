@@ -66,6 +66,7 @@ class UserPage(BaseModel):
 
     users: list[UserOut]
     next_page_token: str
+    prev_page_token: str = ""
 
 
 def etag_header(etag: str) -> str:
@@ -114,10 +115,19 @@ async def list_users(
 ) -> dict[str, Any]:
     """Lists users in id order, a page at a time, optionally by username prefix."""
     page = await users_gateway(request).list_page(page_size, page_token, prefix)
-    if page.next_page_token:
-        next_url = request.url.include_query_params(page_token=page.next_page_token)
-        response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
-    return {"users": page.users, "next_page_token": page.next_page_token}
+    links = [
+        (rel, token)
+        for rel, token in (("next", page.next_page_token), ("prev", page.prev_page_token))
+        if token
+    ]
+    if links:
+        urls = [(rel, request.url.include_query_params(page_token=t)) for rel, t in links]
+        response.headers["Link"] = ", ".join(f'<{u.path}?{u.query}>; rel="{r}"' for r, u in urls)
+    return {
+        "users": page.users,
+        "next_page_token": page.next_page_token,
+        "prev_page_token": page.prev_page_token,
+    }
 
 
 @router.get("/{user_id:int}", response_model=UserOut, responses=ERRORS)

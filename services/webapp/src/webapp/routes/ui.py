@@ -111,6 +111,8 @@ async def _index(
     context = {
         "users": page.users,
         "next_page_token": page.next_page_token,
+        "prev_page_token": page.prev_page_token,
+        "page_size": PAGE_SIZE,
         "form": form or {},
         "errors": errors or {},
         "create_request_id": uuid.uuid4().hex,
@@ -194,9 +196,14 @@ async def delete(
     user_id: UserId,
     etag: Annotated[str, Form(max_length=256)] = "",
     username: Annotated[str, Form(max_length=64)] = "",
+    confirmed: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    """Deletes the user, conditional on the etag the page was rendered with."""
+    """Deletes the user, conditional on the etag the page was rendered with, once confirmed
+    (app.js asks in the page; without it, this asks on a page of its own)."""
     gateway = users_gateway(request)
+    if confirmed != "yes":
+        user = await gateway.get(user_id)
+        return render(request, "confirm_delete.html", {"user": user, "etag": etag})
     try:
         await gateway.delete(user_id, etag)
     except (StaleEtagError, ForbiddenError) as exc:

@@ -1,17 +1,37 @@
-// Live updates from /api/v1/users/events; the pages work without this file.
+// Live updates from /api/v1/users/events, and a confirm() before a delete; the pages work without
+// this file (the server then asks for the confirmation on a page of its own).
 "use strict";
 
 (function () {
   const main = document.querySelector("main");
-  if (!main || !window.EventSource) return;
+  if (!main) return;
+
+  // A delete form asks first; once confirmed it says so, and the server deletes at once.
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (submit) => {
+      if (!window.confirm(form.dataset.confirm)) {
+        submit.preventDefault();
+        return;
+      }
+      form.elements.namedItem("confirmed").value = "yes";
+    });
+  }
+
+  if (!window.EventSource) return;
   const live = document.getElementById("live");
   const RETRY_MS = 3000;
+  let connectedBefore = false;
 
   // EventSource retries by itself after a dropped stream, but gives up for good when a reconnect
   // is answered with an error status (503 while the users service is down): start anew then.
+  // Changes made while the stream was away never come as events: a reconnect reloads the list.
   function connect() {
     const source = new EventSource("/api/v1/users/events");
-    source.addEventListener("open", () => { if (live) live.hidden = false; });
+    source.addEventListener("open", () => {
+      if (live) live.hidden = false;
+      if (connectedBefore && main.dataset.page === "list") refreshList();
+      connectedBefore = true;
+    });
     source.addEventListener("error", () => {
       if (live) live.hidden = true;
       if (source.readyState === EventSource.CLOSED) setTimeout(connect, RETRY_MS);
@@ -51,10 +71,34 @@
     return tr;
   }
 
+  // The page shown, read again from the JSON API (same size, filter and token as the page).
+  async function refreshList() {
+    const query = new URLSearchParams({
+      page_size: main.dataset.pageSize || "20",
+      prefix: main.dataset.prefix || "",
+      page_token: main.dataset.pageToken || "",
+    });
+    let page;
+    try {
+      const response = await fetch("/api/v1/users?" + query, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;  // the next reconnect tries again
+      page = await response.json();
+    } catch (error) {
+      return;
+    }
+    document.querySelector("#users tbody").replaceChildren(...page.users.map(row));
+    main.dataset.lastPage = page.next_page_token ? "false" : "true";
+    const empty = document.getElementById("empty");
+    if (empty && page.users.length) empty.remove();
+    main.dataset.refreshed = String(Date.now());
+  }
+
   function onList(type, user) {
     const body = document.querySelector("#users tbody");
     const existing = body.querySelector('tr[data-user-id="' + user.id + '"]');
-    const matches = user.username.startsWith(main.dataset.prefix || "");
+    // Usernames are lowercase; the search matches any case, as the server's ListUsers does.
+    const prefix = (main.dataset.prefix || "").toLowerCase();
+    const matches = user.username.toLowerCase().startsWith(prefix);
     if (type === "deleted" || (existing && !matches)) {
       if (existing) existing.remove();
     } else if (existing) {

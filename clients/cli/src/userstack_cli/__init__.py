@@ -1,0 +1,1 @@
+"""userstack: the users service from the command line (docs/cli.md)."""
