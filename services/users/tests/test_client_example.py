@@ -41,19 +41,19 @@ def _check(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_the_client_example_runs_in_plaintext(
-    spawn_server: Callable[..., Any], tmp_path: Path
+    spawn_server: Callable[..., Any], tmp_path: Path, admin_token: str
 ) -> None:
     server = spawn_server()
     script = tmp_path / "example.py"
     script.write_text(_example())
-    _check(_run(script, {"USERSTACK_TARGET": server.target}))
+    _check(_run(script, {"USERSTACK_TARGET": server.target, "USERSTACK_TOKEN": admin_token}))
     line = server.wait_for_log(r'"request_id": "example-[0-9a-f]{12}"')
     assert "CreateUser" in line  # the request id the example sent is in the server's log
 
 
 @pytest.mark.slow
 def test_the_client_example_runs_over_mtls(
-    spawn_server: Callable[..., Any], tmp_path: Path
+    spawn_server: Callable[..., Any], tmp_path: Path, admin_token: str
 ) -> None:
     certs = tmp_path / "certs"
     subprocess.run(
@@ -77,6 +77,7 @@ def test_the_client_example_runs_over_mtls(
         "USERSTACK_CA_FILE": str(certs / "ca.pem"),
         "USERSTACK_CERT_FILE": str(certs / "client.pem"),
         "USERSTACK_KEY_FILE": str(certs / "client.key"),
+        "USERSTACK_TOKEN": admin_token,
     }
     _check(_run(script, env))
     unset = _run(script, {"USERSTACK_TARGET": f"localhost:{server.port}", "USERSTACK_CA_FILE": ""})

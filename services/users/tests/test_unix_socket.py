@@ -42,11 +42,16 @@ def test_settings_refuse_a_malformed_unix_address(raw: str) -> None:
 
 @pytest.fixture
 async def unix_channel(
-    start_server: ServerFactory, tmp_path: Path
+    start_server: ServerFactory, tmp_path: Path, admin_token: str
 ) -> AsyncIterator[tuple[Any, Path]]:
     path = tmp_path / "users.sock"
     await start_server(listen_address=f"unix://{path}")
-    async with grpc.aio.insecure_channel(f"unix://{path}") as channel:
+    # grpc's local credentials for a UNIX socket carry the token (testkit's are for TCP).
+    credentials = grpc.composite_channel_credentials(
+        grpc.local_channel_credentials(grpc.LocalConnectionType.UDS),
+        grpc.access_token_call_credentials(admin_token),
+    )
+    async with grpc.aio.secure_channel(f"unix://{path}", credentials) as channel:
         yield channel, path
 
 
@@ -105,7 +110,7 @@ async def test_a_regular_file_at_the_path_is_left_alone(
 
 
 def test_the_process_serves_a_unix_socket_and_its_health_listener_too(
-    spawn_server: Callable[..., Any], tmp_path: Path
+    spawn_server: Callable[..., Any], tmp_path: Path, admin_token: str
 ) -> None:
     api, probe = tmp_path / "api.sock", tmp_path / "health.sock"
     # A stale socket from an earlier run: nothing listens there any more.
@@ -131,6 +136,10 @@ def test_the_process_serves_a_unix_socket_and_its_health_listener_too(
         assert result.returncode == 0, result.stderr
     with grpc.insecure_channel(f"unix://{api}") as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
-        stub.CreateUser(users_pb2.CreateUserRequest(username="proc"), timeout=5)
+        stub.CreateUser(
+            users_pb2.CreateUserRequest(username="proc"),
+            timeout=5,
+            metadata=[("authorization", f"Bearer {admin_token}")],
+        )
     line = proc.wait_for_log(r'"message": "rpc /users.v1.UserService/CreateUser OK"')
     assert '"peer": "unix:' in line
