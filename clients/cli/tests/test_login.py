@@ -21,7 +21,7 @@ from userstack_cli.errors import ExitCode
 
 from .conftest import Cli, UsersService
 
-TOKEN = "eyJ.the-token.sig"  # noqa: S105 - a test token
+TOKEN = "eyJ.the-token.sig"
 
 
 class _Accounts(grpc.GenericRpcHandler):  # type: ignore[misc]
@@ -47,7 +47,7 @@ class _Accounts(grpc.GenericRpcHandler):  # type: ignore[misc]
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "wrong username or password")
         return users_pb2.SignInResponse(
             access_token=TOKEN,
-            token_type="Bearer",  # noqa: S106 - the contract says so
+            token_type="Bearer",
             expire_time=timestamp_pb2.Timestamp(seconds=2_000_000_000),
             user=users_pb2.User(id=1, username="ada"),
         )

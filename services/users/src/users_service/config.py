@@ -14,6 +14,7 @@ from plumbing.settings import (
     boolean,
     count_between,
     grpc_listen_address,
+    host_port,
     log_level,
     one_of,
     read,

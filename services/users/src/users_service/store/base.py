@@ -190,6 +190,7 @@ class UserStore(Protocol):
 
     async def update_account(self, user_id: int, change: AccountChange) -> UserRecord:
         """Applies the change and bumps the token version (reported as UPDATED); NotFound."""
+
     async def list_users_before(
         self, before_id: int, limit: int, username_prefix: str
     ) -> list[UserRecord]:

@@ -209,6 +209,7 @@ class PostgresUserStore:
 
     async def update_account(self, user_id: int, change: AccountChange) -> UserRecord:
         return await self._run(partial(sql.update_account, user_id=user_id, change=change))
+
     async def list_users_before(
         self, before_id: int, limit: int, username_prefix: str
     ) -> list[UserRecord]:

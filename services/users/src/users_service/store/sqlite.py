@@ -220,6 +220,7 @@ class SqliteUserStore:
         user = await self._writer.run(partial(sql.update_account, user_id=user_id, change=change))
         self._changed(ChangeKind.UPDATED, user, user.update_time)
         return user
+
     async def list_users_before(
         self, before_id: int, limit: int, username_prefix: str
     ) -> list[UserRecord]:
