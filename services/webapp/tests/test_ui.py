@@ -194,7 +194,7 @@ def _usernames(page: str) -> list[str]:
 async def test_the_empty_list_says_how_to_add_the_first_user(
     own_stack: tuple[Any, Any],
 ) -> None:
-    async with httpx.AsyncClient(base_url=own_stack[1].url) as client:
+    async with own_stack[1].client() as client:  # as the tests' admin
         page = await client.get("/", headers=HTML)
         assert "No users yet." in page.text
         assert "userstack create NAME" in page.text

@@ -9,12 +9,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from testkit.processes import LoggedProcess
 from testkit.waiting import wait_for_serving
 
-from .conftest import Webapp, unique
+from .conftest import AUTH_ENV, Webapp, unique
 
 
 @pytest.fixture
@@ -25,6 +24,7 @@ def users_on_a_socket(tmp_path: Path) -> Iterator[str]:
         "USERS_LISTEN_ADDRESS": target,
         "USERS_DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}",
         "USERS_GRACE_PERIOD_SECONDS": "1",
+        **AUTH_ENV,
     }
     process = LoggedProcess([sys.executable, "-m", "users_service"], env)
     try:
@@ -38,7 +38,7 @@ async def test_the_webapp_serves_over_a_unix_socket_target(
     users_on_a_socket: str, spawn_webapp: Callable[..., Webapp]
 ) -> None:
     webapp = spawn_webapp(users_on_a_socket)
-    async with httpx.AsyncClient(base_url=webapp.url, timeout=10) as http:
+    async with webapp.client(timeout=10) as http:  # as the tests' admin
         assert (await http.get("/readyz")).status_code == 200
         name = unique("sock")
         created = await http.post("/api/v1/users", json={"username": name})
