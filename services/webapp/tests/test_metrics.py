@@ -4,6 +4,7 @@ SSE subscribers and readiness, scraped from a real webapp process."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,18 @@ def metered(users: UsersService, spawn_webapp: Callable[..., Webapp]) -> tuple[W
     """A webapp of the test's own with its metrics port on, and that port."""
     port = free_port()
     return spawn_webapp(users.address, WEBAPP_METRICS_LISTEN_ADDRESS=f"127.0.0.1:{port}"), port
+
+
+def settled(port: int, requests: int) -> Samples:
+    """The metrics once `requests` requests are counted: the middleware records a request after
+    its response has gone, so the client may ask a moment before (bounded wait)."""
+    for _ in range(200):
+        samples = scrape(port)
+        counted = sum(v for (name, _), v in samples.items() if name == REQUESTS)
+        if counted >= requests:
+            return samples
+        time.sleep(0.01)
+    return samples
 
 
 def requests_of(samples: Samples, route: str, status: str, method: str = "GET") -> float:
@@ -54,7 +67,7 @@ async def test_requests_are_counted_per_route_template_and_status(
     assert [r.status_code for r in found] == [200] * 5
     assert [r.status_code for r in missing] == [404] * 7
 
-    samples = scrape(port)
+    samples = settled(port, 1 + 5 + 7 + 1 + 1)
     assert requests_of(samples, "/api/v1/users", "201", "POST") == 1
     assert requests_of(samples, USER_ROUTE, "200") == 5
     assert requests_of(samples, USER_ROUTE, "404") == 7
