@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -50,14 +51,20 @@ def create_app(settings: Settings, tracing: Tracing | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.gateway = UsersGateway(settings, metrics, tracer)
         app.state.gateway.start()
-        endpoint = None
+        endpoint = watch = None
         if metrics is not None:
             endpoint = app.state.metrics_endpoint = serve(
                 settings.metrics_listen_address, metrics.registry
             )
+            # The ready gauge stays current even where nobody asks /readyz.
+            watch = asyncio.create_task(
+                health.keep_checking(app.state.readiness, app.state.gateway), name="readiness"
+            )
         try:
             yield
         finally:
+            if watch is not None:
+                watch.cancel()
             await app.state.gateway.close()
             if endpoint is not None:
                 endpoint.close()

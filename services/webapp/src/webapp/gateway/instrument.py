@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 from plumbing.metrics import CallMetrics
 from plumbing.tracing import Span, SpanKind, Tracer, end_rpc_span, traceparent_of
 
@@ -35,14 +36,21 @@ def instrument_stub(
             setattr(stub, name, _streaming(callable_, method, calls, tracer))
 
 
-def _client_span(tracer: Tracer, method: str, kwargs: dict[str, Any]) -> Span:
+def _client_span(tracer: Tracer, method: str, kwargs: dict[str, Any]) -> Span | None:
     """A client span for the call, current span its parent; its traceparent into the metadata
-    (attributes only on a span that records)."""
-    span = tracer.start_span(method, kind=SpanKind.CLIENT)
-    if span.is_recording():
-        service, _, name = method.rpartition("/")
-        span.set_attributes({"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
-    entry = traceparent_of(span)
+    (attributes only on a span that records).
+
+    Under a request that is not sampled no span is made (a child of an unsampled parent is not
+    sampled by the parent-based samplers, and costs as much as a recorded one to start): the
+    request's own traceparent goes on, so the trace id still reaches the users service."""
+    current = trace.get_current_span()
+    span = None
+    if current.is_recording() or not current.get_span_context().is_valid:
+        span = tracer.start_span(method, kind=SpanKind.CLIENT)
+        if span.is_recording():
+            service, _, name = method.rpartition("/")
+            span.set_attributes({"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
+    entry = traceparent_of(span or current)
     if entry is not None:
         kwargs["metadata"] = (*(kwargs.get("metadata") or ()), entry)
     return span

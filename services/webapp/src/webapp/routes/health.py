@@ -19,6 +19,9 @@ router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT_SECONDS = 1.0
 CACHE_SECONDS = 1.0
+# With metrics on, how often readiness is checked for the userstack_webapp_ready gauge even when
+# nobody asks /readyz (compose's healthcheck asks /healthz only).
+WATCH_SECONDS = 5.0
 
 
 class Readiness:
@@ -43,6 +46,16 @@ class Readiness:
                     self._report, self._at = report, time.monotonic()
             self.ready = report.ready
             return report.ready, report.reason
+
+
+async def keep_checking(readiness: Readiness, gateway: UsersGateway) -> None:
+    """Checks readiness every WATCH_SECONDS until cancelled (one health Check each)."""
+    while True:
+        try:
+            await readiness.check(gateway)
+        except Exception:  # a failed check must not end the watch: logged, tried again
+            logger.exception("readiness check failed")
+        await asyncio.sleep(WATCH_SECONDS)
 
 
 @router.get("/healthz")
