@@ -52,7 +52,7 @@ userstack is up and healthy (built on $BASE_IMAGE):
   browser:  http://$bind:$http_port/      (API docs: /docs)
   sign in:  as $(setting USERS_ADMIN_USERNAME admin), with the password USERS_ADMIN_PASSWORD in .env (browser, or
             AuthService/SignIn); an admin token for grpcurl and curl: make -s token
-  grpcurl:  TOKEN=\$(make -s token)
+  grpcurl:  TOKEN=\$(make -s token TARGET=$grpc)
             .venv/bin/grpcurl -cacert certs/ca.pem -cert certs/client.pem -key certs/client.key \
               -H "authorization: Bearer \$TOKEN" $grpc list
             .venv/bin/grpcurl -cacert certs/ca.pem -cert certs/client.pem -key certs/client.key \

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from users.v1 import users_pb2, users_pb2_grpc
 
-from tests.integration.stack import GRPCURL_TLS, ROOT, Stack
+from tests.integration.stack import GRPCURL_TLS, ROOT, Stack, admin_token
 
 TIMEOUT = 10
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -145,7 +145,10 @@ def test_watch_users_streams_a_created_event(
 
 
 def grpcurl(stack: Stack, *args: str) -> str:
-    command = [str(ROOT / ".venv" / "bin" / "grpcurl"), *GRPCURL_TLS, stack.grpc_target, *args]
+    """grpcurl with the dev certificates and the first admin's token (reflection needs one)."""
+    token = ["-H", f"authorization: Bearer {admin_token(stack.grpc_target)}"]
+    binary = str(ROOT / ".venv" / "bin" / "grpcurl")
+    command = [binary, *GRPCURL_TLS, *token, stack.grpc_target, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
 
 

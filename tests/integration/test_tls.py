@@ -9,7 +9,14 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.integration.stack import CERTS, GRPCURL_TLS, ROOT, Stack, client_credentials
+from tests.integration.stack import (
+    CERTS,
+    GRPCURL_TLS,
+    ROOT,
+    Stack,
+    admin_token,
+    client_credentials,
+)
 
 pytestmark = pytest.mark.docker
 TIMEOUT = 10
@@ -25,7 +32,9 @@ def _check(channel: grpc.Channel) -> int:
 
 
 def test_grpcurl_with_the_dev_certificates_answers(stack: Stack) -> None:
-    command = [GRPCURL, *GRPCURL_TLS, stack.grpc_target, "grpc.health.v1.Health/Check"]
+    # A token too: grpcurl reads the schema by reflection, which needs one (docs/access.md).
+    token = ["-H", f"authorization: Bearer {admin_token(stack.grpc_target)}"]
+    command = [GRPCURL, *GRPCURL_TLS, *token, stack.grpc_target, "grpc.health.v1.Health/Check"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     assert '"status": "SERVING"' in result.stdout

@@ -268,7 +268,9 @@ def _streaming(
             # whenever the garbage collector gets to it.
             async with contextlib.aclosing(behavior(request, context)) as responses:
                 async for response in responses:
-                    yield response if caller is None else guard.shown(response, caller)  # type: ignore[union-attr]
+                    if guard is not None and caller is not None:
+                        response = guard.shown(response, caller)  # noqa: PLW2901 - as shown
+                    yield response
         except BaseException as error:
             await call.failed(error)
             raise
