@@ -16,7 +16,9 @@ import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 from plumbing.tls import peer_identity
 
+from users_service.client_errors import checked, lenient
 from users_service.drain import LameDuck
+from users_service.limits import Admission
 from users_service.registration import WrappingServer
 from users_service.rpc_log import RpcLog
 from users_service.status import MAPPED_ERRORS, abort_with
@@ -128,9 +130,12 @@ class CallWrapping:
         >>> users_pb2_grpc.add_UserServiceServicer_to_server(servicer, wrapping.server(server))
     """
 
-    def __init__(self, gate: LameDuck, gated_prefix: str) -> None:
+    def __init__(
+        self, gate: LameDuck, gated_prefix: str, admission: Admission | None = None
+    ) -> None:
         self._gate = gate
         self._gated_prefix = gated_prefix
+        self._admission = admission  # rate limits and the disk reserve (limits.py)
 
     def server(self, server: Any) -> WrappingServer:
         """What `add_*Servicer_to_server` registers on, so that every handler is wrapped."""
@@ -147,16 +152,21 @@ class CallWrapping:
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
-            wrapped = _unary(method, behavior, gate)
+            admit = self._admission.for_method(method) if self._admission else None
+            wrapped = _unary(method, behavior, gate, admit)
         return factory(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            # Bytes that do not parse reach the handler as a marker: INVALID_ARGUMENT, not UNKNOWN.
+            request_deserializer=lenient(handler.request_deserializer, method),
             response_serializer=handler.response_serializer,
         )
 
 
 def _unary(
-    method: str, behavior: Callable[..., Awaitable[Any]], gate: LameDuck | None
+    method: str,
+    behavior: Callable[..., Awaitable[Any]],
+    gate: LameDuck | None,
+    admit: Callable[[grpc.aio.ServicerContext], None] | None = None,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
@@ -165,7 +175,9 @@ def _unary(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            response = await behavior(request, context)
+            if admit is not None:
+                admit(context)
+            response = await behavior(checked(request), context)
         except BaseException as error:
             await call.failed(error)
             raise
@@ -196,7 +208,7 @@ def _streaming(
             # aclosing: when the client stops reading, grpc closes this generator, and the
             # handler's own `finally` (WatchUsers releasing its subscription) runs now, not
             # whenever the garbage collector gets to it.
-            async with contextlib.aclosing(behavior(request, context)) as responses:
+            async with contextlib.aclosing(behavior(checked(request), context)) as responses:
                 async for response in responses:
                     yield response
         except BaseException as error:

@@ -21,6 +21,7 @@ from plumbing.settings import (
 )
 
 from users_service.database_url import check_url, redact
+from users_service.limits import Limits
 
 __all__ = ["ConfigError", "Settings", "check_transport", "is_loopback"]
 
@@ -63,6 +64,10 @@ class Settings:
     # A second, plaintext port serving the health service alone, for Kubernetes' gRPC probe
     # (which speaks no TLS); "" for none.
     health_listen_address: str = ""
+    # Sizes, connections, streams, rates, disk reserve (limits.py, docs/limits.md).
+    limits: Limits = field(default_factory=Limits)
+    # Server reflection (grpcurl's `list`/`describe`): false to serve without it.
+    reflection: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +107,8 @@ class Settings:
             health_listen_address=read(
                 env, "USERS_HEALTH_LISTEN_ADDRESS", cls.health_listen_address, host_port
             ),
+            limits=Limits.from_env(env),
+            reflection=read(env, "USERS_REFLECTION", cls.reflection, boolean),
         )
 
 

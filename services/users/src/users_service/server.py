@@ -18,9 +18,11 @@ from users.v1 import users_pb2_grpc
 from users_service.calls import CallWrapping, rpc_log
 from users_service.config import Settings
 from users_service.convert import user_event
+from users_service.database_url import SQLITE_PREFIX, sqlite_path
 from users_service.drain import LameDuck
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
+from users_service.limits import Admission, DiskReserve
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange
@@ -48,7 +50,7 @@ class UsersServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.feed = Broadcaster()
+        self.feed = Broadcaster(max_subscribers=settings.limits.max_watchers)
         # The store reports every committed change (with PostgreSQL: every replica's) to the feed.
         # A lost feed ends every open watch (UNAVAILABLE) rather than let it miss changes.
         self.store = build_store(
@@ -58,7 +60,10 @@ class UsersServer:
             pool_size=settings.database_pool_size,
         )
         self.health = DrainableHealthServicer()
-        self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
+        self.disk_reserve = _disk_reserve(settings)
+        self._monitor = StoreMonitor(
+            self.store, self.health, settings.store_probe_interval_seconds, self.disk_reserve
+        )
         self._monitor_task: asyncio.Task[None] | None = None
         self._server: Any = None
         # The plaintext health-only server for Kubernetes' gRPC probe (health_listen_address).
@@ -79,30 +84,33 @@ class UsersServer:
             self.feed.interrupt(lost)
 
     def _build(self) -> Any:
-        limit = self.settings.max_message_bytes
+        limits = self.settings.limits
         server = grpc.aio.server(
+            # Beyond this many calls at once, new ones end RESOURCE_EXHAUSTED at once.
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
             options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
+                # Sizes, connections, keepalive and its enforcement (limits.py).
+                *limits.server_options(self.settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share
                 # A connection lives at most ~30 s (grpc adds jitter), then GOAWAY: clients
                 # re-resolve the name and reconnect, so replicas added later get their share.
-                # Calls and streams in flight finish on the old connection (no age grace limit).
+                # Calls and streams in flight get the age grace (limits.py) to finish.
                 ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
-                # Clients may ping every 10 s even when idle (the webapp's keepalive is 20 s),
-                # so dead connections are found without earning a "too_many_pings" GOAWAY.
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
         # Every handler registered through `wrapped` gets the request id, the log line, the
         # error mapping and (the API's) the drain gate.
-        wrapped = CallWrapping(self._gate, f"/{SERVICE_NAME}/").server(server)
+        admission = Admission(self.settings.limits, self.disk_reserve)
+        wrapped = CallWrapping(self._gate, f"/{SERVICE_NAME}/", admission).server(server)
         users_pb2_grpc.add_UserServiceServicer_to_server(
-            UserService(self.store, self.feed, self._cutoff), wrapped
+            UserService(
+                self.store, self.feed, self._cutoff, max_import_rows=limits.max_import_rows
+            ),
+            wrapped,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, wrapped)
-        enable_reflection(wrapped, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
+        if self.settings.reflection:
+            enable_reflection(wrapped, (SERVICE_NAME, HEALTH_SERVICE_NAME), load_descriptor_set())
         return server
 
     def _credentials(self) -> Any:
@@ -204,6 +212,15 @@ async def main(settings: Settings) -> int:
     await stop.wait()
     await server.drain()
     return 0
+
+
+def _disk_reserve(settings: Settings) -> DiskReserve | None:
+    """The free-space reserve of a SQLite database's filesystem (PostgreSQL keeps its own)."""
+    reserve = settings.limits.disk_reserve_bytes
+    if not settings.database_url.startswith(SQLITE_PREFIX) or not reserve:
+        return None
+    directory = sqlite_path(settings.database_url).parent
+    return DiskReserve(directory, reserve)
 
 
 def _transport(settings: Settings) -> str:

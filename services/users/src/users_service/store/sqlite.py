@@ -145,14 +145,17 @@ class SqliteUserStore:
         await self._writer.close()
         self._reader.drop()
 
-    async def probe(self) -> None:
-        await self._writer.run(lambda _conn: self._fresh_probe())
+    async def probe(self, *, write: bool = True) -> None:
+        await self._writer.run(lambda _conn: self._fresh_probe(write))
 
-    def _fresh_probe(self) -> None:
+    def _fresh_probe(self, write: bool) -> None:
         # A fresh connection notices what a long-lived one hides (a replaced or vanished file).
         conn = connect(self._path)
         try:
-            sql.write_probe(conn)
+            if write:
+                sql.write_probe(conn)
+            else:
+                conn.execute("SELECT count(*) FROM store_probe").fetchone()
         finally:
             conn.close()
 
