@@ -86,6 +86,9 @@ class Limits:
             ("grpc.max_allowed_incoming_connections", self.max_connections),
             ("grpc.keepalive_time_ms", int(self.keepalive_seconds * ms)),
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_seconds * ms)),
+            # grpc 1.85 waits for a keepalive ping's ack this long (grpc's internal
+            # GRPC_ARG_PING_TIMEOUT_MS, 60 s by default), not keepalive_timeout_ms: measured.
+            ("grpc.http2.ping_timeout_ms", int(self.keepalive_timeout_seconds * ms)),
             # Keep pinging a quiet stream (a watch with no events): grpc stops after 2 by default.
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.max_connection_idle_ms", int(self.max_connection_idle_seconds * ms)),
