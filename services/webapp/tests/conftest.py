@@ -33,8 +33,9 @@ def unique(prefix: str) -> str:
 class UsersService:
     """`python -m users_service` on 127.0.0.1:<port> with its database under `directory`."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, **env: str) -> None:
         self.directory = directory
+        self.env = env
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process: LoggedProcess | None = None
@@ -44,6 +45,7 @@ class UsersService:
             "USERS_LISTEN_ADDRESS": self.address,
             "USERS_DATABASE_URL": f"sqlite:///{self.directory / 'users.db'}",
             "USERS_GRACE_PERIOD_SECONDS": "2",
+            **self.env,
         }
         self.process = LoggedProcess([sys.executable, "-m", "users_service"], env)
         if not wait_for_serving(self.address, "users.v1.UserService", START_TIMEOUT):
@@ -139,10 +141,10 @@ def make_user(http: httpx.AsyncClient) -> Callable[..., Awaitable[dict[str, Any]
 
 @pytest.fixture
 def spawn_users(tmp_path: Path) -> Iterator[Callable[..., UsersService]]:
-    """Starts private users services (stopped at teardown): spawn_users(port=None)."""
+    """Starts private users services (stopped at teardown): spawn_users(port=None, **env)."""
 
-    def spawn(port: int | None = None) -> UsersService:
-        return UsersService(tmp_path, port).start()
+    def spawn(port: int | None = None, **env: str) -> UsersService:
+        return UsersService(tmp_path, port, **env).start()
 
     with stopped_at_exit(spawn) as spawn_and_keep:
         yield spawn_and_keep

@@ -8,7 +8,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from plumbing.runtime import SCHEDULING
-from plumbing.settings import ConfigError, as_is, log_level, one_of, port, positive_seconds, read
+from plumbing.settings import (
+    ConfigError,
+    as_is,
+    boolean,
+    log_level,
+    one_of,
+    port,
+    positive_seconds,
+    read,
+)
+
+from webapp.limits import Limits
 
 __all__ = ["ConfigError", "Settings"]
 
@@ -43,6 +54,10 @@ class Settings:
     # HTTPS served by uvicorn itself (both, or neither): Secure __Host- cookies and HSTS then.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # Request sizes and timing, concurrency, event streams, write rates (limits.py).
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    # /docs and /openapi.json: false to serve without them.
+    docs: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +86,8 @@ class Settings:
             ),
             log_level=read(env, "WEBAPP_LOG_LEVEL", cls.log_level, log_level),
             cpu_scheduling=read(env, "WEBAPP_CPU_SCHEDULING", cls.cpu_scheduling, _scheduling),
+            limits=Limits.from_env(env),
+            docs=read(env, "WEBAPP_DOCS", cls.docs, boolean),
             **_tls(env),
         )
 

@@ -36,6 +36,7 @@ class UsersServiceError(Exception):
         code: str = "",
         reason: str = "",
         errors: list[dict[str, str]] | None = None,
+        retry_after: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -44,11 +45,14 @@ class UsersServiceError(Exception):
         self.code = code  # the gRPC status code's name, for logs ("" when raised here)
         self.reason = reason  # the users service's own message, for logs and forms
         self.errors = errors  # field violations, for invalid input
+        self.retry_after = retry_after  # seconds, where the users service said (429, 503)
 
     @property
     def headers(self) -> dict[str, str] | None:
-        """Response headers the status calls for (Retry-After on 503)."""
-        return {"Retry-After": RETRY_AFTER_SECONDS} if self.status == 503 else None
+        """Response headers the status calls for (Retry-After on 503 and 429)."""
+        if self.status in (429, 503):
+            return {"Retry-After": self.retry_after or RETRY_AFTER_SECONDS}
+        return None
 
 
 class InvalidInputError(UsersServiceError):
@@ -96,14 +100,34 @@ _ERRORS: dict[grpc.StatusCode, tuple[type[UsersServiceError], int]] = {
 _OPAQUE = {502, 503, 504}
 
 
+# RESOURCE_EXHAUSTED by the limit the users service names in its `users-limit` trailer.
+_LIMITS = {"rate": 429, "storage": 507, "subscribers": 503, "size": 413}
+
+
+def _limit(exc: grpc.aio.AioRpcError) -> tuple[int, str | None]:
+    """(HTTP status, retry-after) of a RESOURCE_EXHAUSTED."""
+    trailers = dict(exc.trailing_metadata() or ())
+    limit = str(trailers.get("users-limit", ""))
+    retry_after = trailers.get("retry-after")
+    if limit in _LIMITS:
+        return _LIMITS[limit], None if retry_after is None else str(retry_after)
+    # grpc's own: a message over the size cap, or the server's concurrent-call limit.
+    return (413 if "larger than max" in (exc.details() or "") else 503), None
+
+
 def users_error(exc: grpc.aio.AioRpcError) -> UsersServiceError:
     """The webapp's exception for a failed call."""
     code = exc.code()
     kind, status = _ERRORS.get(code, (UsersServiceError, 502))
+    retry_after = None
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        status, retry_after = _limit(exc)
     reason = exc.details() or ""
     detail = _opaque_detail(code) if status in _OPAQUE else reason or HTTPStatus(status).phrase
     errors = field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else None
-    return kind(detail, status=status, code=code.name, reason=reason, errors=errors)
+    return kind(
+        detail, status=status, code=code.name, reason=reason, errors=errors, retry_after=retry_after
+    )
 
 
 def field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, str]]:
