@@ -32,6 +32,7 @@ from users_service.validation import FieldViolation, InvalidArgument
 logger = logging.getLogger(__name__)
 
 STREAM_BATCH_SIZE = 500
+YIELD_EVERY = 100
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
@@ -129,7 +130,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 yield user_message(user)
             return
         validation.get_users_keys(request.ids, request.usernames)  # before any work
-        for key in _get_users_keys(request):
+        for count, key in enumerate(_get_users_keys(request), 1):
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a long list of misses yields nothing: let others run
             try:
                 yield user_message(await self._get(key))
             except (NotFound, InvalidArgument):

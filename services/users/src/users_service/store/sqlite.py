@@ -124,6 +124,9 @@ class SqliteUserStore:
         # (measured: docs/performance.md). In WAL mode a reader never waits for the writer, so
         # the loop does not stall behind a commit and its fsync.
         self._reader = _Connection(path, READ_BUSY_TIMEOUT_MS)
+        # Filtered pages may scan most of the table: a thread of their own keeps that off the
+        # loop (docs/limits.md, the event loop).
+        self._scanner = _Worker(path, "users-store-scanner")
         self._creates = GroupCommit(self._insert)
 
     async def open(self) -> None:
@@ -143,6 +146,7 @@ class SqliteUserStore:
 
     async def close(self) -> None:
         await self._writer.close()
+        await self._scanner.close()
         self._reader.drop()
 
     async def probe(self, *, write: bool = True) -> None:
@@ -202,6 +206,9 @@ class SqliteUserStore:
         return user
 
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
-        return self._reader.call(
-            partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
-        )
+        page = partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
+        if not username_prefix:
+            return self._reader.call(page)  # by id: `limit` rows read, however large the table
+        if not self._reader.call(partial(sql.prefix_matches, prefix=username_prefix)):
+            return []
+        return await self._scanner.run(page)

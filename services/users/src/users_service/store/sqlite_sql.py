@@ -85,6 +85,20 @@ def select_page(
     return [_record(row) for row in rows]
 
 
+def prefix_matches(conn: sqlite3.Connection, prefix: str) -> bool:
+    """Whether any username starts with `prefix` (a lowercase username prefix): one probe of
+    the username index, however large the table."""
+    # Usernames are lowercase [a-z0-9._-]: every one starting with `prefix` sorts at or after
+    # it and before `prefix` with its last character bumped by one.
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    row = conn.execute(
+        "SELECT 1 FROM users WHERE username >= ? COLLATE NOCASE"
+        " AND username < ? COLLATE NOCASE LIMIT 1",
+        (prefix, upper),
+    ).fetchone()
+    return row is not None
+
+
 def insert_users(conn: sqlite3.Connection, users: Sequence[NewUser]) -> list[CreateOutcome]:
     """Creates the users in one transaction; a taken username is an outcome, not an abort."""
     stamp = now_us()
