@@ -37,6 +37,9 @@ _CODES: dict[type[Exception], Any] = {
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ImportTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # Generated base servicers raise it for a method nobody implemented (Health/List in
+    # grpcio-health-checking): UNIMPLEMENTED, with no traceback logged.
+    NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
     StorageFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     TooManySubscribers: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
