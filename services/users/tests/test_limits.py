@@ -171,3 +171,25 @@ def test_the_rate_limiters_table_stays_bounded() -> None:
         now[0] += 0.001
         limiter.take(f"10.0.{n // 256}.{n % 256}")
     assert len(limiter._buckets) <= 101
+
+
+async def test_the_server_purges_idempotency_keys_after_their_ttl(
+    start_server: ServerFactory,
+) -> None:
+    _, port = await start_server(limits=Limits(idempotency_key_ttl_seconds=1))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = users_pb2_grpc.UserServiceStub(channel)
+        keyed = users_pb2.CreateUserRequest(username="keyed", request_id="once")
+        first = await stub.CreateUser(keyed)
+        assert (await stub.CreateUser(keyed)).id == first.id  # a replay within the TTL
+        other = users_pb2.CreateUserRequest(username="other", request_id="once")
+        codes = []
+        for _ in range(60):  # purged within TTL + TTL / 2 (the purge interval)
+            try:
+                created = await stub.CreateUser(other)
+                break
+            except grpc.aio.AioRpcError as error:
+                codes.append(error.code())  # still remembered: a reused key
+                await asyncio.sleep(0.1)
+        assert created.username == "other"
+        assert set(codes) <= {grpc.StatusCode.INVALID_ARGUMENT}

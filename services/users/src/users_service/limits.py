@@ -67,6 +67,8 @@ class Limits:
     max_import_rows: int = 100_000
     # Writes are refused while the database's filesystem has less than this free (SQLite).
     disk_reserve_bytes: int = 64 * 1024 * 1024
+    # A create's request_id replays it for this long, then it is purged (janitor.py).
+    idempotency_key_ttl_seconds: float = 86_400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Limits:
@@ -121,6 +123,7 @@ _PARSERS: dict[str, Any] = {
     "import_burst": _count,
     "max_import_rows": _count,
     "disk_reserve_bytes": _reserve,
+    "idempotency_key_ttl_seconds": seconds_between(1, 365 * 86_400),
 }
 
 

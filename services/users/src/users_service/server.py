@@ -22,6 +22,7 @@ from users_service.database_url import SQLITE_PREFIX, sqlite_path
 from users_service.drain import LameDuck
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
+from users_service.janitor import purge_idempotency_keys
 from users_service.limits import Admission, DiskReserve
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
@@ -65,6 +66,7 @@ class UsersServer:
             self.store, self.health, settings.store_probe_interval_seconds, self.disk_reserve
         )
         self._monitor_task: asyncio.Task[None] | None = None
+        self._janitor_task: asyncio.Task[None] | None = None
         self._server: Any = None
         # The plaintext health-only server for Kubernetes' gRPC probe (health_listen_address).
         self._health_server: Any = None
@@ -145,6 +147,10 @@ class UsersServer:
         if self.settings.health_listen_address:
             await self._start_health_server()
         self._monitor_task = asyncio.create_task(self._monitor.run(), name="store-monitor")
+        ttl = self.settings.limits.idempotency_key_ttl_seconds
+        self._janitor_task = asyncio.create_task(
+            purge_idempotency_keys(self.store, ttl), name="idempotency-key-purge"
+        )
         logger.info(
             "listening",
             extra={
@@ -165,10 +171,11 @@ class UsersServer:
         self._drained = True
         grace = self.settings.grace_period_seconds if grace is None else grace
         logger.info("draining", extra={"grace_seconds": grace})
-        if self._monitor_task is not None:
-            self._monitor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor_task
+        for task in (self._monitor_task, self._janitor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         # The change feed first: open watches end, new ones are sent elsewhere (UNAVAILABLE).
         self.feed.close()
         # NOT_SERVING, still answering calls: clients that health-check each backend (the

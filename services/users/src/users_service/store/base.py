@@ -132,6 +132,9 @@ class UserStore(Protocol):
         """Proves the store can serve: a real write and read (a read alone with write=False, while
         the disk is down to its reserve); raises StoreUnavailable if not."""
 
+    async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
+        """Forgets the request_ids of creates older than that; returns how many."""
+
     async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
         """Creates the users in one transaction, one outcome per user, in order."""
 

@@ -192,6 +192,11 @@ class PostgresUserStore:
             partial(sql.update_user, user_id=user_id, changes=changes, etag=etag)
         )
 
+    async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
+        return await self._run(
+            partial(sql.purge_idempotency_keys, older_than_seconds=older_than_seconds)
+        )
+
     async def delete_user(self, user_id: int, etag: str) -> UserRecord:
         return await self._run(partial(sql.delete_user, user_id=user_id, etag=etag))
 

@@ -163,6 +163,10 @@ class SqliteUserStore:
         finally:
             conn.close()
 
+    async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
+        before_us = sql.now_us() - int(older_than_seconds * 1e6)
+        return await self._writer.run(partial(sql.purge_idempotency_keys, before_us=before_us))
+
     async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
         return await self._creates.submit(users)
 

@@ -189,3 +189,10 @@ def write_probe(conn: sqlite3.Connection) -> None:
     row = conn.execute("SELECT probe_time_us FROM store_probe WHERE id = 1").fetchone()
     if row is None or row[0] != stamp:
         raise sqlite3.DatabaseError("the probe row did not read back")
+
+
+def purge_idempotency_keys(conn: sqlite3.Connection, before_us: int) -> int:
+    """Deletes the idempotency keys created before `before_us`; returns how many."""
+    with transaction(conn):
+        cursor = conn.execute("DELETE FROM idempotency_keys WHERE create_time_us < ?", (before_us,))
+    return int(cursor.rowcount)
