@@ -59,11 +59,13 @@ class Limits:
     # After a connection's age (server.MAX_CONNECTION_AGE_MS) its calls get this long to finish.
     max_connection_age_grace_seconds: float = 300.0
     max_watchers: int = 100
-    # Per caller (caller_key): writes (create, update, delete) and imports.
-    writes_per_second: float = 100.0
-    write_burst: int = 200
-    imports_per_minute: float = 6.0
-    import_burst: int = 3
+    # Per caller (caller_key): writes (create, update, delete) and imports. Behind the webapp
+    # every browser is one caller (the webapp) until calls carry an identity: generous here,
+    # the webapp limits each client address itself (WEBAPP_WRITES_PER_SECOND).
+    writes_per_second: float = 500.0
+    write_burst: int = 1000
+    imports_per_minute: float = 60.0
+    import_burst: int = 10
     max_import_rows: int = 100_000
     # Writes are refused while the database's filesystem has less than this free (SQLite).
     disk_reserve_bytes: int = 64 * 1024 * 1024
