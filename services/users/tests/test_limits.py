@@ -12,7 +12,6 @@ from typing import Any
 
 import grpc
 import pytest
-from plumbing.rate_limits import Rate, RateLimiter
 from plumbing.settings import ConfigError
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.config import Settings
@@ -152,25 +151,6 @@ def test_limits_are_read_from_the_environment() -> None:
     assert settings.reflection is False
     with pytest.raises(ConfigError, match="USERS_MAX_REQUEST_BYTES"):
         Settings.from_env({"USERS_MAX_REQUEST_BYTES": "12"})
-
-
-def test_the_rate_limiter_refills_and_says_how_long_to_wait() -> None:
-    now = [0.0]
-    limiter = RateLimiter(Rate(per_second=2, burst=2), clock=lambda: now[0])
-    assert [limiter.take("a"), limiter.take("a"), limiter.take("a")] == [0, 0, 1]
-    assert limiter.take("b") == 0  # another caller has its own bucket
-    now[0] = 0.5
-    assert limiter.take("a") == 0
-    assert RateLimiter(Rate(per_second=0, burst=0)).take("a") == 0  # no limit
-
-
-def test_the_rate_limiters_table_stays_bounded() -> None:
-    now = [0.0]
-    limiter = RateLimiter(Rate(per_second=1, burst=5), max_keys=100, clock=lambda: now[0])
-    for n in range(10_000):
-        now[0] += 0.001
-        limiter.take(f"10.0.{n // 256}.{n % 256}")
-    assert len(limiter._buckets) <= 101
 
 
 async def test_the_server_purges_idempotency_keys_after_their_ttl(
