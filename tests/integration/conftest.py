@@ -108,6 +108,10 @@ def _stack_env(project: str) -> dict[str, str]:
         "USERSTACK_GRPC_PORT": str(free_port()),
         "USERSTACK_HTTP_PORT": str(free_port()),
         "USERS_GRACE_PERIOD_SECONDS": "10",
+        # The tests' load comes from one address: the per-caller write rates are off
+        # (docs/limits.md; their own tests are the services').
+        "USERS_WRITES_PER_SECOND": "0",
+        "WEBAPP_WRITES_PER_SECOND": "0",
         # DockerCompose starts no reaper, but a testcontainers container here must not pull one.
         "TESTCONTAINERS_RYUK_DISABLED": "true",
     }

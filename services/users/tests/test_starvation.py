@@ -22,10 +22,12 @@ from .conftest import ServerProcess
 pytestmark = pytest.mark.slow
 
 USERS = 1_000_000
-# The budget is 50 ms; the shared CI machine's own load can add more than that to any
-# one call, so the test asserts a looser ceiling and prints the figure (docs/limits.md has it
-# from a quieter run). Before the prefix scans moved off the loop, each held it ~220 ms.
-P99_CEILING_MS = 150
+# The budget is 50 ms; the shared CI machine's own load adds more than that to calls
+# (p99 81-195 ms measured there with load averages of 10-24), so the test asserts a looser
+# ceiling and prints the figure (docs/limits.md). Before the prefix scans moved off the loop
+# each held it ~220 ms, and 1,000 GetUsers beside them did not finish in 300 s.
+P99_CEILING_MS = 250
+MAX_SECONDS = 60.0
 
 # The worst cheap requests, looped one after another from another process: prefixes that match
 # nothing or only the table's end, a batch of misses, pages of the maximum size, username misses.
@@ -85,7 +87,11 @@ async def get_user_times(target: str, calls: int) -> list[float]:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         await stub.GetUser(users_pb2.GetUserRequest(id=1))
+        deadline = time.perf_counter() + MAX_SECONDS
         for n in range(calls):
+            if time.perf_counter() > deadline:
+                times.append(MAX_SECONDS * 1000)  # starved: counts as one very slow call
+                break
             started = time.perf_counter()
             await stub.GetUser(users_pb2.GetUserRequest(id=1 + n * 997 % USERS))
             times.append((time.perf_counter() - started) * 1000)

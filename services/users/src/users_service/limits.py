@@ -48,8 +48,13 @@ class Limits:
     # A request message's size, checked by grpc before it is parsed (a GetUsers of 1,000 ids and
     # 1,000 usernames is ~45 KB); responses keep Settings.max_message_bytes.
     max_request_bytes: int = 64 * 1024
+    # Calls in flight at once, beyond which new ones end RESOURCE_EXHAUSTED.
     max_concurrent_rpcs: int = 1000
-    max_streams_per_connection: int = 100
+    # As many as the server takes calls: grpcio clients do not retry a stream the server refused
+    # (RST_STREAM REFUSED_STREAM) because they opened it before our SETTINGS arrived, so a cap
+    # below what a client bursts on a new connection costs it UNAVAILABLE (seen at 100 with
+    # 256 and 1,000 concurrent calls on one channel).
+    max_streams_per_connection: int = 1000
     max_connections: int = 1000
     # Server keepalive: a ping after this much quiet, the connection closed when no answer comes
     # within the timeout (a vanished or stopped client, its streams and subscriptions with it).
