@@ -80,6 +80,9 @@ class Stack:
             # only; the peers and HTTP frontends carry no token): "users-auth" below is the
             # same service checking a token on every call.
             "USERS_AUTH_ENFORCED": "false",
+            # The bench measures capacity from one address: the per-caller rates are off.
+            "USERS_WRITES_PER_SECOND": "0",
+            "USERS_IMPORTS_PER_MINUTE": "0",
         }
         self._start("users", ["-m", "users_service"], users_env, self.cores.server)
         asyncio.run(seed(self["users"].port, self.stream_users))
@@ -119,6 +122,7 @@ class Stack:
             "WEBAPP_USERS_TARGET": backend,
             "WEBAPP_PORT": "{port}",
             "WEBAPP_SECRET_KEY": secrets.token_urlsafe(32),
+            "WEBAPP_WRITES_PER_SECOND": "0",
         }
         self._start("webapp", ["-m", "webapp"], webapp_env, self.cores.server)
 

@@ -115,6 +115,10 @@ def _stack_env(project: str) -> dict[str, str]:
         # The first admin (stack.ADMIN_USERNAME); its tokens outlive the test session.
         "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "USERS_TOKEN_TTL_SECONDS": "7200",
+        # The tests' load comes from one address: the per-caller write rates are off
+        # (docs/limits.md; their own tests are the services').
+        "USERS_WRITES_PER_SECOND": "0",
+        "WEBAPP_WRITES_PER_SECOND": "0",
         # DockerCompose starts no reaper, but a testcontainers container here must not pull one.
         "TESTCONTAINERS_RYUK_DISABLED": "true",
     }

@@ -79,7 +79,8 @@ async def test_sigterm_mid_burst_ends_every_call_ok_or_unavailable_and_loses_non
     spawn_server: Callable[..., ServerProcess], tmp_path: Path, admin_token: str
 ) -> None:
     db = tmp_path / "burst" / "users.db"
-    proc = spawn_server(db, USERS_GRACE_PERIOD_SECONDS="10")
+    # The burst's creates come from one caller: the write rate limit (limits.py) is off here.
+    proc = spawn_server(db, USERS_GRACE_PERIOD_SECONDS="10", USERS_WRITES_PER_SECOND="0")
     async with aio_channel(proc.target, token=admin_token) as channel:
         creates = Creates(channel)
         burst = await run_burst(
@@ -108,7 +109,7 @@ async def test_sigterm_mid_burst_ends_every_call_ok_or_unavailable_and_loses_non
 
     # A new server on the same file: retrying every call with its idempotency key returns the
     # same user for the acknowledged ones and creates each refused one, once.
-    restarted = spawn_server(db)
+    restarted = spawn_server(db, USERS_WRITES_PER_SECOND="0")
     async with aio_channel(restarted.target, token=admin_token) as channel:
         retries = Creates(channel)
         retried = await run_burst(TOTAL, CONCURRENCY, retries)

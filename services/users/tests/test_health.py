@@ -19,10 +19,12 @@ from testkit.waiting import wait_for_status
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.database_url import sqlite_path
 from users_service.health import DrainableHealthServicer, StoreMonitor
+from users_service.limits import Limits
 from users_service.server import UsersServer
 from users_service.store.sqlite import SqliteUserStore
 
 SERVICE = "users.v1.UserService"
+WRITES = "users.v1.UserService:writes"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -39,8 +41,8 @@ class _CancelledAsItProbes(SqliteUserStore):
 
     victim: asyncio.Task[None] | None = None
 
-    async def probe(self) -> None:
-        await super().probe()
+    async def probe(self, *, write: bool = True) -> None:
+        await super().probe(write=write)
         if self.victim is not None:
             self.victim.cancel()
 
@@ -121,26 +123,32 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-async def test_service_goes_not_serving_on_a_full_filesystem_and_back(
+async def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(
     tiny_filesystem: Path, start_server: Any, admin_token: str
 ) -> None:
-    _, port = await start_server(database_url=f"sqlite:///{tiny_filesystem / 'users.db'}")
+    """The disk-full drill: writes RESOURCE_EXHAUSTED (users-limit: storage), reads served, the
+    service SERVING and its `:writes` status NOT_SERVING; all back once space returns."""
+    url = f"sqlite:///{tiny_filesystem / 'users.db'}"
+    _, port = await start_server(database_url=url, limits=Limits(disk_reserve_bytes=512 * 1024))
     async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
-        watch = health_pb2_grpc.HealthStub(channel).Watch(
-            health_pb2.HealthCheckRequest(service=SERVICE)
-        )
-        await wait_for_status(watch, SERVING)
+        health = health_pb2_grpc.HealthStub(channel)
+        writes = health.Watch(health_pb2.HealthCheckRequest(service=WRITES))
+        await wait_for_status(writes, SERVING)
+        kept = await stub.CreateUser(users_pb2.CreateUserRequest(username="before"))
         filler = fill(tiny_filesystem)
-        await wait_for_status(watch, NOT_SERVING)
+        await wait_for_status(writes, NOT_SERVING)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.CreateUser(users_pb2.CreateUserRequest(username="nospace"))
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert await check(channel, "") == SERVING
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert caught.value.trailing_metadata()["users-limit"] == "storage"
+        assert (await stub.GetUser(users_pb2.GetUserRequest(id=kept.id))).username == "before"
+        await asyncio.sleep(0.3)  # a few probe intervals on the full disk
+        assert await check(channel, SERVICE) == SERVING
         filler.unlink()
-        await wait_for_status(watch, SERVING)
+        await wait_for_status(writes, SERVING)
         assert (await stub.CreateUser(users_pb2.CreateUserRequest(username="space"))).id
-        watch.cancel()
+        writes.cancel()
 
 
 def healthcheck(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,3 +61,41 @@ async def test_get_users_streams_100k_users_in_bounded_memory(
     assert count == USERS
     growth_mb = (peak_kb - baseline_kb) / 1024
     assert growth_mb < MAX_GROWTH_MB, f"peak RSS grew {growth_mb:.1f} MB while streaming"
+
+
+# Requests far over the caps: 3,000,000 ids (a 3 MB message) and 300,000 usernames.
+HUGE_REQUESTS = {
+    "3,000,000 ids": users_pb2.GetUsersRequest(ids=[0] * 3_000_000),
+    "300,000 usernames": users_pb2.GetUsersRequest(
+        usernames=[f"user{i:06}" for i in range(300_000)]
+    ),
+}
+MAX_REFUSAL_GROWTH_MB = 20
+
+
+@pytest.mark.parametrize("kind", HUGE_REQUESTS)
+async def test_a_huge_get_users_is_refused_at_once_in_flat_memory(
+    spawn_server: Callable[..., ServerProcess], kind: str
+) -> None:
+    proc = spawn_server()
+    pid = proc.process.pid
+    async with grpc.aio.insecure_channel(proc.target) as channel:
+        stub = users_pb2_grpc.UserServiceStub(channel)
+        created = await stub.CreateUser(users_pb2.CreateUserRequest(username="still-here"))
+        baseline_kb = memory_kb(pid, "VmRSS")
+        reset_peak_rss(pid)
+        started = time.perf_counter()
+        huge = stub.GetUsers(HUGE_REQUESTS[kind])
+        beside = stub.GetUser(users_pb2.GetUserRequest(id=created.id))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in huge:
+                pass
+        refused_after = time.perf_counter() - started
+        assert (await beside).username == "still-here"  # a concurrent call is served
+        peak_kb = memory_kb(pid, "VmHWM")
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "65536" in (caught.value.details() or "")  # the cap, named
+    assert refused_after < 1.0
+    growth_mb = (peak_kb - baseline_kb) / 1024
+    print(f"{kind}: refused in {refused_after * 1000:.0f} ms, peak RSS +{growth_mb:.1f} MiB")
+    assert growth_mb < MAX_REFUSAL_GROWTH_MB

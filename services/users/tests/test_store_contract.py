@@ -285,3 +285,12 @@ async def test_pages_read_through_another_store_are_the_same(open_store: OpenSto
         seen += page
         after = page[-1].id
     assert seen == await a.store.list_users(0, 100, "")
+
+
+async def test_expired_idempotency_keys_are_purged_and_free_again(one: Opened) -> None:
+    await create(one.store, NewUser("ada", request_id="req-old"))
+    assert await one.store.purge_idempotency_keys(3600) == 0  # not an hour old yet
+    await asyncio.sleep(0.01)
+    assert await one.store.purge_idempotency_keys(0.001) == 1
+    [reused] = await one.store.create_users([NewUser("bob", request_id="req-old")])
+    assert reused.status is CreateStatus.CREATED  # the key was forgotten, not reused

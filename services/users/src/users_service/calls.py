@@ -19,7 +19,10 @@ from plumbing.tls import peer_identity
 from plumbing.tracing import Tracer, end_rpc_span, log_fields
 
 from users_service.access import Access, Guard
+from users_service.caller import Caller
+from users_service.client_errors import checked, lenient
 from users_service.drain import LameDuck
+from users_service.limits import Admission
 from users_service.registration import WrappingServer
 from users_service.rpc_log import RpcLog
 from users_service.status import MAPPED_ERRORS, abort_with
@@ -36,6 +39,9 @@ peer_identity_var: ContextVar[str | None] = ContextVar("peer_identity", default=
 _json = json.encoder.encode_basestring_ascii
 # What a call records besides its log line: metrics and a span, each None when off.
 Telemetry = tuple[ServerMetrics | None, Tracer | None]
+# A write's admission (limits.py): raises RateLimited or StorageFull; given the call's verified
+# caller, or None where the access check is off.
+Admit = Callable[[grpc.aio.ServicerContext, Caller | None], None]
 
 
 def _user_agent(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
@@ -161,12 +167,14 @@ class CallWrapping:
         gated_prefix: str,
         access: Access | None = None,
         *,
+        admission: Admission | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
     ) -> None:
         self._gate = gate
         self._gated_prefix = gated_prefix
         self._access = access  # None: no access check (USERS_AUTH_ENFORCED=false)
+        self._admission = admission  # rate limits and the disk reserve (limits.py)
         self._telemetry: Telemetry = (metrics, tracer)
 
     def server(self, server: Any) -> WrappingServer:
@@ -185,17 +193,20 @@ class CallWrapping:
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
+            admit = None if self._admission is None else self._admission.for_method(method)
             wrapped = _unary(
                 method,
                 behavior,
                 gate,
                 self._telemetry,
                 guard,
+                admit,
                 streams_requests=handler.request_streaming,
             )
         return factory(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            # Bytes that do not parse reach the handler as a marker: INVALID_ARGUMENT, not UNKNOWN.
+            request_deserializer=lenient(handler.request_deserializer, method),
             response_serializer=handler.response_serializer,
         )
 
@@ -206,6 +217,7 @@ def _unary(
     gate: LameDuck | None,
     telemetry: Telemetry,
     guard: Guard | None,
+    admit: Admit | None,
     *,
     streams_requests: bool = False,
 ) -> Callable[..., Awaitable[Any]]:
@@ -216,17 +228,21 @@ def _unary(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            if guard is None:
-                response = await behavior(request, context)
-            else:
+            request = checked(request)  # a malformed message ends INVALID_ARGUMENT here
+            caller = None
+            if guard is not None:
                 caller = guard.admit_now(call.metadata, request) or await guard.admit(
                     call.metadata, request
                 )
-                if streams_requests:
-                    # Admitted: headers now tell a client streaming rows in (ImportUsers) that
-                    # it may write; refused, it would race the refusal (INTERNAL in grpc aio).
-                    await send_request_id(context)
-                response = guard.shown(await behavior(request, context), caller)
+            if admit is not None:
+                admit(context, caller)  # after the guard: quotas count per identity
+            if streams_requests and guard is not None:
+                # Admitted: headers now tell a client streaming rows in (ImportUsers) that
+                # it may write; refused, it would race the refusal (INTERNAL in grpc aio).
+                await send_request_id(context)
+            response = await behavior(request, context)
+            if guard is not None and caller is not None:
+                response = guard.shown(response, caller)
         except BaseException as error:
             await call.failed(error)
             raise
@@ -254,6 +270,7 @@ def _streaming(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
+            request = checked(request)  # a malformed message ends INVALID_ARGUMENT here
             caller = None
             if guard is not None:
                 caller = guard.admit_now(call.metadata, request) or await guard.admit(

@@ -24,6 +24,7 @@ from plumbing.settings import (
 from users_service.auth_config import AuthSettings
 from users_service.database_url import check_url, redact
 from users_service.validation import username_problem
+from users_service.limits import Limits
 
 __all__ = ["ConfigError", "Settings", "check_access", "check_transport", "is_loopback"]
 
@@ -71,6 +72,10 @@ class Settings:
     metrics_listen_address: str = ""
     # Identity and access (docs/access.md).
     auth: AuthSettings = field(default_factory=AuthSettings)
+    # Sizes, connections, streams, rates, disk reserve (limits.py, docs/limits.md).
+    limits: Limits = field(default_factory=Limits)
+    # Server reflection (grpcurl's `list`/`describe`): false to serve without it.
+    reflection: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +121,8 @@ class Settings:
                 env, "USERS_METRICS_LISTEN_ADDRESS", cls.metrics_listen_address, host_port
             ),
             auth=AuthSettings.from_env(env),
+            limits=Limits.from_env(env),
+            reflection=read(env, "USERS_REFLECTION", cls.reflection, boolean),
         )
 
 

@@ -11,6 +11,13 @@ from users.v1 import users_pb2
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_MAX_SUBSCRIBERS = 100
+
+
+class TooManySubscribers(Exception):  # noqa: N818 - reads as the condition it reports
+    """Every subscriber slot is taken; `retry_after` seconds is worth waiting."""
+
+    retry_after = 5
 
 
 class SubscriberTooSlow(Exception):  # noqa: N818 - reads as the condition it reports
@@ -69,8 +76,11 @@ class Broadcaster:
         ...     print(event.type)
     """
 
-    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(
+        self, queue_size: int = DEFAULT_QUEUE_SIZE, max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS
+    ) -> None:
         self._queue_size = queue_size
+        self._max_subscribers = max_subscribers
         self._subscriptions: set[Subscription] = set()
         self._closed = False
         self._interrupted: str | None = None
@@ -84,7 +94,7 @@ class Broadcaster:
         """A subscription to every event published from now on (none once closed).
 
         While the feed is interrupted, the subscription fails at once: it could not promise
-        every change.
+        every change. TooManySubscribers when every slot is taken.
         """
         subscription = Subscription(self, self._queue_size, ended=self._closed)
         if self._closed:
@@ -92,6 +102,8 @@ class Broadcaster:
         if self._interrupted is not None:
             subscription.missed = self._interrupted
             return subscription
+        if len(self._subscriptions) >= self._max_subscribers:
+            raise TooManySubscribers(f"all {self._max_subscribers} WatchUsers slots are taken")
         self._subscriptions.add(subscription)
         return subscription
 

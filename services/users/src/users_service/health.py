@@ -10,11 +10,15 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
 from users.v1 import users_pb2
 
+from users_service.limits import DiskReserve
 from users_service.store import StoreUnavailable, UserStore
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME: str = users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
+# Whether writes are accepted: NOT_SERVING while the disk is down to its reserve, when the
+# service itself stays SERVING for reads (docs/limits.md).
+WRITES_SERVICE_NAME = f"{SERVICE_NAME}:writes"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -62,19 +66,28 @@ class StoreMonitor:
     Liveness (the overall "" status) never depends on the store.
     """
 
-    def __init__(self, store: UserStore, health: DrainableHealthServicer, interval: float) -> None:
+    def __init__(
+        self,
+        store: UserStore,
+        health: DrainableHealthServicer,
+        interval: float,
+        reserve: DiskReserve | None = None,
+    ) -> None:
         self._store = store
         self._health = health
         self._interval = interval
+        self._reserve = reserve
         self._status: int | None = None
+        self._writes: int | None = None
 
     async def check_once(self) -> None:
         """One probe; logs and publishes a change of status."""
         try:
             # asyncio.timeout, not wait_for: on Python 3.11, wait_for drops a cancellation that
             # lands as the probe completes, and the drain then waits for this task forever.
+            writable = await self._check_writes()
             async with asyncio.timeout(max(self._interval, 1.0)):
-                await self._store.probe()
+                await self._store.probe(write=writable)
         except (StoreUnavailable, TimeoutError) as error:
             status, reason = NOT_SERVING, str(error) or "store probe timed out"
         else:
@@ -89,6 +102,18 @@ class StoreMonitor:
             )
             self._status = status
         await self._health.set(SERVICE_NAME, status)
+
+    async def _check_writes(self) -> bool:
+        """Publishes whether writes are accepted (the disk reserve); True when they are."""
+        writable = self._reserve is None or not self._reserve.low(fresh=True)
+        status = SERVING if writable else NOT_SERVING
+        if status != self._writes:
+            if self._writes is not None or not writable:
+                log = logger.info if writable else logger.warning
+                log("writes are %s: the disk reserve", "accepted" if writable else "refused")
+            self._writes = status
+            await self._health.set(WRITES_SERVICE_NAME, status)
+        return writable
 
     async def run(self) -> None:
         """Probes until cancelled."""

@@ -15,7 +15,14 @@ from users_service.validation import InvalidArgument
 # while a slow client still sees each row committed as soon as it arrives.
 MAX_BATCH = 256
 MAX_REJECTIONS = 1000
+MAX_ECHOED_USERNAME = 64
+DEFAULT_MAX_ROWS = 100_000
 _END = None
+
+
+class ImportTooLarge(Exception):  # noqa: N818 - reads as the condition it reports
+    """The stream went past the rows one import may hold; the rows before it were committed."""
+
 
 Row = tuple[int, users_pb2.CreateUserRequest]
 _KEY_PROBLEMS = {
@@ -31,20 +38,29 @@ class _Summary:
     def reject(self, index: int, username: str, field: str, reason: str) -> None:
         self.response.rejected_count += 1
         if len(self.response.rejections) < MAX_REJECTIONS:
-            self.response.rejections.add(index=index, username=username, field=field, reason=reason)
+            # The username as sent, cut: a rejected row may carry any string up to the message cap.
+            self.response.rejections.add(
+                index=index, username=username[:MAX_ECHOED_USERNAME], field=field, reason=reason
+            )
 
 
 class _RowQueue:
     """Rows read ahead of the store, bounded; the end marker always fits."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_rows: int) -> None:
         self._rows: asyncio.Queue[Row | None] = asyncio.Queue()
         self._slots = asyncio.Semaphore(limit)
+        self._max_rows = max_rows
 
     async def read_all(self, rows: AsyncIterator[users_pb2.CreateUserRequest]) -> None:
         try:
             index = 0
             async for row in rows:
+                if index >= self._max_rows:
+                    raise ImportTooLarge(
+                        f"an import takes at most {self._max_rows} rows; the first"
+                        f" {self._max_rows} were imported: send the rest in another import"
+                    )
                 await self._slots.acquire()
                 self._rows.put_nowait((index, row))
                 index += 1
@@ -73,10 +89,13 @@ class _RowQueue:
 async def import_rows(
     store: UserStore,
     rows: AsyncIterator[users_pb2.CreateUserRequest],
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> users_pb2.ImportUsersResponse:
-    """Creates every valid row; returns the counts and the first rejections with reasons."""
+    """Creates every valid row; returns the counts and the first rejections with reasons.
+
+    ImportTooLarge once the stream goes past `max_rows` (the rows before are committed)."""
     summary = _Summary()
-    queue = _RowQueue(MAX_BATCH * 4)
+    queue = _RowQueue(MAX_BATCH * 4, max_rows)
     reader = asyncio.create_task(queue.read_all(rows))
     try:
         while batch := await queue.next_batch():

@@ -12,6 +12,10 @@ from typing import NamedTuple
 from users_service.validation import FieldViolation, InvalidArgument
 
 _VERSION = 1
+# Tokens this server issues are ~60 characters; anything much longer is not one of them.
+MAX_TOKEN = 200
+# An id the stores can bind (SQLite and PostgreSQL integers are signed 64-bit).
+_MAX_ID = 2**63 - 1
 
 
 def _filter_hash(username_prefix: str) -> str:
@@ -37,16 +41,24 @@ def decode_cursor(token: str, username_prefix: str) -> Cursor:
     """Where the page starts (after 0 for an empty token); InvalidArgument for a bad token."""
     if not token:
         return Cursor(0)
+    if len(token) > MAX_TOKEN:
+        raise _not_ours()
     try:
+        # Defensive: a forged token may nest deeply (RecursionError) or hold any JSON at all.
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
         backwards = "before" in payload
         at, issued_for = payload["before" if backwards else "after"], payload["filter"]
-        valid = payload["v"] == _VERSION and isinstance(at, int) and at >= 0
-    except (binascii.Error, ValueError, TypeError, KeyError):
+        valid = (
+            payload["v"] == _VERSION
+            and type(at) is int
+            and 0 <= at <= _MAX_ID
+            and isinstance(issued_for, str)
+        )
+    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
         valid = False
     if not valid:
-        raise InvalidArgument([FieldViolation("page_token", "is not a token this server issued")])
+        raise _not_ours()
     if issued_for != _filter_hash(username_prefix):
         raise InvalidArgument(
             [FieldViolation("page_token", "was issued for a different username_prefix")]
@@ -60,3 +72,7 @@ def decode_token(token: str, username_prefix: str) -> int:
     if cursor.backwards:
         raise InvalidArgument([FieldViolation("page_token", "is not a forward page token")])
     return cursor.id
+
+
+def _not_ours() -> InvalidArgument:
+    return InvalidArgument([FieldViolation("page_token", "is not a token this server issued")])

@@ -21,10 +21,13 @@ from users.v1 import users_pb2_grpc
 from users_service.calls import CallWrapping, rpc_log
 from users_service.config import Settings
 from users_service.convert import user_event
+from users_service.database_url import SQLITE_PREFIX, sqlite_path
 from users_service.drain import LameDuck
 from users_service.events import Broadcaster
 from users_service.health import SERVICE_NAME, DrainableHealthServicer, StoreMonitor
 from users_service.identity_setup import AUTH_SERVICE_NAME, Identity
+from users_service.janitor import purge_idempotency_keys
+from users_service.limits import Admission, DiskReserve
 from users_service.reflection import enable_reflection, load_descriptor_set
 from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange, UserStore
@@ -54,7 +57,7 @@ class UsersServer:
 
     def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
-        self.feed = Broadcaster()
+        self.feed = Broadcaster(max_subscribers=settings.limits.max_watchers)
         # Metrics only when served (docs/observability.md); spans only when tracing is set up.
         self.metrics = ServerMetrics() if settings.metrics_listen_address else None
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -74,8 +77,12 @@ class UsersServer:
         # Tokens, passwords and the access check (docs/access.md).
         self.identity = Identity(settings.auth, self.store)
         self.health = DrainableHealthServicer()
-        self._monitor = StoreMonitor(self.store, self.health, settings.store_probe_interval_seconds)
+        self.disk_reserve = _disk_reserve(settings)
+        self._monitor = StoreMonitor(
+            self.store, self.health, settings.store_probe_interval_seconds, self.disk_reserve
+        )
         self._monitor_task: asyncio.Task[None] | None = None
+        self._janitor_task: asyncio.Task[None] | None = None
         self._server: Any = None
         # The plaintext health-only server for Kubernetes' gRPC probe (health_listen_address).
         self._health_server: Any = None
@@ -97,38 +104,42 @@ class UsersServer:
             self.feed.interrupt(lost)
 
     def _build(self) -> Any:
-        limit = self.settings.max_message_bytes
+        limits = self.settings.limits
         server = grpc.aio.server(
+            # Beyond this many calls at once, new ones end RESOURCE_EXHAUSTED at once.
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
             options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
+                # Sizes, connections, keepalive and its enforcement (limits.py).
+                *limits.server_options(self.settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share
                 # A connection lives at most ~30 s (grpc adds jitter), then GOAWAY: clients
                 # re-resolve the name and reconnect, so replicas added later get their share.
-                # Calls and streams in flight finish on the old connection (no age grace limit).
+                # Calls and streams in flight get the age grace (limits.py) to finish.
                 ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
-                # Clients may ping every 10 s even when idle (the webapp's keepalive is 20 s),
-                # so dead connections are found without earning a "too_many_pings" GOAWAY.
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
         # Every handler registered through `wrapped` gets the request id, the log line, the
-        # error mapping, the access check, metrics and spans, and (the API's) the drain gate.
+        # error mapping, the access check, the limits on writes, metrics and spans, and (the
+        # API's) the drain gate.
         wrapped = CallWrapping(
             self._gate,
             "/users.v1.",
             self.identity.access,
+            admission=Admission(limits, self.disk_reserve),
             metrics=self.metrics,
             tracer=self._tracer,
         ).server(server)
         users_pb2_grpc.add_UserServiceServicer_to_server(
-            UserService(self.store, self.feed, self._cutoff), wrapped
+            UserService(
+                self.store, self.feed, self._cutoff, max_import_rows=limits.max_import_rows
+            ),
+            wrapped,
         )
         users_pb2_grpc.add_AuthServiceServicer_to_server(self.identity.service, wrapped)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, wrapped)
-        names = (SERVICE_NAME, AUTH_SERVICE_NAME, HEALTH_SERVICE_NAME)
-        enable_reflection(wrapped, names, load_descriptor_set())
+        if self.settings.reflection:
+            names = (SERVICE_NAME, AUTH_SERVICE_NAME, HEALTH_SERVICE_NAME)
+            enable_reflection(wrapped, names, load_descriptor_set())
         return server
 
     def _credentials(self) -> Any:
@@ -167,6 +178,10 @@ class UsersServer:
             await self._start_health_server()
         self._monitor_task = asyncio.create_task(self._monitor.run(), name="store-monitor")
         self._serve_metrics(port)
+        ttl = self.settings.limits.idempotency_key_ttl_seconds
+        self._janitor_task = asyncio.create_task(
+            purge_idempotency_keys(self.store, ttl), name="idempotency-key-purge"
+        )
         logger.info(
             "listening",
             extra={
@@ -205,10 +220,11 @@ class UsersServer:
         self._drained = True
         grace = self.settings.grace_period_seconds if grace is None else grace
         logger.info("draining", extra={"grace_seconds": grace})
-        if self._monitor_task is not None:
-            self._monitor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor_task
+        for task in (self._monitor_task, self._janitor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         # The change feed first: open watches end, new ones are sent elsewhere (UNAVAILABLE).
         self.feed.close()
         # NOT_SERVING, still answering calls: clients that health-check each backend (the
@@ -262,6 +278,15 @@ async def main(settings: Settings) -> int:
     if tracing is not None:
         tracing.shutdown()  # the spans still buffered go out
     return 0
+
+
+def _disk_reserve(settings: Settings) -> DiskReserve | None:
+    """The free-space reserve of a SQLite database's filesystem (PostgreSQL keeps its own)."""
+    reserve = settings.limits.disk_reserve_bytes
+    if not settings.database_url.startswith(SQLITE_PREFIX) or not reserve:
+        return None
+    directory = sqlite_path(settings.database_url).parent
+    return DiskReserve(directory, reserve)
 
 
 def _transport(settings: Settings) -> str:

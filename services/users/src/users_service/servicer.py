@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TypeAlias
 
 import grpc
@@ -14,7 +14,7 @@ from users.v1 import users_pb2, users_pb2_grpc
 from users_service import validation
 from users_service.convert import user_message
 from users_service.events import Broadcaster
-from users_service.importer import import_rows
+from users_service.importer import DEFAULT_MAX_ROWS, import_rows
 from users_service.lifecycle import ShuttingDown
 from users_service.pagination import Cursor, decode_cursor, encode_token
 from users_service.store import AlreadyExists as UsernameTaken
@@ -32,6 +32,7 @@ from users_service.validation import FieldViolation, InvalidArgument
 logger = logging.getLogger(__name__)
 
 STREAM_BATCH_SIZE = 500
+YIELD_EVERY = 100
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
@@ -43,10 +44,16 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     """
 
     def __init__(
-        self, store: UserStore, feed: Broadcaster, cutoff: asyncio.Event | None = None
+        self,
+        store: UserStore,
+        feed: Broadcaster,
+        cutoff: asyncio.Event | None = None,
+        *,
+        max_import_rows: int = DEFAULT_MAX_ROWS,
     ) -> None:
         self._store = store
         self._feed = feed
+        self._max_import_rows = max_import_rows
         # Set by the drain when its grace is nearly spent: long streams then end UNAVAILABLE.
         self._cutoff = cutoff or asyncio.Event()
 
@@ -90,13 +97,15 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.UpdateUserRequest, context: Context
     ) -> users_pb2.User:
         changes = validation.user_changes(request)
-        user = await self._store.update_user(request.user.id, changes, request.etag)
+        etag = validation.etag(request.etag)
+        user = await self._store.update_user(request.user.id, changes, etag)
         return user_message(user)
 
     async def DeleteUser(
         self, request: users_pb2.DeleteUserRequest, context: Context
     ) -> empty_pb2.Empty:
-        await self._store.delete_user(validation.user_id(request.id, "id"), request.etag)
+        user_id = validation.user_id(request.id, "id")
+        await self._store.delete_user(user_id, validation.etag(request.etag))
         return empty_pb2.Empty()
 
     async def ListUsers(
@@ -121,9 +130,10 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             async for user in self._all_users():
                 yield user_message(user)
             return
-        keys = [users_pb2.GetUserRequest(id=user_id) for user_id in request.ids]
-        keys += [users_pb2.GetUserRequest(username=name) for name in request.usernames]
-        for key in keys:
+        validation.get_users_keys(request.ids, request.usernames)  # before any work
+        for count, key in enumerate(_get_users_keys(request), 1):
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a long list of misses yields nothing: let others run
             try:
                 yield user_message(await self._get(key))
             except (NotFound, InvalidArgument):
@@ -144,7 +154,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def ImportUsers(
         self, request_iterator: AsyncIterator[users_pb2.CreateUserRequest], context: Context
     ) -> users_pb2.ImportUsersResponse:
-        summary = await import_rows(self._store, request_iterator)
+        summary = await import_rows(self._store, request_iterator, self._max_import_rows)
         logger.info(
             "import done",
             extra={
@@ -204,3 +214,9 @@ def _page(
             encode_token(users[0].id, prefix, before=True) if more_before and users else ""
         ),
     )
+def _get_users_keys(request: users_pb2.GetUsersRequest) -> Iterator[users_pb2.GetUserRequest]:
+    """One key at a time: no list of every key built up front."""
+    for user_id in request.ids:
+        yield users_pb2.GetUserRequest(id=user_id)
+    for name in request.usernames:
+        yield users_pb2.GetUserRequest(username=name)

@@ -16,7 +16,11 @@ from grpc_status import rpc_status
 
 from users_service.denials import PermissionDenied, Throttled, Unauthenticated
 from users_service.events import ChangesMissed, SubscriberTooSlow
+from users_service.client_errors import clip
+from users_service.events import ChangesMissed, SubscriberTooSlow, TooManySubscribers
+from users_service.importer import ImportTooLarge
 from users_service.lifecycle import ShuttingDown
+from users_service.limits import RateLimited, StorageFull
 from users_service.store import (
     AlreadyExists,
     IdempotencyKeyReused,
@@ -37,9 +41,28 @@ _CODES: dict[type[Exception], Any] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Throttled: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ImportTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # Generated base servicers raise it for a method nobody implemented (Health/List in
+    # grpcio-health-checking): UNIMPLEMENTED, with no traceback logged.
+    NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
+    StorageFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    TooManySubscribers: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+# Which limit a RESOURCE_EXHAUSTED comes from, in the trailers (the webapp maps it to 429, 507
+# or 503), with retry-after (whole seconds) where waiting helps.
+LIMIT_KEY = "users-limit"
+RETRY_AFTER_KEY = "retry-after"
+_LIMITS: dict[type[Exception], str] = {
+    RateLimited: "rate",
+    StorageFull: "storage",
+    TooManySubscribers: "subscribers",
+    ImportTooLarge: "size",
 }
 # Derived, so an error added to _CODES is mapped by calls.py too. The first two become
 # INVALID_ARGUMENT with BadRequest details in abort_with.
+# The trailers must stay small whatever the request: the first violations only.
+MAX_VIOLATIONS = 10
 MAPPED_ERRORS: tuple[type[Exception], ...] = (InvalidArgument, IdempotencyKeyReused, *_CODES)
 
 
@@ -47,13 +70,17 @@ def bad_request_status(message: str, violations: list[FieldViolation]) -> Any:
     """A grpc.Status of INVALID_ARGUMENT carrying google.rpc.BadRequest field violations."""
     bad_request = error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in violations
+            error_details_pb2.BadRequest.FieldViolation(
+                field=clip(v.field, 80), description=clip(v.description)
+            )
+            for v in violations[:MAX_VIOLATIONS]
         ]
     )
     detail = any_pb2.Any()
     detail.Pack(bad_request)
-    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[detail])
+    status = status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT, message=clip(message), details=[detail]
+    )
     return rpc_status.to_status(status)
 
 
@@ -78,6 +105,15 @@ class _WithTrailers:
         self.code = status.code
         self.details = status.details
         self.trailing_metadata = trailing_metadata
+def _limit_trailers(context: grpc.aio.ServicerContext, error: Exception) -> Any:
+    limit = _LIMITS.get(type(error))
+    if limit is None:
+        return ()  # the trailers already set (the request id) go out as they are
+    trailers = [*context.trailing_metadata(), (LIMIT_KEY, limit)]
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        trailers.append((RETRY_AFTER_KEY, str(retry_after)))
+    return tuple(trailers)
 
 
 async def abort_with(context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
@@ -96,6 +132,7 @@ async def abort_with(context: grpc.aio.ServicerContext, error: Exception) -> NoR
     if isinstance(error, Unauthenticated):
         # As HTTP's 401 does (RFC 6750): what kind of credential the server wants.
         trailers = (*context.trailing_metadata(), ("www-authenticate", "Bearer"))
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error), trailers)
-    await context.abort(_CODES[type(error)], str(error))
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, clip(str(error)), trailers)
+    # Clipped: a detail quoting a client's input must fit in any client's metadata limit.
+    await context.abort(_CODES[type(error)], clip(str(error)), _limit_trailers(context, error))
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises

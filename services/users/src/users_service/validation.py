@@ -25,9 +25,23 @@ _ASCII_LOCAL_PART = re.compile(
 MAX_DISPLAY_NAME = 64
 MAX_REQUEST_ID = 128
 UPDATABLE_PATHS = ("username", "email", "display_name")
+MAX_MASK_PATHS = 10
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 MAX_BATCH_IDS = 1000
+# GetUsers names users by id and by username: as many of each as BatchGetUsers takes ids.
+MAX_GET_USERS_KEYS = MAX_BATCH_IDS
+MAX_USERNAME = 32
+MAX_ETAG = 64
+# What an error detail quotes of a client's value (its whole detail is clipped in status.py).
+MAX_ECHO = 40
+
+
+def echo(value: str) -> str:
+    """`value` as an error detail may quote it: at most MAX_ECHO characters, repr'd."""
+    if len(value) <= MAX_ECHO:
+        return repr(value)
+    return f"{value[:MAX_ECHO]!r}... ({len(value)} characters)"
 
 
 @dataclass(frozen=True)
@@ -156,9 +170,30 @@ def batch_ids(ids: Sequence[int]) -> list[int]:
 
 
 def lookup_username(value: str, field: str) -> str:
-    """A username to look up, lowercased; raises InvalidArgument when it is empty."""
+    """A username to look up, lowercased; raises InvalidArgument when it is empty or longer
+    than any username (refused before the store)."""
     _check([] if value else [FieldViolation(field, "must not be empty")])
+    if len(value) > MAX_USERNAME:
+        _check([FieldViolation(field, f"must be at most {MAX_USERNAME} characters")])
     return value.lower()
+
+
+def get_users_keys(ids: Sequence[int], usernames: Sequence[str]) -> None:
+    """Raises InvalidArgument when a GetUsers names more users than it may (checked before any
+    lookup; the message's size is capped by the server's receive limit before it is parsed)."""
+    cap = MAX_GET_USERS_KEYS
+    violations = [
+        FieldViolation(name, f"must name at most {cap} users, not {len(keys)}")
+        for name, keys in (("ids", ids), ("usernames", usernames))
+        if len(keys) > cap
+    ]
+    _check(violations)
+
+
+def etag(value: str) -> str:
+    """An etag as a client sends it back; raises InvalidArgument when no etag is that long."""
+    _check([] if len(value) <= MAX_ETAG else [FieldViolation("etag", "is not an etag we issued")])
+    return value
 
 
 def user_changes(request: users_pb2.UpdateUserRequest) -> UserChanges:
@@ -166,10 +201,14 @@ def user_changes(request: users_pb2.UpdateUserRequest) -> UserChanges:
     paths = list(request.update_mask.paths)
     violations = [] if request.HasField("user") else [FieldViolation("user", "is required")]
     violations += [
-        FieldViolation(f"update_mask.paths[{index}]", f"{path!r} is not one of {UPDATABLE_PATHS}")
-        for index, path in enumerate(paths)
+        FieldViolation(
+            f"update_mask.paths[{index}]", f"{echo(path)} is not one of {UPDATABLE_PATHS}"
+        )
+        for index, path in enumerate(paths[:MAX_MASK_PATHS])
         if path not in UPDATABLE_PATHS
     ]
+    if len(paths) > MAX_MASK_PATHS:
+        violations.append(FieldViolation("update_mask", f"names more than {MAX_MASK_PATHS} paths"))
     if not paths:
         violations.append(FieldViolation("update_mask", "must name at least one field"))
     if request.user.id <= 0:

@@ -11,12 +11,14 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from plumbing.metrics import serve
+from plumbing.rate_limits import Rate
 from plumbing.request_ids import request_id_var
 from plumbing.tracing import Tracing
 
 from webapp import errors
 from webapp.config import Settings
 from webapp.gateway import UsersGateway
+from webapp.guards import Slots, WriteRateLimit
 from webapp.middleware import RequestContextMiddleware
 from webapp.routes import api, auth, auth_api, docs, events, health, importer, stream, ui
 from webapp.telemetry import WebappMetrics
@@ -76,6 +78,7 @@ def create_app(settings: Settings, tracing: Tracing | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.settings = settings
     app.state.readiness = health.Readiness()
@@ -83,14 +86,18 @@ def create_app(settings: Settings, tracing: Tracing | None = None) -> FastAPI:
     if metrics is not None:
         metrics.watch_readiness(lambda: app.state.readiness.ready)
     app.state.key_cache = auth.KeyCache()
+    app.state.event_streams = Slots(settings.limits.max_event_streams)
     errors.install(app, html=_html_error)
+    limits = settings.limits
+    app.add_middleware(WriteRateLimit, rate=Rate(limits.writes_per_second, limits.write_burst))
     app.add_middleware(
         RequestContextMiddleware,
         allowed_hosts=settings.allowed_hosts,
         metrics=metrics,
         tracer=tracer,
     )
-    docs.install(app)
+    if settings.docs:
+        docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # The read endpoint's routes first: routes are tried in order, and it is the hot one.
     for module in (api, health, importer, events, stream, ui, auth, auth_api):

@@ -12,6 +12,7 @@ from plumbing.settings import (
     ConfigError,
     as_is,
     host_port,
+    boolean,
     log_level,
     one_of,
     port,
@@ -20,6 +21,7 @@ from plumbing.settings import (
 )
 
 from webapp.hosts import DEFAULT_ALLOWED_HOSTS, parse_allowed_hosts
+from webapp.limits import Limits
 
 __all__ = ["ConfigError", "Settings"]
 
@@ -59,6 +61,10 @@ class Settings:
     metrics_listen_address: str = ""
     # The Host names requests may carry (any port): others are refused (hosts.py).
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
+    # Request sizes and timing, concurrency, event streams, write rates (limits.py).
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    # /docs and /openapi.json: false to serve without them.
+    docs: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +97,8 @@ class Settings:
                 env, "WEBAPP_METRICS_LISTEN_ADDRESS", cls.metrics_listen_address, host_port
             ),
             allowed_hosts=read(env, "WEBAPP_ALLOWED_HOSTS", cls.allowed_hosts, parse_allowed_hosts),
+            limits=Limits.from_env(env),
+            docs=read(env, "WEBAPP_DOCS", cls.docs, boolean),
             **_tls(env),
         )
 

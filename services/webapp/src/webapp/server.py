@@ -19,7 +19,7 @@ from plumbing.tracing import configure
 from webapp.app import create_app
 from webapp.config import Settings
 from webapp.gateway.channel import users_tls_files
-from webapp.lingering import LingeringHttpToolsProtocol
+from webapp.http_limits import protocol_class
 from webapp.middleware import access_log
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,11 @@ def main(settings: Settings) -> None:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),  # uvicorn: whole s
         proxy_headers=False,
         server_header=False,
-        # Idle keep-alive connections linger a moment on shutdown (lingering.py).
-        http=LingeringHttpToolsProtocol,
+        # URL, header, body and header-time limits (http_limits.py); idle keep-alive
+        # connections linger a moment on shutdown (lingering.py).
+        http=protocol_class(settings.limits.http),
+        # Beyond this many connections or requests at once: 503 at once (limits.py).
+        limit_concurrency=settings.limits.max_concurrency,
         # HTTPS from files when set (uvicorn reads them once: a renewal needs a restart).
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,

@@ -160,8 +160,12 @@ class UserStore(Protocol):
     async def close(self) -> None:
         """Releases every connection and thread."""
 
-    async def probe(self) -> None:
-        """Proves the store can serve: a real write and read; raises StoreUnavailable if not."""
+    async def probe(self, *, write: bool = True) -> None:
+        """Proves the store can serve: a real write and read (a read alone with write=False, while
+        the disk is down to its reserve); raises StoreUnavailable if not."""
+
+    async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
+        """Forgets the request_ids of creates older than that; returns how many."""
 
     async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
         """Creates the users in one transaction, one outcome per user, in order."""

@@ -137,13 +137,14 @@ class PostgresUserStore:
         except psycopg.Error as error:  # constraint violations are outcomes, handled in sql
             raise StoreUnavailable(f"database {self._label} cannot serve: {error}") from error
 
-    async def probe(self) -> None:
+    async def probe(self, *, write: bool = True) -> None:
         if self._feed is not None and not self._feed.connected:
             raise StoreUnavailable(f"the change feed from {self._label} is disconnected")
         async with self._probing:
             try:
                 async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-                    await sql.write_probe(await self._probe_connection())
+                    conn = await self._probe_connection()
+                    await (sql.write_probe(conn) if write else conn.execute("SELECT 1"))
             except TimeoutError:
                 await self._drop_probe_connection()
                 raise StoreUnavailable(f"database {self._label} did not answer in time") from None
@@ -191,6 +192,11 @@ class PostgresUserStore:
     async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
         return await self._run(
             partial(sql.update_user, user_id=user_id, changes=changes, etag=etag)
+        )
+
+    async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
+        return await self._run(
+            partial(sql.purge_idempotency_keys, older_than_seconds=older_than_seconds)
         )
 
     async def delete_user(self, user_id: int, etag: str) -> UserRecord:

@@ -279,3 +279,12 @@ async def write_probe(conn: Conn) -> None:
         row = await _one(conn, "SELECT token FROM store_probe WHERE id = 1", ())
     if row is None or row[0] != token:
         raise psycopg.DataError("the probe row did not read back")
+
+
+async def purge_idempotency_keys(conn: Conn, older_than_seconds: float) -> int:
+    """Deletes the idempotency keys created more than that long ago; returns how many."""
+    cursor = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE create_time < now() - make_interval(secs => %s)",
+        (older_than_seconds,),
+    )
+    return int(cursor.rowcount)

@@ -131,6 +131,9 @@ class SqliteUserStore:
         # (measured: docs/performance.md). In WAL mode a reader never waits for the writer, so
         # the loop does not stall behind a commit and its fsync.
         self._reader = _Connection(path, READ_BUSY_TIMEOUT_MS)
+        # Filtered pages may scan most of the table: a thread of their own keeps that off the
+        # loop (docs/limits.md, the event loop).
+        self._scanner = _Worker(path, "users-store-scanner")
         self._creates = GroupCommit(self._insert, on_commit_batch)
 
     async def open(self) -> None:
@@ -150,18 +153,26 @@ class SqliteUserStore:
 
     async def close(self) -> None:
         await self._writer.close()
+        await self._scanner.close()
         self._reader.drop()
 
-    async def probe(self) -> None:
-        await self._writer.run(lambda _conn: self._fresh_probe())
+    async def probe(self, *, write: bool = True) -> None:
+        await self._writer.run(lambda _conn: self._fresh_probe(write))
 
-    def _fresh_probe(self) -> None:
+    def _fresh_probe(self, write: bool) -> None:
         # A fresh connection notices what a long-lived one hides (a replaced or vanished file).
         conn = connect(self._path)
         try:
-            sql.write_probe(conn)
+            if write:
+                sql.write_probe(conn)
+            else:
+                conn.execute("SELECT count(*) FROM store_probe").fetchone()
         finally:
             conn.close()
+
+    async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
+        before_us = sql.now_us() - int(older_than_seconds * 1e6)
+        return await self._writer.run(partial(sql.purge_idempotency_keys, before_us=before_us))
 
     async def create_users(self, users: Sequence[NewUser]) -> list[CreateOutcome]:
         return await self._creates.submit(users)
@@ -206,9 +217,25 @@ class SqliteUserStore:
         return user
 
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
-        return self._reader.call(
-            partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
+        page = partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
+        return await self._page(page, username_prefix)
+
+    async def list_users_before(
+        self, before_id: int, limit: int, username_prefix: str
+    ) -> list[UserRecord]:
+        page = partial(
+            sql.select_page_before, before_id=before_id, limit=limit, prefix=username_prefix
         )
+        return await self._page(page, username_prefix)
+
+    async def _page(
+        self, page: Callable[[sqlite3.Connection], list[UserRecord]], username_prefix: str
+    ) -> list[UserRecord]:
+        if not username_prefix:
+            return self._reader.call(page)  # by id: `limit` rows read, however large the table
+        if not self._reader.call(partial(sql.prefix_matches, prefix=username_prefix)):
+            return []
+        return await self._scanner.run(page)
 
     async def get_credentials(self, username: str) -> tuple[UserRecord, str]:
         found = self._reader.call(partial(sql.select_credentials, username=username))
@@ -220,12 +247,3 @@ class SqliteUserStore:
         user = await self._writer.run(partial(sql.update_account, user_id=user_id, change=change))
         self._changed(ChangeKind.UPDATED, user, user.update_time)
         return user
-
-    async def list_users_before(
-        self, before_id: int, limit: int, username_prefix: str
-    ) -> list[UserRecord]:
-        return self._reader.call(
-            partial(
-                sql.select_page_before, before_id=before_id, limit=limit, prefix=username_prefix
-            ),
-        )

@@ -114,6 +114,18 @@ def select_page_before(
         (before_id, pattern, limit),
     ).fetchall()
     return [_record(row) for row in reversed(rows)]
+def prefix_matches(conn: sqlite3.Connection, prefix: str) -> bool:
+    """Whether any username starts with `prefix` (a lowercase username prefix): one probe of
+    the username index, however large the table."""
+    # Usernames are lowercase [a-z0-9._-]: every one starting with `prefix` sorts at or after
+    # it and before `prefix` with its last character bumped by one.
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    row = conn.execute(
+        "SELECT 1 FROM users WHERE username >= ? COLLATE NOCASE"
+        " AND username < ? COLLATE NOCASE LIMIT 1",
+        (prefix, upper),
+    ).fetchone()
+    return row is not None
 
 
 def insert_users(conn: sqlite3.Connection, users: Sequence[NewUser]) -> list[CreateOutcome]:
@@ -239,3 +251,10 @@ def write_probe(conn: sqlite3.Connection) -> None:
     row = conn.execute("SELECT probe_time_us FROM store_probe WHERE id = 1").fetchone()
     if row is None or row[0] != stamp:
         raise sqlite3.DatabaseError("the probe row did not read back")
+
+
+def purge_idempotency_keys(conn: sqlite3.Connection, before_us: int) -> int:
+    """Deletes the idempotency keys created before `before_us`; returns how many."""
+    with transaction(conn):
+        cursor = conn.execute("DELETE FROM idempotency_keys WHERE create_time_us < ?", (before_us,))
+    return int(cursor.rowcount)

@@ -46,7 +46,7 @@ class UsersServiceError(Exception):
         code: str = "",
         reason: str = "",
         errors: list[dict[str, str]] | None = None,
-        retry_after: int = 1,
+        retry_after: str | None = None,
         credentials_sent: bool = False,
     ) -> None:
         super().__init__(detail)
@@ -56,17 +56,15 @@ class UsersServiceError(Exception):
         self.code = code  # the gRPC status code's name, for logs ("" when raised here)
         self.reason = reason  # the users service's own message, for logs and forms
         self.errors = errors  # field violations, for invalid input
-        self.retry_after = retry_after  # seconds, for 429
+        self.retry_after = retry_after  # seconds, where the users service said (429, 503)
         self.credentials_sent = credentials_sent  # for 401: a token was sent, and refused
 
     @property
     def headers(self) -> dict[str, str] | None:
         """Response headers the status calls for (Retry-After on 503 and 429; the challenge on
         401)."""
-        if self.status == 503:
-            return {"Retry-After": RETRY_AFTER_SECONDS}
-        if self.status == 429:
-            return {"Retry-After": str(self.retry_after)}
+        if self.status in (429, 503):
+            return {"Retry-After": self.retry_after or RETRY_AFTER_SECONDS}
         if self.status == 401:
             return {"WWW-Authenticate": www_authenticate(self.credentials_sent)}
         return None
@@ -136,13 +134,31 @@ _ERRORS: dict[grpc.StatusCode, tuple[type[UsersServiceError], int]] = {
 _OPAQUE = {502, 503, 504}
 
 
+# RESOURCE_EXHAUSTED by the limit the users service names in its `users-limit` trailer.
+_LIMITS = {"rate": 429, "storage": 507, "subscribers": 503, "size": 413}
+
+
+def _limit(exc: grpc.aio.AioRpcError) -> tuple[int, str | None]:
+    """(HTTP status, retry-after) of a RESOURCE_EXHAUSTED."""
+    trailers = dict(exc.trailing_metadata() or ())
+    limit = str(trailers.get("users-limit", ""))
+    retry_after = trailers.get("retry-after")
+    if limit in _LIMITS:
+        return _LIMITS[limit], None if retry_after is None else str(retry_after)
+    # grpc's own: a message over the size cap, or the server's concurrent-call limit.
+    return (413 if "larger than max" in (exc.details() or "") else 503), None
+
+
 def users_error(exc: grpc.aio.AioRpcError) -> UsersServiceError:
     """The webapp's exception for a failed call (in the context of the request that made it)."""
     code = exc.code()
     kind, status = _ERRORS.get(code, (UsersServiceError, 502))
     retry_after = None
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and (retry_after := retry_delay(exc)):
-        kind, status = TooManyAttemptsError, 429  # throttled; without a delay: a size limit
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if delay := retry_delay(exc):  # a throttled sign-in (google.rpc.RetryInfo)
+            kind, status, retry_after = TooManyAttemptsError, 429, str(delay)
+        else:  # a limit the users service names, or grpc's own
+            status, retry_after = _limit(exc)
     reason = exc.details() or ""
     detail = _opaque_detail(code) if status in _OPAQUE else reason or HTTPStatus(status).phrase
     errors = field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else None
@@ -152,7 +168,7 @@ def users_error(exc: grpc.aio.AioRpcError) -> UsersServiceError:
         code=code.name,
         reason=reason,
         errors=errors,
-        retry_after=retry_after or 1,
+        retry_after=retry_after,
         credentials_sent=authorization_var.get() is not None,
     )
 

@@ -11,8 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
+from starlette.background import BackgroundTask
 
 from webapp.gateway import UserEvent, UsersServiceError, UserWatch
+from webapp.guards import Slots
 from webapp.routes.api import ERRORS
 from webapp.routes.deps import users_gateway
 from webapp.telemetry import WebappMetrics
@@ -79,9 +81,19 @@ async def user_events(request: Request) -> StreamingResponse:
     shuts down; EventSource clients reconnect by themselves.
     """
     gateway = users_gateway(request)
-    watch = await gateway.watch()  # a dead users service is a 503 here, not an empty feed
+    slots: Slots = request.app.state.event_streams
+    if not slots.acquire():
+        detail = f"all {slots.size} event streams are open; retry shortly"
+        raise UsersServiceError(detail, status=503)  # 503 comes with Retry-After
+    try:
+        watch = await gateway.watch()  # a dead users service is a 503 here, not an empty feed
+    except BaseException:
+        slots.release()
+        raise
     return StreamingResponse(
         _frames(watch, gateway.stopping, gateway.metrics),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # Runs once the stream ends, the client gone or not.
+        background=BackgroundTask(slots.release),
     )

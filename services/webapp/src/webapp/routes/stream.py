@@ -96,6 +96,12 @@ async def _lines(stream: UserStream) -> AsyncIterator[bytes]:
         stream.close()
 
 
+# As many of each as the users service's GetUsers takes (the URL limit comes first: 414).
+MAX_NAMED = 1000
+IDS = Query(description="Only these ids.", max_length=MAX_NAMED)
+USERNAMES = Query(description="Only these usernames.", max_length=MAX_NAMED)
+
+
 @router.get(
     "/users/",
     response_class=StreamingResponse,
@@ -106,8 +112,8 @@ async def _lines(stream: UserStream) -> AsyncIterator[bytes]:
 )
 async def stream_users(
     request: Request,
-    id: Annotated[list[Int64], Query(description="Only these ids.")] = [],  # noqa: B006
-    username: Annotated[list[str], Query(description="Only these usernames.")] = [],  # noqa: B006
+    id: Annotated[list[Int64], IDS] = [],  # noqa: B006
+    username: Annotated[list[str], USERNAMES] = [],  # noqa: B006
 ) -> StreamingResponse:
     """Streams users as NDJSON (one JSON object a line): every user in id order, or only those
     named by `id` and `username` (misses are skipped). Errors before the first line are problem
