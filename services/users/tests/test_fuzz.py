@@ -20,7 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit.channels import sync_channel
 from testkit.processes import memory_kb
+from testkit.tokens import TestIssuer
 from users.v1 import users_pb2
 
 from .conftest import ServerProcess
@@ -196,12 +198,21 @@ def call(
 
 @pytest.fixture(scope="module")
 def fuzzed(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, test_issuer: TestIssuer, admin_token: str
 ) -> Iterator[tuple[ServerProcess, grpc.Channel, int]]:
-    """One server for the module, with no write or import rate limit (to reach the store)."""
+    """One server for the module, with no write or import rate limit (to reach the store),
+    called as an admin (past the access check, into every handler); cheap password hashes."""
     db = tmp_path_factory.mktemp("fuzz") / "users.db"
-    server = ServerProcess(db, USERS_WRITES_PER_SECOND="0", USERS_IMPORTS_PER_MINUTE="0")
-    channel = grpc.insecure_channel(server.target)
+    server = ServerProcess(
+        db,
+        test_issuer,
+        USERS_WRITES_PER_SECOND="0",
+        USERS_IMPORTS_PER_MINUTE="0",
+        USERS_SIGNUP_OPEN="true",
+        USERS_HASH_MEMORY_KIB="8192",
+        USERS_HASH_TIME_COST="1",
+    )
+    channel = sync_channel(server.target, token=admin_token)
     try:
         health = health_pb2_grpc.HealthStub(channel)
         health.Check(health_pb2.HealthCheckRequest(), timeout=10)

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.server import UsersServer
 
@@ -149,9 +150,9 @@ async def test_a_request_over_the_size_cap_is_refused_before_it_is_parsed(stub: 
     assert "65536" in (caught.value.details() or "")  # the cap, named
 
 
-async def test_reflection_can_be_turned_off(start_server: ServerFactory) -> None:
+async def test_reflection_can_be_turned_off(start_server: ServerFactory, admin_token: str) -> None:
     _, port = await start_server(reflection=False)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         call = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")(
             iter([b"\x3a\x00"])
         )  # list_services
@@ -161,8 +162,10 @@ async def test_reflection_can_be_turned_off(start_server: ServerFactory) -> None
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-async def test_reflection_answers_by_default(server: tuple[UsersServer, int]) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server[1]}") as channel:
+async def test_reflection_answers_by_default(
+    server: tuple[UsersServer, int], admin_token: str
+) -> None:
+    async with aio_channel(f"127.0.0.1:{server[1]}", token=admin_token) as channel:
         call = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")(
             iter([b"\x3a\x00"])
         )

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 from plumbing.settings import ConfigError
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.config import Settings
 from users_service.limits import Limits
@@ -33,9 +34,10 @@ async def refused(call: Any) -> grpc.aio.AioRpcError:
 
 async def test_writes_beyond_the_callers_rate_end_resource_exhausted_with_retry_after(
     start_server: ServerFactory,
+    admin_token: str,
 ) -> None:
     _, port = await start_server(limits=Limits(writes_per_second=0.5, write_burst=2))
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         await stub.CreateUser(create("one"))
         await stub.CreateUser(create("two"))
@@ -48,9 +50,11 @@ async def test_writes_beyond_the_callers_rate_end_resource_exhausted_with_retry_
         assert (await stub.GetUser(users_pb2.GetUserRequest(username="one"))).username == "one"
 
 
-async def test_imports_beyond_the_callers_rate_are_refused(start_server: ServerFactory) -> None:
+async def test_imports_beyond_the_callers_rate_are_refused(
+    start_server: ServerFactory, admin_token: str
+) -> None:
     _, port = await start_server(limits=Limits(imports_per_minute=1, import_burst=1))
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         assert (await stub.ImportUsers(iter([create("imp")]))).created_count == 1
         error = await refused(stub.ImportUsers(iter([create("imq")])))
@@ -60,9 +64,10 @@ async def test_imports_beyond_the_callers_rate_are_refused(start_server: ServerF
 
 async def test_an_import_past_its_row_cap_ends_resource_exhausted_keeping_the_rows_before(
     start_server: ServerFactory,
+    admin_token: str,
 ) -> None:
     _, port = await start_server(limits=Limits(max_import_rows=5))
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         error = await refused(stub.ImportUsers(iter([create(f"row{i}") for i in range(8)])))
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -71,9 +76,11 @@ async def test_an_import_past_its_row_cap_ends_resource_exhausted_keeping_the_ro
         assert [user.username for user in listed.users] == [f"row{i}" for i in range(5)]
 
 
-async def test_watchers_beyond_the_cap_end_resource_exhausted(start_server: ServerFactory) -> None:
+async def test_watchers_beyond_the_cap_end_resource_exhausted(
+    start_server: ServerFactory, admin_token: str
+) -> None:
     server, port = await start_server(limits=Limits(max_watchers=2))
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         watches = [stub.WatchUsers(users_pb2.WatchUsersRequest()) for _ in range(2)]
         for watch in watches:
@@ -99,7 +106,9 @@ WATCHER = textwrap.dedent(
     import sys, grpc
     from users.v1 import users_pb2, users_pb2_grpc
     channel = grpc.insecure_channel(sys.argv[1])
-    stream = users_pb2_grpc.UserServiceStub(channel).WatchUsers(users_pb2.WatchUsersRequest())
+    token = (("authorization", "Bearer " + sys.argv[2]),)
+    stub = users_pb2_grpc.UserServiceStub(channel)
+    stream = stub.WatchUsers(users_pb2.WatchUsersRequest(), metadata=token)
     stream.initial_metadata()
     print("watching", flush=True)
     for event in stream:
@@ -110,10 +119,11 @@ WATCHER = textwrap.dedent(
 
 async def test_a_stopped_watcher_is_dropped_within_keepalive_and_its_timeout(
     start_server: ServerFactory,
+    admin_token: str,
 ) -> None:
     limits = Limits(keepalive_seconds=1, keepalive_timeout_seconds=1)
     server, port = await start_server(limits=limits)
-    command = [sys.executable, "-c", WATCHER, f"127.0.0.1:{port}"]
+    command = [sys.executable, "-c", WATCHER, f"127.0.0.1:{port}", admin_token]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as watcher:  # noqa: ASYNC220
         try:
             assert watcher.stdout is not None
@@ -131,10 +141,12 @@ async def test_a_stopped_watcher_is_dropped_within_keepalive_and_its_timeout(
             os.kill(watcher.pid, signal.SIGCONT)
 
 
-async def test_a_quiet_watcher_that_answers_pings_is_kept(start_server: ServerFactory) -> None:
+async def test_a_quiet_watcher_that_answers_pings_is_kept(
+    start_server: ServerFactory, admin_token: str
+) -> None:
     limits = Limits(keepalive_seconds=0.5, keepalive_timeout_seconds=0.5)
     server, port = await start_server(limits=limits)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         watch = users_pb2_grpc.UserServiceStub(channel).WatchUsers(users_pb2.WatchUsersRequest())
         await watch.initial_metadata()
         await asyncio.sleep(3)  # several keepalive rounds with nothing to send
@@ -155,9 +167,10 @@ def test_limits_are_read_from_the_environment() -> None:
 
 async def test_the_server_purges_idempotency_keys_after_their_ttl(
     start_server: ServerFactory,
+    admin_token: str,
 ) -> None:
     _, port = await start_server(limits=Limits(idempotency_key_ttl_seconds=1))
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         keyed = users_pb2.CreateUserRequest(username="keyed", request_id="once")
         first = await stub.CreateUser(keyed)

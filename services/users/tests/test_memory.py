@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 from testkit.channels import aio_channel
 from testkit.processes import memory_kb, reset_peak_rss
@@ -75,11 +76,11 @@ MAX_REFUSAL_GROWTH_MB = 20
 
 @pytest.mark.parametrize("kind", HUGE_REQUESTS)
 async def test_a_huge_get_users_is_refused_at_once_in_flat_memory(
-    spawn_server: Callable[..., ServerProcess], kind: str
+    spawn_server: Callable[..., ServerProcess], kind: str, admin_token: str
 ) -> None:
     proc = spawn_server()
     pid = proc.process.pid
-    async with grpc.aio.insecure_channel(proc.target) as channel:
+    async with aio_channel(proc.target, token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         created = await stub.CreateUser(users_pb2.CreateUserRequest(username="still-here"))
         baseline_kb = memory_kb(pid, "VmRSS")

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import pytest
+from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
 from users_service.store.sqlite import SqliteUserStore
 
@@ -34,6 +34,7 @@ MAX_SECONDS = 60.0
 HAMMER = textwrap.dedent(
     """
     import asyncio, sys, grpc
+    from testkit.channels import aio_channel
     from users.v1 import users_pb2 as pb, users_pb2_grpc
     REQUESTS = [
         ("ListUsers", pb.ListUsersRequest(page_size=1000, username_prefix="zzz")),
@@ -53,7 +54,7 @@ HAMMER = textwrap.dedent(
             else:
                 await call
     async def main():
-        async with grpc.aio.insecure_channel(sys.argv[1]) as channel:
+        async with aio_channel(sys.argv[1], token=sys.argv[2]) as channel:
             stub = users_pb2_grpc.UserServiceStub(channel)
             print("hammering", flush=True)
             await loop(stub, 0)
@@ -82,9 +83,9 @@ def seed(db: Path) -> None:
     conn.close()
 
 
-async def get_user_times(target: str, calls: int) -> list[float]:
+async def get_user_times(target: str, token: str, calls: int) -> list[float]:
     times = []
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with aio_channel(target, token=token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         await stub.GetUser(users_pb2.GetUserRequest(id=1))
         deadline = time.perf_counter() + MAX_SECONDS
@@ -100,20 +101,20 @@ async def get_user_times(target: str, calls: int) -> list[float]:
 
 
 async def test_get_user_stays_fast_while_another_client_loops_the_worst_cheap_requests(
-    spawn_server: Callable[..., ServerProcess], tmp_path: Path
+    spawn_server: Callable[..., ServerProcess], tmp_path: Path, admin_token: str
 ) -> None:
     db = tmp_path / "million" / "users.db"
     db.parent.mkdir()
     await asyncio.to_thread(seed, db)
     proc = spawn_server(db)
-    quiet = sorted(await get_user_times(proc.target, 200))
-    command = [sys.executable, "-c", HAMMER, proc.target]
+    quiet = sorted(await get_user_times(proc.target, admin_token, 200))
+    command = [sys.executable, "-c", HAMMER, proc.target, admin_token]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as hammer:  # noqa: ASYNC220
         try:
             assert hammer.stdout is not None
             assert await asyncio.to_thread(hammer.stdout.readline) == "hammering\n"
             await asyncio.sleep(1)  # the loops under way
-            loaded = sorted(await get_user_times(proc.target, 1000))
+            loaded = sorted(await get_user_times(proc.target, admin_token, 1000))
         finally:
             hammer.kill()
     p99 = loaded[int(len(loaded) * 0.99)]

@@ -199,8 +199,8 @@ class CallWrapping:
                 behavior,
                 gate,
                 self._telemetry,
-                guard,
-                admit,
+                guard=guard,
+                admit=admit,
                 streams_requests=handler.request_streaming,
             )
         return factory(
@@ -216,10 +216,10 @@ def _unary(
     behavior: Callable[..., Awaitable[Any]],
     gate: LameDuck | None,
     telemetry: Telemetry,
+    *,
     guard: Guard | None,
     admit: Admit | None,
-    *,
-    streams_requests: bool = False,
+    streams_requests: bool,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 

@@ -23,8 +23,8 @@ from plumbing.settings import (
 
 from users_service.auth_config import AuthSettings
 from users_service.database_url import check_url, redact
-from users_service.validation import username_problem
 from users_service.limits import Limits
+from users_service.validation import username_problem
 
 __all__ = ["ConfigError", "Settings", "check_access", "check_transport", "is_loopback"]
 

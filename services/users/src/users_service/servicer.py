@@ -214,6 +214,8 @@ def _page(
             encode_token(users[0].id, prefix, before=True) if more_before and users else ""
         ),
     )
+
+
 def _get_users_keys(request: users_pb2.GetUsersRequest) -> Iterator[users_pb2.GetUserRequest]:
     """One key at a time: no list of every key built up front."""
     for user_id in request.ids:

@@ -14,9 +14,8 @@ from google.rpc import (
 )
 from grpc_status import rpc_status
 
-from users_service.denials import PermissionDenied, Throttled, Unauthenticated
-from users_service.events import ChangesMissed, SubscriberTooSlow
 from users_service.client_errors import clip
+from users_service.denials import PermissionDenied, Throttled, Unauthenticated
 from users_service.events import ChangesMissed, SubscriberTooSlow, TooManySubscribers
 from users_service.importer import ImportTooLarge
 from users_service.lifecycle import ShuttingDown
@@ -105,6 +104,8 @@ class _WithTrailers:
         self.code = status.code
         self.details = status.details
         self.trailing_metadata = trailing_metadata
+
+
 def _limit_trailers(context: grpc.aio.ServicerContext, error: Exception) -> Any:
     limit = _LIMITS.get(type(error))
     if limit is None:

@@ -11,8 +11,8 @@ from plumbing.runtime import SCHEDULING
 from plumbing.settings import (
     ConfigError,
     as_is,
-    host_port,
     boolean,
+    host_port,
     log_level,
     one_of,
     port,

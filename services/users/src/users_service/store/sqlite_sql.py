@@ -114,6 +114,8 @@ def select_page_before(
         (before_id, pattern, limit),
     ).fetchall()
     return [_record(row) for row in reversed(rows)]
+
+
 def prefix_matches(conn: sqlite3.Connection, prefix: str) -> bool:
     """Whether any username starts with `prefix` (a lowercase username prefix): one probe of
     the username index, however large the table."""
