@@ -64,7 +64,10 @@ class Tracing:
 
 def configure(service_name: str, env: Mapping[str, str] | None = None) -> Tracing | None:
     """Tracing from the OTEL_* environment, or None when no OTLP endpoint is set (or
-    OTEL_SDK_DISABLED=true). OTEL_SERVICE_NAME, when set, overrides `service_name`."""
+    OTEL_SDK_DISABLED=true). OTEL_SERVICE_NAME, when set, overrides `service_name`.
+
+    `env` (default os.environ) decides only whether tracing is on: the SDK itself reads the
+    sampler, the endpoint and the exporter's other settings from os.environ."""
     env = os.environ if env is None else env
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
