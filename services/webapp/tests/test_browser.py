@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import (
@@ -65,7 +66,10 @@ async def open_page(
     browser carries `token` in the session cookie (default: the admin's; None: signed out)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     if token is not None:
-        await context.add_cookies([{"name": "session", "value": token, "url": url}])
+        # For the whole site: a cookie added for the page's URL would get that URL's directory
+        # as its path (/ui/users/), and the event stream and the list would go without it.
+        origin = urlsplit(url)._replace(path="/", query="", fragment="").geturl()
+        await context.add_cookies([{"name": "session", "value": token, "url": origin}])
     page = await context.new_page()
 
     def on_console(message: ConsoleMessage) -> None:

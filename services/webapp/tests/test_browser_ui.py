@@ -8,14 +8,13 @@ import sys
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from playwright.async_api import Browser, Dialog, expect
 from testkit.processes import LoggedProcess
 from testkit.waiting import wait_for_port
 from users.v1 import users_pb2, users_pb2_grpc
 
-from .conftest import UsersService, Webapp
+from .conftest import ADMIN_TOKEN, UsersService, Webapp
 from .test_browser import browser, open_page
 
 __all__ = ["browser"]  # the fixture, shared with test_browser.py
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.browser
 
 
 async def _create(webapp: Webapp, *names: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=webapp.url) as client:
+    async with webapp.client() as client:
         users = []
         for name in names:
             response = await client.post("/api/v1/users", json={"username": name})
@@ -71,7 +70,7 @@ async def test_delete_asks_first(browser: Browser, webapp: Webapp, uname: Any) -
     await page.click("button:has-text('Delete user')")
     await expect(page.locator("h1")).to_contain_text(user["username"])
     assert asked == [f"Delete {user['username']}? This cannot be undone."]
-    async with httpx.AsyncClient(base_url=webapp.url) as client:
+    async with webapp.client() as client:
         assert (await client.get(f"/api/v1/users/{user['id']}")).status_code == 200
 
     async def accept(dialog: Dialog) -> None:
@@ -80,7 +79,7 @@ async def test_delete_asks_first(browser: Browser, webapp: Webapp, uname: Any) -
     page.once("dialog", accept)
     await page.click("button:has-text('Delete user')")
     await expect(page.locator(".notice")).to_contain_text(f"User {user['username']} deleted.")
-    async with httpx.AsyncClient(base_url=webapp.url) as client:
+    async with webapp.client() as client:
         assert (await client.get(f"/api/v1/users/{user['id']}")).status_code == 404
     assert problems == []
 
@@ -95,7 +94,7 @@ async def test_a_search_in_capitals_keeps_matching_live_updates(
     (user,) = await _create(webapp, f"{prefix}-new")
     row = page.locator(f'tr[data-user-id="{user["id"]}"]')
     await expect(row).to_contain_text(f"{prefix}-new")  # a create shows up
-    async with httpx.AsyncClient(base_url=webapp.url) as client:
+    async with webapp.client() as client:
         changed = await client.patch(
             f"/api/v1/users/{user['id']}", json={"display_name": "Changed Live"}
         )
@@ -116,7 +115,9 @@ async def test_the_list_is_refreshed_after_the_event_stream_reconnects(
     await expect(live).to_be_hidden()
     with grpc.insecure_channel(users.address) as channel:  # a change while it is away
         created = users_pb2_grpc.UserServiceStub(channel).CreateUser(
-            users_pb2.CreateUserRequest(username="made-while-away"), timeout=5
+            users_pb2.CreateUserRequest(username="made-while-away"),
+            timeout=5,
+            metadata=(("authorization", f"Bearer {ADMIN_TOKEN}"),),
         )
     again = LoggedProcess([sys.executable, "-m", "webapp"], webapp.env)
     try:

@@ -92,11 +92,13 @@ async def test_a_300_mb_chunked_post_gets_413_at_once_and_healthz_stays_fast(
     stop = asyncio.Event()
     probe = asyncio.ensure_future(healthz_times(limited.url, stop))
     head = (
-        b"POST /api/v1/users HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"POST /api/v1/users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n"
     )
     answer, took = await raw_exchange(limited.port, head, body_chunks=300 * 16)  # 300 MiB
-    declared = b"POST /api/v1/users HTTP/1.1\r\nHost: t\r\nContent-Length: 314572800\r\n\r\n"
+    declared = (
+        b"POST /api/v1/users HTTP/1.1\r\nHost: localhost\r\nContent-Length: 314572800\r\n\r\n"
+    )
     declared_answer, _ = await raw_exchange(limited.port, declared)
     stop.set()
     times = await probe
@@ -114,9 +116,9 @@ async def test_a_300_mb_chunked_post_gets_413_at_once_and_healthz_stays_fast(
 async def test_a_1_mib_url_or_header_is_refused(limited: Webapp, where: str, status: bytes) -> None:
     big = b"a" * (1024 * 1024)
     if where == "url":
-        head = b"GET /healthz?x=" + big + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+        head = b"GET /healthz?x=" + big + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
     else:
-        head = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + big + b"\r\n\r\n"
+        head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + big + b"\r\n\r\n"
     answer, took = await raw_exchange(limited.port, head)
     assert answer.startswith(b"HTTP/1.1 " + status), answer[:100]
     assert took < 1.0
@@ -134,7 +136,7 @@ async def test_100000_id_parameters_get_414_in_flat_memory(limited: Webapp) -> N
 
 
 async def test_more_ids_than_get_users_takes_get_422(limited: Webapp) -> None:
-    async with httpx.AsyncClient(base_url=limited.url) as client:
+    async with limited.client() as client:
         response = await client.get("/users/", params={"id": list(range(1, 1002))})
     assert response.status_code == 422
 
@@ -175,7 +177,7 @@ async def test_slow_loris_sockets_are_closed_within_the_header_timeout(limited: 
 
 
 async def test_event_streams_beyond_the_cap_get_503_with_retry_after(limited: Webapp) -> None:
-    async with httpx.AsyncClient(base_url=limited.url, timeout=10) as client:
+    async with limited.client(timeout=10) as client:
         async with client.stream("GET", "/api/v1/users/events") as first:
             assert first.status_code == 200
             async with client.stream("GET", "/api/v1/users/events") as second:
@@ -192,7 +194,7 @@ async def test_event_streams_beyond_the_cap_get_503_with_retry_after(limited: We
 
 
 async def test_writes_beyond_the_address_rate_get_429_with_retry_after(limited: Webapp) -> None:
-    async with httpx.AsyncClient(base_url=limited.url) as client:
+    async with limited.client() as client:
         codes = [
             (await client.post("/api/v1/users", json={"username": unique("rate")})).status_code
             for _ in range(4)
@@ -209,7 +211,7 @@ async def test_the_users_services_rate_limit_becomes_429_with_its_retry_after(
 ) -> None:
     users = spawn_users(USERS_WRITES_PER_SECOND="0.1", USERS_WRITE_BURST="1")
     app = spawn_webapp(users.address)
-    async with httpx.AsyncClient(base_url=app.url) as client:
+    async with app.client() as client:
         first = await client.post("/api/v1/users", json={"username": unique("up")})
         second = await client.post("/api/v1/users", json={"username": unique("up")})
     assert first.status_code == 201
@@ -223,7 +225,9 @@ async def test_concurrency_beyond_the_limit_gets_a_clean_503(
     app = spawn_webapp(users.address, WEBAPP_MAX_CONCURRENCY="4")
     held = [await asyncio.open_connection("127.0.0.1", app.port) for _ in range(4)]
     try:
-        answer, _ = await raw_exchange(app.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer, _ = await raw_exchange(
+            app.port, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
         assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
     finally:
         for _, writer in held:
@@ -234,7 +238,7 @@ async def test_docs_can_be_turned_off(
     users: UsersService, spawn_webapp: Callable[..., Webapp]
 ) -> None:
     app = spawn_webapp(users.address, WEBAPP_DOCS="false")
-    async with httpx.AsyncClient(base_url=app.url) as client:
+    async with app.client() as client:
         assert (await client.get("/docs")).status_code == 404
         assert (await client.get("/openapi.json")).status_code == 404
         assert (await client.get("/healthz")).status_code == 200

@@ -56,7 +56,7 @@ async def test_requests_are_counted_per_route_template_and_status(
     metered: tuple[Webapp, int],
 ) -> None:
     webapp, port = metered
-    async with httpx.AsyncClient(base_url=webapp.url, timeout=10.0) as http:
+    async with webapp.client(timeout=10.0) as http:
         created = await http.post("/api/v1/users", json={"username": "metrics-ada"})
         assert created.status_code == 201
         user_id = created.json()["id"]
@@ -91,7 +91,7 @@ async def test_open_event_streams_are_counted(metered: tuple[Webapp, int]) -> No
     webapp, port = metered
     assert value(scrape(port), "userstack_webapp_sse_subscribers") == 0
     async with (
-        httpx.AsyncClient(base_url=webapp.url, timeout=10.0) as http,
+        webapp.client(timeout=10.0) as http,
         http.stream("GET", "/api/v1/users/events") as events,
     ):
         lines = events.aiter_lines()

@@ -20,7 +20,7 @@ from testkit.ports import free_port
 from testkit.processes import LoggedProcess
 from testkit.waiting import wait_for_serving
 
-from .conftest import START_TIMEOUT, Webapp
+from .conftest import ADMIN_HEADERS, AUTH_ENV, START_TIMEOUT, Webapp
 
 pytestmark = pytest.mark.slow
 
@@ -98,6 +98,7 @@ def traced_stack(
         {
             "USERS_LISTEN_ADDRESS": address,
             "USERS_DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}",
+            **AUTH_ENV,
             **otel,
         },
     )
@@ -112,12 +113,14 @@ def test_one_request_is_one_trace_across_both_services(
     receiver: tuple[Receiver, int], traced_stack: tuple[LoggedProcess, Webapp]
 ) -> None:
     users, webapp = traced_stack
-    created = httpx.post(f"{webapp.url}/api/v1/users", json={"username": "traced-ada"})
+    created = httpx.post(
+        f"{webapp.url}/api/v1/users", json={"username": "traced-ada"}, headers=ADMIN_HEADERS
+    )
     assert created.status_code == 201
     traceparent = f"00-{TRACE_ID}-{CALLER_SPAN_ID}-01"
     reply = httpx.get(
         f"{webapp.url}/api/v1/users/{created.json()['id']}",
-        headers={"traceparent": traceparent, "x-request-id": "traced-read-1"},
+        headers={**ADMIN_HEADERS, "traceparent": traceparent, "x-request-id": "traced-read-1"},
     )
     assert reply.status_code == 200
 
@@ -146,7 +149,11 @@ def test_an_unsampled_caller_exports_nothing_but_its_trace_id_is_logged(
     users, webapp = traced_stack
     reply = httpx.get(
         f"{webapp.url}/api/v1/users/1",
-        headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN_ID}-00", "x-request-id": "unsampled"},
+        headers={
+            **ADMIN_HEADERS,
+            "traceparent": f"00-{TRACE_ID}-{CALLER_SPAN_ID}-00",
+            "x-request-id": "unsampled",
+        },
     )
     assert reply.status_code == 404
     rpc = json.loads(users.wait_for_line('"request_id": "unsampled"', "BatchGetUsers"))
