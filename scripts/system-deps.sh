@@ -47,6 +47,11 @@ if ((${#missing[@]})); then
   else
     echo "warning: not installed (need root and apt-get): ${missing[*]}" >&2
   fi
+  # Debian's prometheus package (installed for promtool) enables a Prometheus daemon on :9090,
+  # where `make up-observability` publishes its own: the tests need only the binary.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 if [[ "$what" == arm64 && $EUID -eq 0 ]]; then
