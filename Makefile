@@ -86,8 +86,11 @@ run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-use
 
 # USERSTACK_TARGET (default localhost:50051) and the certs/ of `make up` are found by the CLI itself.
 .PHONY: seed
-seed: .venv/.stack-synced protos ## Load 120 demo users (clients/cli/seed/users.ndjson) through `userstack import`; rerunning is harmless.
-	$(STACK_RUN) userstack import clients/cli/seed/users.ndjson
+# `make seed` imports as USERSTACK_TOKEN, else make token's admin (make up), else as the account
+# `userstack login` stored.
+seed: .venv/.stack-synced protos ## Load 120 demo users (clients/cli/seed/users.ndjson) through `userstack import`, as the first admin; rerunning is harmless.
+	token="$${USERSTACK_TOKEN:-$$($(STACK_RUN) python -m scripts.access_token 2>/dev/null || true)}"; \
+	USERSTACK_TOKEN="$$token" $(STACK_RUN) userstack import clients/cli/seed/users.ndjson
 
 .PHONY: bench
 bench: dev system-deps ## The stack against its limits and peers (6-9 min); bench/results/latest.{md,json}.
