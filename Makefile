@@ -7,6 +7,8 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --locked
+# What `make up` runs with: the stack group only (pyproject.toml), added to whatever .venv holds.
+STACK_RUN := $(UV) run --locked --no-default-groups --group stack
 PROTO_FILES := $(shell find protos -name '*.proto')
 PROTO_STAMP := protos/users/v1/users_pb2.py
 
@@ -18,8 +20,15 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) uv.lock pyproject.toml protos/pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml clients/*/pyproject.toml
+LOCK_INPUTS := uv.lock pyproject.toml protos/pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml clients/*/pyproject.toml
+
+.venv/.synced: $(UV) $(LOCK_INPUTS)
 	$(UV) sync --locked --all-packages
+	@touch $@ .venv/.stack-synced
+
+# `make up`'s share of the lock (the stack group), added without removing what `dev` installed.
+.venv/.stack-synced: $(UV) $(LOCK_INPUTS)
+	$(UV) sync --locked --inexact --no-default-groups --group stack
 	@touch $@
 
 .PHONY: dev
@@ -28,8 +37,8 @@ dev: .venv/.synced protos ## Set up the local environment (.venv from uv.lock, g
 .PHONY: protos
 protos: $(PROTO_STAMP) ## Compile protos/ into Python modules and typed stubs (not committed).
 
-$(PROTO_STAMP): $(PROTO_FILES) protos/compile.sh .venv/.synced
-	$(RUN) protos/compile.sh --mypy_out=. --mypy_grpc_out=.
+$(PROTO_STAMP): $(PROTO_FILES) protos/compile.sh .venv/.stack-synced
+	$(STACK_RUN) protos/compile.sh --mypy_out=. --mypy_grpc_out=.
 
 .PHONY: lint
 lint: dev ## ruff (lint and format check) and mypy --strict.
@@ -77,8 +86,11 @@ run-webapp: dev ## Run the webapp on http://localhost:8000 against `make run-use
 
 # USERSTACK_TARGET (default localhost:50051) and the certs/ of `make up` are found by the CLI itself.
 .PHONY: seed
-seed: dev ## Load 120 demo users (clients/cli/seed/users.ndjson) through `userstack import`; rerunning is harmless.
-	$(RUN) userstack import clients/cli/seed/users.ndjson
+# `make seed` imports as USERSTACK_TOKEN, else make token's admin (make up), else as the account
+# `userstack login` stored.
+seed: .venv/.stack-synced protos ## Load 120 demo users (clients/cli/seed/users.ndjson) through `userstack import`, as the first admin; rerunning is harmless.
+	token="$${USERSTACK_TOKEN:-$$($(STACK_RUN) python -m scripts.access_token 2>/dev/null || true)}"; \
+	USERSTACK_TOKEN="$$token" $(STACK_RUN) userstack import clients/cli/seed/users.ndjson
 
 .PHONY: bench
 bench: dev system-deps ## The stack against its limits and peers (6-9 min); bench/results/latest.{md,json}.
@@ -103,7 +115,7 @@ system-deps: .venv/.synced ## Host tools the tests need (the stack's, plus chrom
 	scripts/system-deps.sh test
 
 .PHONY: system-deps-run
-system-deps-run: .venv/.synced ## Host tools running the stack needs (compose plugin; debootstrap on Linux).
+system-deps-run: .venv/.stack-synced ## Host tools running the stack needs (compose plugin; debootstrap on Linux).
 	scripts/system-deps.sh run
 
 .PHONY: up
@@ -111,15 +123,15 @@ up: system-deps-run ## Build and start the stack; returns once every service is 
 	scripts/stack-up.sh
 
 .PHONY: token
-token: dev ## Print an admin access token for the running stack (TARGET=host:port for another replica).
-	@$(RUN) python -m scripts.access_token $(if $(TARGET),--target $(TARGET))
+token: .venv/.stack-synced protos ## Print an admin access token for the running stack (TARGET=host:port for another replica).
+	@$(STACK_RUN) python -m scripts.access_token $(if $(TARGET),--target $(TARGET))
 
 .PHONY: up-scaled
 up-scaled: system-deps-run ## The scaled variant: REPLICAS users replicas (default 3) on PostgreSQL.
 	scripts/stack-up.sh --scaled $(REPLICAS)
 
 .PHONY: up-observability
-up-observability: system-deps ## The stack with metrics on and a Prometheus (UI http://localhost:9090); SCALED=N for N replicas.
+up-observability: system-deps-run ## The stack with metrics on and a Prometheus (UI http://localhost:9090); SCALED=N for N replicas.
 	scripts/stack-up.sh --observability $(if $(SCALED),--scaled $(SCALED))
 
 .PHONY: down

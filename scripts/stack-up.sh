@@ -20,7 +20,7 @@ fi
 
 scripts/dotenv.sh
 # The development CA and certificates (kept while current; keys readable by the containers' uid).
-.tools/bin/uv run --locked python -m scripts.certs --uid 10001
+.tools/bin/uv run --locked --no-default-groups --group stack python -m scripts.certs --uid 10001
 export "$(scripts/build-inputs.sh | tail -n1)"
 compose=(docker compose -f compose.yaml)
 if [[ -n "$replicas" ]]; then

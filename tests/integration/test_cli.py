@@ -9,17 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.stack import ROOT, Stack
+from tests.integration.stack import ROOT, Stack, admin_token
 
 SEED = ROOT / "clients" / "cli" / "seed" / "users.ndjson"
 
 
 def userstack(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    """The host's CLI, run from the repository root, as a developer after `make up` would."""
+    """The host's CLI, run from the repository root, as a developer after `make up` would (with
+    the first admin's token)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("USERSTACK_")}
     return subprocess.run(
         [str(Path(sys.executable).parent / "userstack"), "-o", "json", *args],
-        env={**env, "USERSTACK_TARGET": stack.grpc_target},
+        env={
+            **env,
+            "USERSTACK_TARGET": stack.grpc_target,
+            "USERSTACK_TOKEN": admin_token(stack.grpc_target),  # as after `userstack login`
+        },
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -42,7 +42,9 @@ def test_make_up_on_a_macos_shaped_path_reaches_a_healthy_stack(tmp_path: Path) 
         up = run(["make", "up"], env=env, timeout=1200)
         assert "userstack is up and healthy" in up.stdout
         assert violations(path) == []
-        with tls_channel(f"127.0.0.1:{grpc_port}") as channel:
+        # Anonymous: health needs no token, and this stack's first admin has .env's password,
+        # not the one the other integration stacks are started with.
+        with tls_channel(f"127.0.0.1:{grpc_port}", anonymous=True) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             request = health_pb2.HealthCheckRequest(service="users.v1.UserService")
             assert health.Check(request, timeout=10).status == SERVING

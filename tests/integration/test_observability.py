@@ -63,7 +63,7 @@ def test_prometheus_scrapes_every_replica_and_reports_the_traffic_by_method(
     eventually(lambda: target_health(prometheus) == expected)
     assert target_health(prometheus) == expected
 
-    with httpx.Client(base_url=stack.http_url, timeout=10) as http:
+    with httpx.Client(base_url=stack.http_url, timeout=10, headers=stack.admin_headers) as http:
         # The webapp's channel connects to the replicas as it starts: calls wait until it has.
         eventually(lambda: http.get("/readyz").status_code == 200)
         # A first few, so that the series exist before the counted traffic (a rate needs

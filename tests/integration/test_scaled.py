@@ -430,5 +430,11 @@ async def test_stopping_a_replica_mid_burst_through_the_webapp_fails_no_request(
     names = [f"{prefix}{i:05}" for i in range(total)]
     with tls_channel(replica_target(running[1])) as channel:
         users = users_pb2_grpc.UserServiceStub(channel)
-        found = list(users.GetUsers(users_pb2.GetUsersRequest(usernames=names), timeout=60))
+        found = [
+            user
+            for start in range(0, total, 1000)  # GetUsers names at most 1,000 (docs/limits.md)
+            for user in users.GetUsers(
+                users_pb2.GetUsersRequest(usernames=names[start : start + 1000]), timeout=60
+            )
+        ]
     assert sorted(user.username for user in found) == names

@@ -73,12 +73,16 @@ def test_the_users_container_probe_passes_over_mtls(stack: Stack) -> None:
 
 
 def test_webapp_end_to_end_over_mtls_with_its_identity_logged(stack: Stack, unique: str) -> None:
-    with httpx.Client(base_url=stack.http_url, timeout=10, headers=stack.admin_headers) as http:
+    request_id = f"{unique}-tls"  # the webapp passes it on: it finds the users service's line
+    headers = {**stack.admin_headers, "x-request-id": request_id}
+    with httpx.Client(base_url=stack.http_url, timeout=10, headers=headers) as http:
         created = http.post("/api/v1/users", json={"username": f"{unique}-tls"})
         assert created.status_code == 201, created.text
         assert http.get(f"/api/v1/users/{created.json()['id']}").status_code == 200
     logs = stack.compose("logs", "--no-color", "users").stdout
     line = next(
-        line for line in logs.splitlines() if "CreateUser OK" in line and "peer_identity" in line
+        line
+        for line in logs.splitlines()
+        if "CreateUser OK" in line and f'"request_id": "{request_id}"' in line
     )
     assert '"peer_identity": "webapp,webapp.userstack.svc.cluster.local"' in line
