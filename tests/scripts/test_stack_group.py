@@ -62,7 +62,8 @@ def test_the_targets_that_run_the_stack_sync_the_stack_group_only(target: str) -
     assert rule is not None, target
     prerequisites = rule.group(1).split()
     assert ".venv/.stack-synced" in prerequisites, prerequisites
-    assert "dev" not in prerequisites and ".venv/.synced" not in prerequisites, prerequisites
+    assert "dev" not in prerequisites, prerequisites
+    assert ".venv/.synced" not in prerequisites, prerequisites
     recipe = makefile[rule.end() :].split("\n\n", 1)[0]
     assert "$(RUN)" not in recipe, recipe  # $(RUN) syncs the dev group
 
