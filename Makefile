@@ -68,7 +68,7 @@ test-unit: dev system-deps ## Service tests (real servers, SQLite files, a Postg
 QUICK_MARKERS := not slow and not browser and not docker
 
 .PHONY: test-quick
-test-quick: lint system-deps ## Lint and the fast unit tests (no slow, browser or Docker ones): under a minute.
+test-quick: lint system-deps ## Lint and the fast unit tests (no slow, browser or Docker ones), stopping at the first failure.
 	$(RUN) pytest libs/plumbing/tests libs/testkit/tests services/users/tests services/webapp/tests clients/cli/tests tests/deploy tests/scripts -m "$(QUICK_MARKERS)" -x -q
 
 .PHONY: clean
