@@ -97,7 +97,7 @@ bench: dev system-deps ## The stack against its limits and peers (6-9 min); benc
 	$(RUN) python -m scripts.bench
 
 .PHONY: bench-quick
-bench-quick: dev system-deps ## A one-pass smoke run of `make bench` (under a minute), same outputs.
+bench-quick: dev system-deps ## A one-pass smoke run of `make bench` (about 1.5 min: 94 s here), same outputs.
 	$(RUN) python -m scripts.bench --quick
 
 # --- the stack (Docker Compose) ----------------------------------------------------------------
