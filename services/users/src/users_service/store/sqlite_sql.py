@@ -94,26 +94,27 @@ def select_page(
     conn: sqlite3.Connection, after_id: int, limit: int, prefix: str
 ) -> list[UserRecord]:
     """Up to `limit` users with id > after_id whose username starts with `prefix`, by id."""
-    pattern = _prefix_pattern(prefix)
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM users WHERE id > ? AND username LIKE ? ESCAPE '\\'"
-        " ORDER BY id LIMIT ?",
-        (after_id, pattern, limit),
-    ).fetchall()
-    return [_record(row) for row in rows]
+    return _page(conn, after_id, limit, prefix, bound="id > ? ", order="id")
 
 
 def select_page_before(
     conn: sqlite3.Connection, before_id: int, limit: int, prefix: str
 ) -> list[UserRecord]:
     """The last `limit` users with id < before_id whose username starts with `prefix`, by id."""
-    pattern = _prefix_pattern(prefix)
+    return list(reversed(_page(conn, before_id, limit, prefix, bound="id < ? ", order="id DESC")))
+
+
+def _page(
+    conn: sqlite3.Connection, at_id: int, limit: int, prefix: str, *, bound: str, order: str
+) -> list[UserRecord]:
+    """Up to `limit` users past `at_id` (`bound`, in `order`) whose username starts with
+    `prefix`."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM users WHERE id < ? AND username LIKE ? ESCAPE '\\'"
-        " ORDER BY id DESC LIMIT ?",
-        (before_id, pattern, limit),
+        f"SELECT {_COLUMNS} FROM users WHERE {bound}AND username LIKE ? ESCAPE '\\'"
+        f" ORDER BY {order} LIMIT ?",
+        (at_id, _prefix_pattern(prefix), limit),
     ).fetchall()
-    return [_record(row) for row in reversed(rows)]
+    return [_record(row) for row in rows]
 
 
 def prefix_matches(conn: sqlite3.Connection, prefix: str) -> bool:
