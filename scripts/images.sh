@@ -11,7 +11,9 @@ engine="linux/$(docker version --format '{{.Server.Arch}}')"
 export PLATFORM="${PLATFORM:-$engine}"
 export "$(scripts/build-inputs.sh | tail -n1)"
 if [[ "$PLATFORM" == "$engine" ]]; then
-  WEBAPP_SECRET_KEY="${WEBAPP_SECRET_KEY:-builds-never-read-it}" exec docker compose build
+  # compose.yaml requires these secrets (scripts/dotenv.sh); a build never reads them.
+  WEBAPP_SECRET_KEY="${WEBAPP_SECRET_KEY:-builds-never-read-it}" \
+    USERS_ADMIN_PASSWORD="${USERS_ADMIN_PASSWORD:-builds-never-read-it}" exec docker compose build
 fi
 
 tag="${USERSTACK_TAG:-dev-${PLATFORM#linux/}}"
