@@ -38,7 +38,7 @@ def ndjson_lines(users: list[User]) -> bytes:
 
 
 # Messages' lines read ahead of the HTTP client: bounds the webapp's memory per stream (one user a
-# message from GetUsers; from ExportUsers up to 500, about 100 KB of NDJSON, 350 KB at most).
+# message; from ExportUsers up to 500: about 100 KB of NDJSON for users like the bench's).
 QUEUE_CHUNKS = 8
 # A line waits at most LINGER_SECONDS for others to share its socket write (each write costs a
 # syscall; one per user made the webapp CPU-bound), and a chunk is sent once it reaches CHUNK_BYTES.
