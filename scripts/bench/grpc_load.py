@@ -1,8 +1,8 @@
 """gRPC load from Python: grpc.aio clients in separate processes, every status code checked.
 
-For what h2load cannot do: a different request per call (CreateUser), server streams
-(GetUsers), bidirectional pipelining (LookupUsers). Each worker process prints one JSON line;
-`run` starts them pinned to the generator's cores and adds them up.
+For what h2load cannot do: a different request per call (CreateUser), server streams read by a
+Python client (GetUsers, ExportUsers), bidirectional pipelining (LookupUsers). Each worker process
+prints one JSON line; `run` starts them pinned to the generator's cores and adds them up.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from users.v1 import users_pb2, users_pb2_grpc
 from scripts.bench.procs import pinned
 from scripts.bench.results import Load, percentiles_ms
 
-MODES = ("get", "create", "list", "stream", "lookup")
+MODES = ("get", "create", "list", "stream", "lookup", "export")
 LOOKUP_WINDOW = 64  # lookups in flight on one LookupUsers stream
 
 
@@ -116,6 +116,19 @@ class Worker:
             self.codes["OK" if self.calls == self.args.users else "SHORT"] += 1
         self.latencies_ms.append((time.perf_counter() - started) * 1000)
 
+    async def export(self) -> None:
+        """One ExportUsers call for every user; each user counts as a call."""
+        started = time.perf_counter()
+        call = self.stub.ExportUsers(users_pb2.ExportUsersRequest(), timeout=self.args.seconds)
+        try:
+            async for batch in call:
+                self.calls += len(batch.users)
+        except grpc.aio.AioRpcError as error:
+            self.codes[error.code().name] += 1
+        else:
+            self.codes["OK" if self.calls == self.args.users else "SHORT"] += 1
+        self.latencies_ms.append((time.perf_counter() - started) * 1000)
+
     async def lookup(self) -> None:
         """LookupUsers, pipelined: up to LOOKUP_WINDOW lookups ahead of the answers."""
         window = asyncio.Semaphore(LOOKUP_WINDOW)
@@ -157,6 +170,8 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         if args.mode == "stream":
             await worker.stream()
+        elif args.mode == "export":
+            await worker.export()
         elif args.mode == "lookup":
             await asyncio.gather(*(worker.lookup() for _ in range(args.concurrency)))
         else:

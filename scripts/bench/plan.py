@@ -72,7 +72,7 @@ def _h2load(
 
 
 def _grpc(mode: str, server: str, concurrency: int, settings: Settings) -> Callable[[Stack], Load]:
-    streaming = mode == "stream"
+    streaming = mode in ("stream", "export")
     processes = 1 if streaming or mode == "lookup" else 2
 
     def load(stack: Stack) -> Load:
@@ -94,6 +94,24 @@ def _h2load_stream(server: str, settings: Settings) -> Callable[[Stack], Load]:
         url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/GetUsers"
         return h2load.stream(
             url, request, messages=settings.stream_users, total_bytes=stream_bytes(stack, server),
+            seconds=settings.stream_seconds, cores=stack.cores.load, workdir=stack.workdir,
+        )  # fmt: skip
+
+    return load
+
+
+# ExportUsers as a client would call it for everything: the default batch size.
+EXPORT = users_pb2.ExportUsersRequest()
+
+
+def _h2load_export(server: str, settings: Settings) -> Callable[[Stack], Load]:
+    """One ExportUsers call for every user, counted in users (as the GetUsers rows count
+    messages of one user each)."""
+
+    def load(stack: Stack) -> Load:
+        url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/ExportUsers"
+        return h2load.stream(
+            url, EXPORT, messages=settings.stream_users, total_bytes=export_bytes(stack, server),
             seconds=settings.stream_seconds, cores=stack.cores.load, workdir=stack.workdir,
         )  # fmt: skip
 
@@ -139,6 +157,12 @@ def rows(settings: Settings) -> list[Row]:
                        prepare=partial(_stream_size, server)))  # fmt: skip
     out.append(Row("GetUsers stream users (aio client)", "users", "msgs/s",
                    _grpc("stream", "users", 1, settings), ("users",)))  # fmt: skip
+    out += [
+        Row("ExportUsers stream users", "users", "users/s", _h2load_export("users", settings),
+            ("users",), prepare=partial(export_bytes, server="users")),
+        Row("ExportUsers stream users (aio client)", "users", "users/s",
+            _grpc("export", "users", 1, settings), ("users",)),
+    ]  # fmt: skip
     out += _transport_rows(settings)
     out += _observed_rows(settings)
     for c in settings.concurrencies:
@@ -236,6 +260,9 @@ def ratios(settings: Settings) -> list[Ratio]:
         Ratio("GetUsers stream users", "GetUsers stream aio-tuned"),
         Ratio("GetUsers stream users", "GetUsers stream grpclib"),
         Ratio("GetUsers stream grpclib", "GetUsers stream aio"),
+        # Issue 20: bulk reads move at least 3x grpclib's users (one a message) per second.
+        Ratio("ExportUsers stream users", "GetUsers stream grpclib", 3.0),
+        Ratio("ExportUsers stream users", "GetUsers stream users"),
         Ratio("GetUsers stream aio-uvloop", "GetUsers stream aio"),
         Ratio("GetUsers stream aio-tuned", "GetUsers stream aio"),
     ]
@@ -264,6 +291,16 @@ def stream_bytes(stack: Stack, server: str) -> int:
             replies = call(users_pb2.GetUsersRequest(), timeout=120)
             stack.facts[server] = sum(user.ByteSize() + 5 for user in replies)
     return stack.facts[server]
+
+
+def export_bytes(stack: Stack, server: str) -> int:
+    """The bytes of a full ExportUsers stream (EXPORT) from `server` (read once, then kept)."""
+    key = f"{server} ExportUsers"
+    if key not in stack.facts:
+        with grpc.insecure_channel(f"127.0.0.1:{stack[server].port}") as channel:
+            batches = users_pb2_grpc.UserServiceStub(channel).ExportUsers(EXPORT, timeout=120)
+            stack.facts[key] = sum(batch.ByteSize() + 5 for batch in batches)
+    return stack.facts[key]
 
 
 def reply_size(stack: Stack, server: str, method: str, request: Message) -> int:

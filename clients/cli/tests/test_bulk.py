@@ -95,6 +95,19 @@ def test_export_then_import_elsewhere_gives_the_same_users(
     assert len(fields(again.stdout)) >= 3
 
 
+def test_export_of_a_prefix_writes_those_users_lines_in_id_order(run: Cli, uname: Names) -> None:
+    prefix = uname("pre")
+    made = [run.json("create", f"{prefix}{i}", "--email", f"p{i}@example.com") for i in range(3)]
+    result = run("export", "--prefix", prefix.upper())
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [user["id"] for user in made]
+    everyone = run("export").stdout.splitlines()
+    assert lines == [line for line in everyone if json.loads(line)["id"] in {u["id"] for u in made}]
+    refused = run("export", "--prefix", "not a prefix")
+    assert refused.exit_code == ExitCode.INVALID, refused.output
+
+
 def test_watch_prints_a_create_and_ends_cleanly_on_ctrl_c(
     users: UsersService, run: Cli, uname: Names, tmp_path: Path
 ) -> None:

@@ -32,6 +32,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "UserService/DeleteUser": (UNAUTH, OK, DENIED, OK),
     "UserService/ListUsers": (UNAUTH, OK, NA, OK),
     "UserService/GetUsers": (UNAUTH, OK, OK, OK),
+    "UserService/ExportUsers": (UNAUTH, OK, NA, OK),
     "UserService/ImportUsers": (UNAUTH, DENIED, NA, OK),
     "UserService/LookupUsers": (UNAUTH, OK, OK, OK),
     "UserService/WatchUsers": (UNAUTH, DENIED, NA, OK),
@@ -115,6 +116,9 @@ CELLS: dict[str, Cell] = {
     ),
     "UserService/GetUsers": lambda s, md, me, t: _drain(
         s.users.GetUsers(users_pb2.GetUsersRequest(ids=[t.id]), metadata=md)
+    ),
+    "UserService/ExportUsers": lambda s, md, me, t: _drain(
+        s.users.ExportUsers(users_pb2.ExportUsersRequest(), metadata=md)
     ),
     "UserService/ImportUsers": lambda s, md, me, t: s.users.ImportUsers(
         iter([users_pb2.CreateUserRequest(username=f"imported{t.id}")]), metadata=md

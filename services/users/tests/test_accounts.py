@@ -106,6 +106,11 @@ async def test_a_member_sees_no_other_emails_in_any_read(open_server: Server) ->
         ),
         "ListUsers": list((await users.ListUsers(users_pb2.ListUsersRequest(), metadata=md)).users),
         "GetUsers": [u async for u in users.GetUsers(users_pb2.GetUsersRequest(), metadata=md)],
+        "ExportUsers": [
+            u
+            async for batch in users.ExportUsers(users_pb2.ExportUsersRequest(), metadata=md)
+            for u in batch.users
+        ],
         "LookupUsers": [
             r.user
             async for r in users.LookupUsers(

@@ -59,6 +59,7 @@ async def test_reflection_client_lists_every_service(
         "DeleteUser",
         "ListUsers",
         "GetUsers",
+        "ExportUsers",
         "ImportUsers",
         "LookupUsers",
         "WatchUsers",

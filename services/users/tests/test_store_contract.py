@@ -6,9 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from users.v1 import users_pb2
+from users_service.convert import user_message
+from users_service.export import user_batch
 from users_service.store import (
+    AccountChange,
     AlreadyExists,
     ChangeKind,
     CreateStatus,
@@ -195,6 +200,28 @@ async def test_pages_go_by_id_with_a_literal_prefix(one: Opened) -> None:
     everyone = await one.store.list_users(0, 100, "")
     assert everyone == users
     assert await one.store.list_users(users[-1].id, 100, "") == []
+
+
+async def test_export_pages_are_list_pages_field_for_field(one: Opened) -> None:
+    names = ["a_b1", "axb2", "a_b3", "b_b4", "a.b5", "a_b6"]
+    users = await create(one.store, *(NewUser(name, email=f"{name}@x.org") for name in names))
+    await one.store.update_user(users[0].id, UserChanges(display_name="Changed"), "")
+    await one.store.update_account(users[2].id, AccountChange(role="admin", disabled=True))
+
+    async def both(after_id: int, limit: int, prefix: str) -> tuple[Any, Any]:
+        rows = await one.store.export_page(after_id, limit, prefix)
+        records = await one.store.list_users(after_id, limit, prefix)
+        return user_batch(rows), users_pb2.UserBatch(users=map(user_message, records))
+
+    for after_id, limit, prefix in ((0, 100, ""), (0, 2, "A_"), (users[2].id, 2, "a_")):
+        exported, listed = await both(after_id, limit, prefix)
+        assert exported == listed
+        assert exported.users, "the pages should not be empty"
+    exported, _ = await both(0, 100, "")
+    [changed, _, admin] = exported.users[:3]
+    assert changed.update_time != changed.create_time
+    assert (admin.role, admin.disabled) == (users_pb2.ROLE_ADMIN, True)
+    assert await one.store.export_page(users[-1].id, 100, "") == []
 
 
 async def test_pages_before_an_id_are_the_last_ones_in_id_order(one: Opened) -> None:

@@ -1,4 +1,4 @@
-"""NDJSON from GetUsers, NDJSON import into ImportUsers, and the SSE feed from WatchUsers."""
+"""NDJSON out (ExportUsers, GetUsers), NDJSON import into ImportUsers, the SSE feed (WatchUsers)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,21 @@ async def test_ndjson_streams_every_user_in_id_order(
             ids.append(json.loads(line)["id"])
     assert ids == sorted(ids)
     assert created["id"] in ids
+
+
+async def test_ndjson_of_everyone_is_byte_for_byte_the_named_users_lines(
+    http: httpx.AsyncClient, make_user: Any
+) -> None:
+    """Every user comes from ExportUsers (batches), named ones from GetUsers (one a message):
+    the same lines either way."""
+    for _ in range(3):
+        await make_user("same")
+    everyone = (await http.get("/users/")).content
+    lines = everyone.splitlines(keepends=True)[:1000]  # as many as a request may name
+    ids = [json.loads(line)["id"] for line in lines]
+    assert len(ids) >= 3
+    named = await http.get("/users/", params={"id": ids})
+    assert named.content == b"".join(lines)
 
 
 async def test_import_streams_rows_and_reports_each_rejection(

@@ -28,16 +28,18 @@ _stream_timeout = click.option(
 
 @click.command()
 @click.argument("file", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--prefix", default="", help="only users whose username starts with this")
 @_stream_timeout
 @click.pass_obj
-def export(session: Session, file: str, stream_timeout: float) -> None:
-    """Write every user as NDJSON (one JSON object a line) to FILE, or stdout."""
-    users = session.users.GetUsers(users_pb2.GetUsersRequest(), timeout=stream_timeout)
+def export(session: Session, file: str, prefix: str, stream_timeout: float) -> None:
+    """Write every user (in id order) as NDJSON (one JSON object a line) to FILE, or stdout."""
+    request = users_pb2.ExportUsersRequest(username_prefix=prefix)
+    batches = session.users.ExportUsers(request, timeout=stream_timeout)
     count = 0
     with click.open_file(file, "w", encoding="utf-8", atomic=file != "-") as out:
-        for user in users:
-            out.write(json_line(as_dict(user)) + "\n")
-            count += 1
+        for batch in batches:
+            out.writelines(json_line(as_dict(user)) + "\n" for user in batch.users)
+            count += len(batch.users)
     if file != "-":
         click.echo(f"exported {count} users to {file}", err=True)
 

@@ -106,6 +106,7 @@ TABLE: dict[str, Rule] = {
     _method(_USERS, "DeleteUser"): Rule(Who.SIGNED_IN, check=_delete_self),
     _method(_USERS, "ListUsers"): Rule(Who.SIGNED_IN, redact=_hide_emails),
     _method(_USERS, "GetUsers"): Rule(Who.SIGNED_IN, redact=_hide_email),
+    _method(_USERS, "ExportUsers"): Rule(Who.SIGNED_IN, redact=_hide_emails),
     _method(_USERS, "ImportUsers"): _ADMIN,
     _method(_USERS, "LookupUsers"): Rule(Who.SIGNED_IN, redact=_hide_lookup_email),
     _method(_USERS, "WatchUsers"): _ADMIN,

@@ -14,6 +14,7 @@ from users.v1 import users_pb2, users_pb2_grpc
 from users_service import validation
 from users_service.convert import user_message
 from users_service.events import Broadcaster
+from users_service.export import batches, export_query
 from users_service.importer import DEFAULT_MAX_ROWS, import_rows
 from users_service.lifecycle import ShuttingDown
 from users_service.pagination import Cursor, decode_cursor, encode_token
@@ -150,6 +151,13 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                     )
                 yield user
                 after = user.id
+
+    async def ExportUsers(
+        self, request: users_pb2.ExportUsersRequest, context: Context
+    ) -> AsyncIterator[users_pb2.UserBatch]:
+        query = export_query(request)  # before any work
+        async for batch in batches(self._store, query, self._cutoff):
+            yield batch
 
     async def ImportUsers(
         self, request_iterator: AsyncIterator[users_pb2.CreateUserRequest], context: Context

@@ -100,6 +100,7 @@ _STORE_OPERATIONS = (
     "update_user",
     "delete_user",
     "list_users",
+    "export_page",
 )
 
 

@@ -30,6 +30,11 @@ class UserRecord:
 
 ROLES = ("member", "admin")
 
+# One user as export_page reads it, ready to become a message without a UserRecord (and its two
+# datetimes) in between: id, username, email, display_name, create_time and update_time each as
+# whole seconds since the epoch and nanoseconds, etag, role, disabled (0 or 1).
+ExportRow = tuple[int, str, str, str, int, int, int, int, str, str, int]
+
 
 def in_given_order(ids: Sequence[int], users: Sequence[UserRecord]) -> list[UserRecord]:
     """`users` (read by id in any order) arranged as get_users answers: in the order of `ids`,
@@ -188,6 +193,9 @@ class UserStore(Protocol):
 
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
         """Users with id > after_id (and the prefix, if any), in id order, at most `limit`."""
+
+    async def export_page(self, after_id: int, limit: int, username_prefix: str) -> list[ExportRow]:
+        """The users list_users would return, as bare ExportRows (a bulk read's page)."""
 
     async def get_credentials(self, username: str) -> tuple[UserRecord, str]:
         """The user with this username and its password hash ("" for none); NotFound."""

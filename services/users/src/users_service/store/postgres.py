@@ -19,6 +19,7 @@ from users_service.store.base import (
     AccountChange,
     ChangeListener,
     CreateOutcome,
+    ExportRow,
     FeedStateListener,
     NewUser,
     UserChanges,
@@ -205,6 +206,11 @@ class PostgresUserStore:
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
         return await self._run(
             partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
+        )
+
+    async def export_page(self, after_id: int, limit: int, username_prefix: str) -> list[ExportRow]:
+        return await self._run(
+            partial(sql.select_export_page, after_id=after_id, limit=limit, prefix=username_prefix)
         )
 
     async def get_credentials(self, username: str) -> tuple[UserRecord, str]:

@@ -18,6 +18,7 @@ from users_service.store.base import (
     ChangeKind,
     CreateOutcome,
     CreateStatus,
+    ExportRow,
     NewUser,
     UserChange,
     UserChanges,
@@ -110,6 +111,36 @@ async def select_page_before(
         (before_id, pattern, limit),
     )
     return [_record(row) for row in reversed(await cursor.fetchall())]
+
+
+def _seconds_and_nanos(column: LiteralString) -> LiteralString:
+    """A timestamptz column as whole seconds since the epoch, and nanoseconds (`%%`: psycopg's
+    literal `%`)."""
+    return (
+        f"floor(extract(epoch FROM {column}))::bigint,"
+        f" extract(microseconds FROM {column})::bigint %% 1000000 * 1000"
+    )
+
+
+# ExportRow's columns: the times split into seconds and nanoseconds by PostgreSQL, not by Python.
+_EXPORT_COLUMNS = (
+    "id, username, email, display_name, "
+    + _seconds_and_nanos("create_time")
+    + ", "
+    + _seconds_and_nanos("update_time")
+    + ", etag, role, disabled::int"
+)
+
+
+async def select_export_page(conn: Conn, after_id: int, limit: int, prefix: str) -> list[ExportRow]:
+    """select_page's users as ExportRows."""
+    cursor = await conn.execute(
+        f"SELECT {_EXPORT_COLUMNS} FROM users WHERE id > %s AND lower(username) LIKE lower(%s)"
+        " ORDER BY id LIMIT %s",
+        (after_id, _prefix_pattern(prefix), limit),
+    )
+    rows: list[ExportRow] = await cursor.fetchall()
+    return rows
 
 
 async def notify(conn: Conn, changes: Sequence[UserChange]) -> None:

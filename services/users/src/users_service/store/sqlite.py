@@ -19,6 +19,7 @@ from users_service.store.base import (
     ChangeListener,
     CreateOutcome,
     CreateStatus,
+    ExportRow,
     NewUser,
     UserChange,
     UserChanges,
@@ -228,9 +229,15 @@ class SqliteUserStore:
         )
         return await self._page(page, username_prefix)
 
+    async def export_page(self, after_id: int, limit: int, username_prefix: str) -> list[ExportRow]:
+        page = partial(
+            sql.select_export_page, after_id=after_id, limit=limit, prefix=username_prefix
+        )
+        return await self._page(page, username_prefix)
+
     async def _page(
-        self, page: Callable[[sqlite3.Connection], list[UserRecord]], username_prefix: str
-    ) -> list[UserRecord]:
+        self, page: Callable[[sqlite3.Connection], list[_T]], username_prefix: str
+    ) -> list[_T]:
         if not username_prefix:
             return self._reader.call(page)  # by id: `limit` rows read, however large the table
         if not self._reader.call(partial(sql.prefix_matches, prefix=username_prefix)):

@@ -30,6 +30,7 @@ _RETRIED = [
     "BatchGetUsers",
     "ListUsers",
     "GetUsers",
+    "ExportUsers",
     "LookupUsers",
     "WatchUsers",
     "CreateUser",

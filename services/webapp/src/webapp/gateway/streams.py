@@ -28,13 +28,15 @@ SUBSCRIBE_WAIT_SECONDS = 0.5
 
 
 class UserStream:
-    """Users from one GetUsers call: `first` (read already, None for none), then the rest.
+    """Users from one call, a batch at a time as they arrive: `first` (the first batch, read
+    already; None when there is no user), then the rest. Every user comes from ExportUsers (many
+    users a message, in id order); named users from GetUsers (one a message).
 
     >>> stream = await UserStream.open(stub, [1, 2], [], options)  # doctest: +SKIP
-    >>> rest = [user async for user in stream]  # doctest: +SKIP
+    >>> rest = [user async for batch in stream for user in batch]  # doctest: +SKIP
     """
 
-    def __init__(self, call: grpc.aio.UnaryStreamCall, first: User | None) -> None:
+    def __init__(self, call: grpc.aio.UnaryStreamCall, first: list[User] | None) -> None:
         self._call = call
         self.first = first
 
@@ -46,33 +48,43 @@ class UserStream:
         usernames: list[str],
         options: dict[str, Any],
     ) -> UserStream:
-        """Starts the call and reads its first user, so an early failure raises here."""
-        call = stub.GetUsers(users_pb2.GetUsersRequest(ids=ids, usernames=usernames), **options)
+        """Starts the call and reads its first batch, so an early failure raises here."""
+        call: grpc.aio.UnaryStreamCall
+        if ids or usernames:
+            request = users_pb2.GetUsersRequest(ids=ids, usernames=usernames)
+            call = stub.GetUsers(request, **options)
+        else:
+            call = stub.ExportUsers(users_pb2.ExportUsersRequest(), **options)
         try:
-            return cls(call, await _next_user(call))
+            return cls(call, await _next_batch(call))
         except BaseException:
             call.cancel()
             raise
 
-    def __aiter__(self) -> AsyncIterator[User]:
+    def __aiter__(self) -> AsyncIterator[list[User]]:
         return self
 
-    async def __anext__(self) -> User:
-        if (user := await _next_user(self._call)) is None:
+    async def __anext__(self) -> list[User]:
+        if (users := await _next_batch(self._call)) is None:
             raise StopAsyncIteration
-        return user
+        return users
 
     def close(self) -> None:
         """Ends the call (a no-op once it is done)."""
         self._call.cancel()
 
 
-async def _next_user(call: grpc.aio.UnaryStreamCall) -> User | None:
+async def _next_batch(call: grpc.aio.UnaryStreamCall) -> list[User] | None:
+    """The users of the call's next message (a UserBatch, or one User), None at its end."""
     try:
         message = await call.read()
     except grpc.aio.AioRpcError as exc:
         raise users_error(exc) from exc
-    return None if message is grpc.aio.EOF else user_json(message)
+    if message is grpc.aio.EOF:
+        return None
+    if isinstance(message, users_pb2.UserBatch):
+        return [user_json(user) for user in message.users]
+    return [user_json(message)]
 
 
 class UserWatch:
