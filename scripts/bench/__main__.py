@@ -20,7 +20,7 @@ from scripts.bench.stack import Cores, Stack
 
 RESULTS = Path("bench/results")
 FULL = plan.Settings(seconds=4, repetitions=3, concurrencies=(32, 128), stream_users=100_000)
-QUICK = plan.Settings(seconds=1, repetitions=1, concurrencies=(32,), stream_users=10_000)
+QUICK = plan.Settings(seconds=1, repetitions=1, concurrencies=(32,), stream_users=5_000)
 
 
 def parse() -> argparse.Namespace:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -70,6 +71,14 @@ class Server:
             return
         self.stop()
         raise SystemExit(f"{self.name} did not start; its log:\n{self.log.read_text()[-3000:]}")
+
+    def accepting(self) -> bool:
+        """Whether the server accepts connections now; SystemExit with its log if it exited."""
+        if self.proc.poll() is not None:
+            raise SystemExit(f"{self.name} exited; its log:\n{self.log.read_text()[-3000:]}")
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def pin(self, cores: str) -> None:
         """Moves every thread of the running process to `cores` (threads it starts later

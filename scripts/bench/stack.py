@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from users.v1 import users_pb2, users_pb2_grpc
 from scripts.bench.peers.canned import seeded_username
 from scripts.bench.procs import Server
 from scripts.bench.servers import Files, definitions
+
+STARTUP_SECONDS = 120.0  # for all of them, started together on a machine maybe shared
 
 
 @dataclass(frozen=True)
@@ -69,17 +72,15 @@ class Stack:
         return self
 
     def __exit__(self, *_: object) -> None:
-        """Stops the servers in waves, each all at once (each drains for up to its grace): first
-        those no running server needs, so that a backend or the trace sink outlives its users."""
-        running = dict(self.servers)
-        while running:
-            needed = {need for name in running for need in self.specs[name].needs}
-            wave = [server for name, server in running.items() if name not in needed]
+        """Stops every server at once (each drains for up to its grace), then the trace sink,
+        which the others flush their last spans to as they stop."""
+        last = [self.servers[name] for name in ("otlp-sink",) if name in self.servers]
+        first = [server for server in self.servers.values() if server not in last]
+        for wave in (first, last):
             for server in wave:
                 server.terminate()
             for server in wave:
                 server.stop()
-                del running[server.name]
 
     def needed(self, names: Iterable[str]) -> set[str]:
         """`names` and every server they need, the source of a member's token included."""
@@ -94,24 +95,33 @@ class Stack:
         return out
 
     def _start_all(self, names: set[str]) -> None:
-        """In waves: every server whose needs are up starts at once, unpinned (the start's
-        imports use both cores); each is pinned to its core once it accepts."""
+        """Each server as soon as what it needs is up, unpinned (start-up imports use both
+        cores), pinned to its core once it accepts; "users" is seeded once it accepts."""
         ports: set[int] = set()
-        while todo := sorted(names - self.servers.keys()):
-            wave = [n for n in todo if set(self.specs[n].needs) <= self.servers.keys()]
-            if not wave:
-                raise SystemExit(f"bench servers that need each other: {todo}")
-            started = [self._spawn(name, ports) for name in wave]
-            for server in started:
-                self.servers[server.name] = server
-                server.wait_accepting()
-            for server in started:
-                beside_load = self.specs[server.name].beside_load
-                cores = self.cores.load if beside_load else self.cores.server
-                if cores is not None:
-                    server.pin(cores)
-            if "users" in wave:
-                asyncio.run(seed(self["users"].port, self.stream_users))
+        ready: set[str] = set()
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while ready != names:
+            for name in sorted(names - self.servers.keys()):
+                if set(self.specs[name].needs) <= ready:
+                    self.servers[name] = self._spawn(name, ports)
+            starting = [self[name] for name in self.servers.keys() - ready]
+            if not starting:
+                raise SystemExit(f"bench servers that need each other: {names - ready}")
+            for server in (s for s in starting if s.accepting()):
+                self._ready(server)
+                ready.add(server.name)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench servers not accepting after {STARTUP_SECONDS} s: "
+                                 f"{[s.name for s in starting]}")  # fmt: skip
+            time.sleep(0.05)
+
+    def _ready(self, server: Server) -> None:
+        beside_load = self.specs[server.name].beside_load
+        cores = self.cores.load if beside_load else self.cores.server
+        if cores is not None:
+            server.pin(cores)
+        if server.name == "users":
+            asyncio.run(seed(server.port, self.stream_users))
 
     def _spawn(self, name: str, ports: set[int]) -> Server:
         spec = self.specs[name]
