@@ -43,7 +43,7 @@ def main() -> None:
     overrides = {"repetitions": args.repetitions, "seconds": args.seconds}
     settings = plan.Settings(**{**vars(settings), **{k: v for k, v in overrides.items() if v}})
     rows = [row for row in plan.rows(settings) if re.search(args.only, row.name)]
-    if args.quick:  # the rows of the comparisons with a bar (the goals), nothing else
+    if args.quick and not args.only:  # the rows of the comparisons with a bar (the goals)
         rows = plan.barred(rows, plan.ratios(settings))
     names = {row.name for row in rows}
     ratios = [r for r in plan.ratios(settings) if r.over in names and r.under in names]
