@@ -16,7 +16,8 @@ sys.path.insert(0, str(ROOT))
 from scripts.bench import grpc_load, h2load, plan, wrk  # noqa: E402
 from scripts.bench.__main__ import FULL, QUICK  # noqa: E402
 from scripts.bench.procs import Server  # noqa: E402
-from scripts.bench.results import percentiles_ms  # noqa: E402
+from scripts.bench.results import Load, percentiles_ms  # noqa: E402
+from scripts.bench.runner import failures  # noqa: E402
 from scripts.bench.servers import BACKENDS  # noqa: E402
 from scripts.bench.stack import Cores, Stack  # noqa: E402
 
@@ -74,6 +75,13 @@ def test_wrk_counts_non_2xx_and_socket_errors() -> None:
     )
     load = wrk.parse(out)
     assert (load.calls, load.errors) == (2200, 10)
+
+
+def test_a_run_that_completed_nothing_is_a_failure_even_with_no_errors_counted() -> None:
+    idle = wrk.parse((OUTPUT / "wrk.txt").read_text().replace("2210 requests in", "0 requests in"))
+    assert (idle.calls, idle.errors) == (0, 0)
+    assert failures(idle, logged_errors=0) == 1
+    assert failures(Load(calls=5, seconds=1, errors=2), logged_errors=3) == 5
 
 
 def test_percentiles_of_few_and_many_latencies() -> None:
