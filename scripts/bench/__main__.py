@@ -20,12 +20,14 @@ from scripts.bench.stack import Cores, Stack
 
 RESULTS = Path("bench/results")
 FULL = plan.Settings(seconds=4, repetitions=3, concurrencies=(32, 128), stream_users=100_000)
-QUICK = plan.Settings(seconds=1, repetitions=1, concurrencies=(32,), stream_users=10_000)
+QUICK = plan.Settings(seconds=1, repetitions=1, concurrencies=(32,), stream_users=5_000)
 
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="the rows of the ratios with a bar, once, briefly"
+    )
     parser.add_argument("--no-pin", action="store_true", help="no pinning to cores")
     parser.add_argument("--only", default="", help="run only rows whose name matches this regex")
     parser.add_argument("--repetitions", type=int, help="override the repetitions")
@@ -41,14 +43,17 @@ def main() -> None:
     overrides = {"repetitions": args.repetitions, "seconds": args.seconds}
     settings = plan.Settings(**{**vars(settings), **{k: v for k, v in overrides.items() if v}})
     rows = [row for row in plan.rows(settings) if re.search(args.only, row.name)]
+    if args.quick and not args.only:  # the rows of the comparisons with a bar (the goals)
+        rows = plan.barred(rows, plan.ratios(settings))
     names = {row.name for row in rows}
     ratios = [r for r in plan.ratios(settings) if r.over in names and r.under in names]
+    servers = {name for row in rows for name in (row.server, *row.cpu_of)}
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="userstack-bench-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        with Stack(workdir, Cores.split(pin), settings.stream_users) as stack:
+        with Stack(workdir, Cores.split(pin), settings.stream_users, servers) as stack:
             samples = runner.run_all(stack, rows, settings.repetitions)
     summary = report.summarize(rows, samples)
     compared = report.compare(ratios, samples)

@@ -14,7 +14,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,11 @@ LOOKUP_WINDOW = 64  # lookups in flight on one LookupUsers stream
 def run(
     mode: str, port: int, *, processes: int, concurrency: int, seconds: float,
     cores: str | None, user_id: int, users: int, tls_dir: str | None = None,
+    token: str | None = None,
 ) -> Load:  # fmt: skip
-    """`processes` workers share `concurrency` calls (streams: one each) for up to `seconds`."""
-    token = secrets.token_hex(3)
+    """`processes` workers share `concurrency` calls (streams: one each) for up to `seconds`;
+    `token`, when given, goes on every call (`authorization: Bearer`)."""
+    run_tag = secrets.token_hex(3)
     command = [
         sys.executable, "-m", "scripts.bench.grpc_load", mode, f"--port={port}",
         f"--concurrency={max(1, concurrency // processes)}", f"--seconds={seconds}",
@@ -42,8 +44,10 @@ def run(
     ]  # fmt: skip
     if tls_dir is not None:
         command.append(f"--tls-dir={tls_dir}")
+    if token is not None:
+        command.append(f"--token={token}")
     workers = [
-        subprocess.Popen(pinned([*command, f"--tag={token}{i}"], cores), stdout=subprocess.PIPE)
+        subprocess.Popen(pinned([*command, f"--tag={run_tag}{i}"], cores), stdout=subprocess.PIPE)
         for i in range(processes)
     ]
     try:
@@ -69,6 +73,10 @@ def _report(worker: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
     return report
 
 
+class WrongReplyError(Exception):
+    """A call that succeeded with another answer than the one asked for."""
+
+
 class Worker:
     """One process's share of the load, on one channel."""
 
@@ -79,6 +87,8 @@ class Worker:
         self.latencies_ms: list[float] = []
         self.calls = 0
         self.stop_at = time.monotonic() + args.seconds
+        token = args.token
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else None
 
     async def unary_loop(self, lane: int) -> None:
         index = 0
@@ -88,6 +98,8 @@ class Worker:
                 await self.unary_call(f"{self.args.tag}x{lane}x{index}")
             except grpc.aio.AioRpcError as error:
                 self.codes[error.code().name] += 1
+            except WrongReplyError:
+                self.codes["WRONG_REPLY"] += 1
             else:
                 self.codes["OK"] += 1
                 self.calls += 1
@@ -95,54 +107,74 @@ class Worker:
             index += 1
 
     async def unary_call(self, unique: str) -> None:
+        metadata = self.metadata
         if self.args.mode == "get":
-            await self.stub.GetUser(users_pb2.GetUserRequest(id=self.args.user_id), timeout=10)
+            get = users_pb2.GetUserRequest(id=self.args.user_id)
+            user = await self.stub.GetUser(get, timeout=10, metadata=metadata)
+            if user.id != get.id:
+                raise WrongReplyError(f"GetUser({get.id}) answered user {user.id}")
         elif self.args.mode == "create":
-            request = users_pb2.CreateUserRequest(username=unique, email=f"{unique}@example.com")
-            await self.stub.CreateUser(request, timeout=10)
+            create = users_pb2.CreateUserRequest(username=unique, email=f"{unique}@example.com")
+            user = await self.stub.CreateUser(create, timeout=10, metadata=metadata)
+            if user.username != unique:
+                raise WrongReplyError(f"CreateUser({unique}) answered {user.username}")
         else:
-            await self.stub.ListUsers(users_pb2.ListUsersRequest(page_size=50), timeout=10)
+            page = users_pb2.ListUsersRequest(page_size=50)
+            await self.stub.ListUsers(page, timeout=10, metadata=metadata)
 
     async def stream(self) -> None:
-        """One GetUsers call for every user; each message counts as a call."""
+        """One GetUsers call for every user; each message counts as a call. Its latency is the
+        time to the first message (the whole stream's time is what the rate says)."""
         started = time.perf_counter()
-        call = self.stub.GetUsers(users_pb2.GetUsersRequest(), timeout=self.args.seconds)
+        request = users_pb2.GetUsersRequest()
+        call = self.stub.GetUsers(request, timeout=self.args.seconds, metadata=self.metadata)
         try:
             async for _ in call:
+                if not self.calls:
+                    self.latencies_ms.append((time.perf_counter() - started) * 1000)
                 self.calls += 1
         except grpc.aio.AioRpcError as error:
             self.codes[error.code().name] += 1
         else:
             self.codes["OK" if self.calls == self.args.users else "SHORT"] += 1
-        self.latencies_ms.append((time.perf_counter() - started) * 1000)
 
     async def export(self) -> None:
         """One ExportUsers call for every user; each user counts as a call."""
         started = time.perf_counter()
-        call = self.stub.ExportUsers(users_pb2.ExportUsersRequest(), timeout=self.args.seconds)
+        call = self.stub.ExportUsers(
+            users_pb2.ExportUsersRequest(), timeout=self.args.seconds, metadata=self.metadata
+        )
         try:
             async for batch in call:
+                if not self.calls:  # timed to its first message, as the GetUsers stream is
+                    self.latencies_ms.append((time.perf_counter() - started) * 1000)
                 self.calls += len(batch.users)
         except grpc.aio.AioRpcError as error:
             self.codes[error.code().name] += 1
         else:
             self.codes["OK" if self.calls == self.args.users else "SHORT"] += 1
-        self.latencies_ms.append((time.perf_counter() - started) * 1000)
 
     async def lookup(self) -> None:
-        """LookupUsers, pipelined: up to LOOKUP_WINDOW lookups ahead of the answers."""
+        """LookupUsers, pipelined: up to LOOKUP_WINDOW lookups ahead of the answers (answered
+        in order: each lookup's latency runs from its request's send to its answer)."""
         window = asyncio.Semaphore(LOOKUP_WINDOW)
+        sent: deque[float] = deque()
 
         async def lookups() -> AsyncIterator[users_pb2.LookupUsersRequest]:
             index = 0
             while time.monotonic() < self.stop_at:
                 await window.acquire()
+                sent.append(time.perf_counter())
                 yield users_pb2.LookupUsersRequest(id=1 + index % self.args.users)
                 index += 1
 
+        call = self.stub.LookupUsers(
+            lookups(), timeout=self.args.seconds + 10, metadata=self.metadata
+        )
         try:
-            async for reply in self.stub.LookupUsers(lookups(), timeout=self.args.seconds + 10):
+            async for reply in call:
                 window.release()
+                self.latencies_ms.append((time.perf_counter() - sent.popleft()) * 1000)
                 self.calls += reply.HasField("user")
                 self.codes["OK" if reply.HasField("user") else "LOOKUP_ERROR"] += 1
         except grpc.aio.AioRpcError as error:
@@ -194,6 +226,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1, help="users a full GetUsers streams")
     parser.add_argument("--tag", default="w", help="makes this worker's usernames unique")
     parser.add_argument("--tls-dir", default=None, help="ca.pem, client.pem, client.key: TLS")
+    parser.add_argument("--token", default=None, help="an access token sent on every call")
     print(json.dumps(asyncio.run(work(parser.parse_args()))))
 
 

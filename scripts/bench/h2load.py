@@ -19,6 +19,7 @@ from scripts.bench.results import Load, percentiles_ms
 
 GRPC_HEADERS = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
 CONNECTIONS = 4
+_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def frame(message: Message) -> bytes:
@@ -51,10 +52,13 @@ def unary(
         pinned(command, cores), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
     # With -D, h2load counts only the timed phase (not connecting): the rate is per -D second.
-    return _parse(out, log, reply_size + 5, timed_seconds=seconds)
+    return parse(out, log.read_text(), reply_size + 5, timed_seconds=seconds)
 
 
-def _parse(out: str, log: Path, frame_size: int, timed_seconds: float | None = None) -> Load:
+def parse(out: str, log: str, frame_size: int, timed_seconds: float | None = None) -> Load:
+    """h2load's output and --log-file (a line per request: start, status, microseconds): the
+    calls that carried exactly one reply of `frame_size` bytes, the others as errors, and the
+    p50 and p99 of every request's time."""
     finished = re.search(r"finished in ([\d.]+)(m?s)", out)
     requests = re.search(
         r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
@@ -70,7 +74,7 @@ def _parse(out: str, log: Path, frame_size: int, timed_seconds: float | None = N
     seconds = timed_seconds or float(finished[1]) / (1000 if finished[2] == "ms" else 1)
     well_formed = int(data[1]) // frame_size
     errors = (done - succeeded) + max(0, succeeded - well_formed)
-    latencies = [int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines()]
+    latencies = [int(line.split("\t")[2]) / 1000 for line in log.splitlines()]
     p50, p99 = percentiles_ms(latencies)
     return Load(calls=done - errors, seconds=seconds, errors=errors, p50_ms=p50, p99_ms=p99)
 
@@ -86,11 +90,19 @@ def stream(
     out = subprocess.run(
         pinned(command, cores), capture_output=True, text=True, check=True, timeout=seconds
     ).stdout
+    return parse_stream(out, messages, total_bytes)
+
+
+def parse_stream(out: str, messages: int, total_bytes: int) -> Load:
+    """One stream's h2load output: OK if exactly `total_bytes` arrived; its latency is the time
+    to the first byte (the first message: the whole stream's time is what the rate says)."""
     finished = re.search(r"finished in ([\d.]+)(m?s)", out)
     data = re.search(r"\((\d+)\) data", out)
-    if not (finished and data):
+    first = re.search(r"time to 1st byte:\s+([\d.]+)(us|ms|s)\s", out)
+    if not (finished and data and first):
         raise RuntimeError(f"cannot read h2load's output:\n{out}")
     elapsed = float(finished[1]) / (1000 if finished[2] == "ms" else 1)
     if int(data[1]) != total_bytes:
         return Load(calls=0, seconds=elapsed, errors=1)
-    return Load(calls=messages, seconds=elapsed, errors=0, p50_ms=elapsed * 1000)
+    first_ms = round(float(first[1]) * _MS[first[2]], 3)
+    return Load(calls=messages, seconds=elapsed, errors=0, p50_ms=first_ms, p99_ms=first_ms)

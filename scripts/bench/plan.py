@@ -13,15 +13,15 @@ from users.v1 import users_pb2, users_pb2_grpc
 from scripts.bench import grpc_load, h2load, wrk
 from scripts.bench.peers.canned import canned_user
 from scripts.bench.results import Load
+from scripts.bench.servers import BACKENDS
 from scripts.bench.stack import Stack
 
 GRPC_PEERS = ("aio", "aio-uvloop", "aio-tuned", "sync-tutorial", "grpclib")
 READ_ID = 4242  # a seeded user the size of the canned one
-# The users service over TLS and over mTLS (stack.py), against "users" in plaintext.
+# The users service over TLS and over mTLS (servers.py), against "users" in plaintext.
 TLS_SERVERS = ("users-tls", "users-mtls")
-TRANSPORT_CONCURRENCIES = (32, 128)
-# The users service checking a member's token on every call (stack.py), against "users".
-TOKEN_SERVERS = ("users-auth",)
+# The issue's bar for the production configuration against the plaintext default.
+PROD_BAR = 0.8
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ def _h2load(
     def load(stack: Stack) -> Load:
         url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/{method}"
         size = reply_size(stack, server, method, request)
-        headers = [f"authorization: Bearer {stack.member_token}"] if server in TOKEN_SERVERS else []
+        token = stack.token(server)
+        headers = [f"authorization: Bearer {token}"] if token else []
         return h2load.unary(
             url, request, reply_size=size, concurrency=concurrency, seconds=settings.seconds,
             cores=stack.cores.load, workdir=stack.workdir, headers=headers,
@@ -76,12 +77,12 @@ def _grpc(mode: str, server: str, concurrency: int, settings: Settings) -> Calla
     processes = 1 if streaming or mode == "lookup" else 2
 
     def load(stack: Stack) -> Load:
-        tls_dir = str(stack.tls_dir) if server in TLS_SERVERS else None
+        tls_dir = stack.tls_dir_for(server)
         return grpc_load.run(
             mode, stack[server].port, processes=processes, concurrency=concurrency,
             seconds=settings.stream_seconds if streaming else settings.seconds,
             cores=stack.cores.load, user_id=READ_ID, users=settings.stream_users,
-            tls_dir=tls_dir,
+            tls_dir=None if tls_dir is None else str(tls_dir), token=stack.token(server),
         )  # fmt: skip
 
     return load
@@ -122,8 +123,9 @@ def _wrk(server: str, concurrency: int, settings: Settings) -> Callable[[Stack],
     def load(stack: Stack) -> Load:
         prefix = f"http://127.0.0.1:{stack[server].port}/api/v1/users/"
         return wrk.get_users(
-            prefix, settings.stream_users, concurrency, settings.seconds, stack.cores.load
-        )
+            prefix, settings.stream_users, concurrency, settings.seconds, stack.cores.load,
+            token=stack.token(server),
+        )  # fmt: skip
 
     return load
 
@@ -165,6 +167,7 @@ def rows(settings: Settings) -> list[Row]:
     ]  # fmt: skip
     out += _transport_rows(settings)
     out += _observed_rows(settings)
+    out += _prod_rows(settings)
     for c in settings.concurrencies:
         for server, cpu_of in (
             ("fastapi-bare", ("fastapi-bare",)),
@@ -182,7 +185,7 @@ def _transport_rows(settings: Settings) -> list[Row]:
     h2load cannot present a client certificate)."""
     out: list[Row] = []
     for server in ("users", *TLS_SERVERS):
-        for c in TRANSPORT_CONCURRENCIES:
+        for c in settings.concurrencies:
             if server == "users" and c == max(settings.concurrencies):
                 continue  # rows() has it already
             out.append(Row(f"GetUser c{c} {server} (aio client)", server, "calls/s",
@@ -227,10 +230,10 @@ def _observed_ratios(settings: Settings) -> list[Ratio]:
     return out
 
 
-def _transport_ratios() -> list[Ratio]:
+def _transport_ratios(settings: Settings) -> list[Ratio]:
     out: list[Ratio] = []
     for server in TLS_SERVERS:
-        for c in TRANSPORT_CONCURRENCIES:
+        for c in settings.concurrencies:
             out.append(Ratio(f"GetUser c{c} {server} (aio client)",
                              f"GetUser c{c} users (aio client)", 0.8))  # fmt: skip
         out.append(Ratio(f"GetUsers stream {server} (aio client)",
@@ -266,8 +269,9 @@ def ratios(settings: Settings) -> list[Ratio]:
         Ratio("GetUsers stream aio-uvloop", "GetUsers stream aio"),
         Ratio("GetUsers stream aio-tuned", "GetUsers stream aio"),
     ]
-    out += _transport_ratios()
+    out += _transport_ratios(settings)
     out += _observed_ratios(settings)
+    out += _prod_ratios(settings)
     for k in settings.concurrencies:
         out += [
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} fastapi-bare", 0.5),
@@ -275,6 +279,78 @@ def ratios(settings: Settings) -> list[Ratio]:
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} flask-tutorial", 2.0),
         ]
     return out
+
+
+# Each feature of the production configuration alone, where no row had it yet (GetUser's are
+# the h2load rows: users-auth, users-metrics, users-unsampled; users-tls and users-mtls).
+STREAM_FEATURES = ("users-auth", "users-metrics", "users-unsampled")
+WEBAPP_FEATURES = ("webapp-mtls", "webapp-auth")
+
+
+def _prod_rows(settings: Settings) -> list[Row]:
+    """The production configuration (servers.py: users-prod, webapp-prod) for GetUser,
+    CreateUser, the GetUsers and ExportUsers streams and the webapp's read, with the client of
+    the plaintext row it is compared with (the aio client: h2load cannot present a client
+    certificate); then the features not measured alone elsewhere."""
+    c, low = max(settings.concurrencies), min(settings.concurrencies)
+    out = [
+        Row(f"GetUser c{k} users-prod (aio client)", "users-prod", "calls/s",
+            _grpc("get", "users-prod", k, settings), ("users-prod",))
+        for k in settings.concurrencies
+    ]  # fmt: skip
+    out += [
+        Row(f"CreateUser c{c} users-prod (aio client)", "users-prod-writes", "calls/s",
+            _grpc("create", "users-prod-writes", c, settings), ("users-prod-writes",)),
+        Row("GetUsers stream users-prod (aio client)", "users-prod", "msgs/s",
+            _grpc("stream", "users-prod", 1, settings), ("users-prod",)),
+        Row("ExportUsers stream users-prod (aio client)", "users-prod", "users/s",
+            _grpc("export", "users-prod", 1, settings), ("users-prod",)),
+    ]  # fmt: skip
+    out += [
+        Row(f"GetUsers stream {server} (aio client)", server, "msgs/s",
+            _grpc("stream", server, 1, settings), (server,))
+        for server in STREAM_FEATURES
+    ]  # fmt: skip
+    webapps = [(k, "webapp-prod") for k in settings.concurrencies]
+    webapps += [(low, server) for server in WEBAPP_FEATURES]
+    for k, server in webapps:
+        out.append(Row(f"HTTP GET user c{k} {server}", server, "requests/s",
+                       _wrk(server, k, settings), (server, BACKENDS[server])))  # fmt: skip
+    return out
+
+
+def _prod_ratios(settings: Settings) -> list[Ratio]:
+    """Production against plaintext defaults (the issue's bar, 0.8); each feature alone."""
+    c, low = max(settings.concurrencies), min(settings.concurrencies)
+    stream = "GetUsers stream users (aio client)"
+    out = [
+        Ratio(f"GetUser c{k} users-prod (aio client)", f"GetUser c{k} users (aio client)",
+              PROD_BAR)
+        for k in settings.concurrencies
+    ]  # fmt: skip
+    out += [
+        Ratio(f"CreateUser c{c} users-prod (aio client)", f"CreateUser c{c} users (aio client)",
+              PROD_BAR),
+        Ratio("GetUsers stream users-prod (aio client)", stream, PROD_BAR),
+        Ratio("ExportUsers stream users-prod (aio client)", "ExportUsers stream users (aio client)",
+              PROD_BAR),
+    ]  # fmt: skip
+    out += [
+        Ratio(f"HTTP GET user c{k} webapp-prod", f"HTTP GET user c{k} webapp", PROD_BAR)
+        for k in settings.concurrencies
+    ]
+    out += [Ratio(f"GetUsers stream {server} (aio client)", stream) for server in STREAM_FEATURES]
+    out += [
+        Ratio(f"HTTP GET user c{low} {server}", f"HTTP GET user c{low} webapp")
+        for server in WEBAPP_FEATURES
+    ]
+    return out
+
+
+def barred(rows: list[Row], ratios: list[Ratio]) -> list[Row]:
+    """The rows (in their order) that some ratio with a target compares."""
+    names = {name for r in ratios if r.target is not None for name in (r.over, r.under)}
+    return [row for row in rows if row.name in names]
 
 
 def _stream_size(server: str, stack: Stack) -> int:
@@ -307,9 +383,10 @@ def reply_size(stack: Stack, server: str, method: str, request: Message) -> int:
     """The size of the reply `server` gives `request` (asked once: the same every time)."""
     if server in GRPC_PEERS:
         return canned_user().ByteSize()
-    metadata = (("authorization", f"Bearer {stack.member_token}"),)
+    token = stack.token(server)
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
     with grpc.insecure_channel(f"127.0.0.1:{stack[server].port}") as channel:
         call = getattr(users_pb2_grpc.UserServiceStub(channel), method)
-        reply = call(request, timeout=10, metadata=metadata if server in TOKEN_SERVERS else None)
+        reply = call(request, timeout=10, metadata=metadata)
         size: int = reply.ByteSize()
         return size

@@ -9,6 +9,7 @@ from typing import Any
 
 from scripts.bench.plan import Row
 from scripts.bench.procs import Server
+from scripts.bench.results import Load
 from scripts.bench.stack import Stack
 
 # CANCELLED is not counted: a timed h2load run ends by resetting the calls still in flight.
@@ -43,11 +44,18 @@ def measure(stack: Stack, row: Row) -> dict[str, Any]:
     logged_errors = sum(watch.not_ok() for watch in watches)
     return {
         **asdict(load),
-        "errors": load.errors + logged_errors,
+        "errors": failures(load, logged_errors),
         "rate": round(load.rate, 1),
         "cpu_s_per_1k": round(cpu / load.calls * 1000, 4) if load.calls else None,
         "peak_rss_mb": round(server.peak_rss_mb(), 1),
     }
+
+
+def failures(load: Load, logged_errors: int) -> int:
+    """The run's failed calls: the load's, the server's log's, and one more if it completed no
+    call at all (a server that answered nothing within the run, e.g. starved of its core by
+    other work, measured nothing, whatever the load generator counted as failed)."""
+    return load.errors + logged_errors + (0 if load.calls else 1)
 
 
 def run_all(stack: Stack, rows: list[Row], repetitions: int) -> dict[str, list[dict[str, Any]]]:

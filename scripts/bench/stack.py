@@ -1,27 +1,26 @@
-"""The servers of one bench run: ours (users service, webapp) and the peers, each on its core."""
+"""The servers of one bench run (servers.py), started together, each then pinned to its core."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from testkit.certs import CertificateAuthority
+from testkit.ports import free_port
 from testkit.tokens import TestIssuer
 from users.v1 import users_pb2, users_pb2_grpc
 
 from scripts.bench.peers.canned import seeded_username
 from scripts.bench.procs import Server
+from scripts.bench.servers import Files, definitions
 
-_PEERS = "scripts.bench.peers."
-
-
-def database_env(path: Path) -> dict[str, str]:
-    """How the users service is told where its SQLite file is."""
-    return {"USERS_DATABASE_URL": f"sqlite:///{path}"}
+STARTUP_SECONDS = 120.0  # for all of them, started together on a machine maybe shared
 
 
 @dataclass(frozen=True)
@@ -37,146 +36,137 @@ class Cores:
 
 
 class Stack:
-    """Starts every server of the run, gives them by name, stops them all.
+    """Starts the servers a run needs (servers.py), gives them by name, stops them all.
 
     Example:
-        >>> with Stack(workdir, cores, stream_users=100_000) as stack:  # doctest: +SKIP
+        >>> with Stack(workdir, cores, 100_000, {"users"}) as stack:  # doctest: +SKIP
         ...     stack["users"].port
     """
 
-    def __init__(self, workdir: Path, cores: Cores, stream_users: int) -> None:
+    def __init__(
+        self, workdir: Path, cores: Cores, stream_users: int, names: Iterable[str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.cores = cores
         self.stream_users = stream_users
         self.servers: dict[str, Server] = {}
         self.facts: dict[str, int] = {}  # what plan learnt of a server once, e.g. its stream size
-        self.member_token = ""  # a member's access token for users-auth, once started
+        self._issuer = TestIssuer(workdir / "issuer")
+        files = Files(workdir, self._issuer.server_env(), stream_users)
+        self.specs = definitions(files)
+        self._names = set(self.specs if names is None else names)
+        self._tokens: dict[str, str] = {}
 
     def __getitem__(self, name: str) -> Server:
         return self.servers[name]
 
     def __enter__(self) -> Stack:
         try:
-            self._start_all()
+            self._make_tls_files()
+            self._start_all(self.needed(self._names))
+            for name in self.servers:  # now, not in a row's measured time (sign-in hashes)
+                self.token(name)
         except BaseException:
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *_: object) -> None:
-        for server in reversed(self.servers.values()):
-            server.stop()
+        """Stops every server at once (each drains for up to its grace), then the trace sink,
+        which the others flush their last spans to as they stop."""
+        last = [self.servers[name] for name in ("otlp-sink",) if name in self.servers]
+        first = [server for server in self.servers.values() if server not in last]
+        for wave in (first, last):
+            for server in wave:
+                server.terminate()
+            for server in wave:
+                server.stop()
 
-    def _start(self, name: str, args: list[str], env: dict[str, str], cores: str | None) -> None:
-        self.servers[name] = Server.start(name, args, env, cores, self.workdir)
+    def needed(self, names: Iterable[str]) -> set[str]:
+        """`names` and every server they need, the source of a member's token included."""
+        out: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name not in out:
+                out.add(name)
+                spec = self.specs[name]
+                todo += [*spec.needs, *(["users-auth"] if spec.caller == "member" else [])]
+        return out
 
-    def _start_all(self) -> None:
-        database = self.workdir / "users.db"
-        users_env = {
-            **database_env(database),
-            "USERS_LISTEN_ADDRESS": "127.0.0.1:{port}",
-            "USERS_GRACE_PERIOD_SECONDS": "2",
-            # The plain rows measure the service as it was before access control (loopback
-            # only; the peers and HTTP frontends carry no token): "users-auth" below is the
-            # same service checking a token on every call.
-            "USERS_AUTH_ENFORCED": "false",
-            # The bench measures capacity from one address: the per-caller rates are off.
-            "USERS_WRITES_PER_SECOND": "0",
-            "USERS_IMPORTS_PER_MINUTE": "0",
-        }
-        self._start("users", ["-m", "users_service"], users_env, self.cores.server)
-        asyncio.run(seed(self["users"].port, self.stream_users))
-        self._start_with_auth(users_env)
-        # Creates go to their own database, so that every GetUsers streams the same users.
-        writes_env = {**users_env, **database_env(self.workdir / "writes.db")}
-        self._start("users-writes", ["-m", "users_service"], writes_env, self.cores.server)
-        # The same service over TLS and over mTLS (same database): the cost of the transport.
-        tls = self._tls_files()
-        tls_env = {
-            **users_env,
-            "USERS_TLS_CERT_FILE": str(tls / "users.pem"),
-            "USERS_TLS_KEY_FILE": str(tls / "users.key"),
-            "USERS_TLS_CA_FILE": str(tls / "ca.pem"),
-        }
-        self._start("users-tls", ["-m", "users_service"], tls_env, self.cores.server)
-        mtls_env = {**tls_env, "USERS_TLS_CLIENT_AUTH": "require"}
-        self._start("users-mtls", ["-m", "users_service"], mtls_env, self.cores.server)
-        # The HTTP frontends' backend: a second process on the same file, off the server core.
-        self._start("users-backend", ["-m", "users_service"], users_env, self.cores.load)
-        backend = f"127.0.0.1:{self['users-backend'].port}"
-        self._start_observed(users_env, backend)
-        peer = ["--port={port}", f"--stream-users={self.stream_users}"]
-        for name, module, extra in (
-            ("aio", "aio_echo", []),
-            ("aio-uvloop", "aio_echo", ["--uvloop"]),
-            # The echo on the users service's runtime: uvloop, its grpc core settings, SCHED_BATCH.
-            ("aio-tuned", "tuned_echo", ["--uvloop"]),
-            ("sync-tutorial", "sync_tutorial", []),
-            ("grpclib", "grpclib_echo", []),
-            ("fastapi-bare", "fastapi_echo", []),
-            ("fastapi-grpc", "fastapi_echo", [f"--users-target={backend}"]),
-            ("flask-tutorial", "flask_tutorial", [f"--users-target={backend}"]),
-        ):
-            self._start(name, ["-m", _PEERS + module, *peer, *extra], {}, self.cores.server)
-        webapp_env = {
-            "WEBAPP_USERS_TARGET": backend,
-            "WEBAPP_PORT": "{port}",
-            "WEBAPP_SECRET_KEY": secrets.token_urlsafe(32),
-            "WEBAPP_WRITES_PER_SECOND": "0",
-        }
-        self._start("webapp", ["-m", "webapp"], webapp_env, self.cores.server)
+    def _start_all(self, names: set[str]) -> None:
+        """Each server as soon as what it needs is up, unpinned (start-up imports use both
+        cores), pinned to its core once it accepts; "users" is seeded once it accepts."""
+        ports: set[int] = set()
+        ready: set[str] = set()
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while ready != names:
+            for name in sorted(names - self.servers.keys()):
+                if set(self.specs[name].needs) <= ready:
+                    self.servers[name] = self._spawn(name, ports)
+            starting = [self[name] for name in self.servers.keys() - ready]
+            if not starting:
+                raise SystemExit(f"bench servers that need each other: {names - ready}")
+            for server in (s for s in starting if s.accepting()):
+                self._ready(server)
+                ready.add(server.name)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench servers not accepting after {STARTUP_SECONDS} s: "
+                                 f"{[s.name for s in starting]}")  # fmt: skip
+            time.sleep(0.05)
 
-    def _start_observed(self, users_env: dict[str, str], backend: str) -> None:
-        """The users service and the webapp with metrics served, with tracing on but nothing
-        sampled, and with every call sampled and exported (to a sink off the server core)."""
-        self._start("otlp-sink", ["-m", _PEERS + "otlp_sink", "--port={port}"], {}, self.cores.load)
-        otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self['otlp-sink'].port}"}
-        variants = {
-            "metrics": {"METRICS_LISTEN_ADDRESS": "127.0.0.1:0"},
-            "unsampled": {**otlp, "OTEL_TRACES_SAMPLER": "always_off"},
-            "sampled": {**otlp, "OTEL_TRACES_SAMPLER": "always_on"},
-        }
-        webapp_env = {
-            "WEBAPP_USERS_TARGET": backend,
-            "WEBAPP_PORT": "{port}",
-            "WEBAPP_SECRET_KEY": secrets.token_urlsafe(32),
-        }
-        for variant, extra in variants.items():
-            for service, env, module in (
-                ("users", users_env, "users_service"),
-                ("webapp", webapp_env, "webapp"),
-            ):
-                prefix = f"{service.upper()}_"
-                named = {
-                    (prefix + k if k.startswith("METRICS") else k): v for k, v in extra.items()
-                }
-                self._start(
-                    f"{service}-{variant}", ["-m", module], {**env, **named}, self.cores.server
-                )
+    def _ready(self, server: Server) -> None:
+        beside_load = self.specs[server.name].beside_load
+        cores = self.cores.load if beside_load else self.cores.server
+        if cores is not None:
+            server.pin(cores)
+        if server.name == "users":
+            asyncio.run(seed(server.port, self.stream_users))
 
-    def _start_with_auth(self, users_env: dict[str, str]) -> None:
-        """users-auth: the same database, every call checked; a member's token to call it with
-        (a seeded user given a password by the bench's operator: no new row)."""
-        issuer = TestIssuer(self.workdir / "issuer")
-        auth_env = {**users_env, **issuer.server_env(), "USERS_AUTH_ENFORCED": "true"}
-        self._start("users-auth", ["-m", "users_service"], auth_env, self.cores.server)
-        operator = issuer.token("admin")
-        self.member_token = asyncio.run(member_token(self["users-auth"].port, operator))
+    def _spawn(self, name: str, ports: set[int]) -> Server:
+        spec = self.specs[name]
+        while (port := free_port()) in ports:  # free when asked: not twice in one wave
+            pass
+        ports.add(port)
+        env = {k: _ports_of(self.servers, v) for k, v in spec.env.items()}
+        args = [_ports_of(self.servers, a) for a in spec.args]
+        return Server.spawn(name, args, env, None, self.workdir, port=port)
+
+    def token(self, server: str) -> str | None:
+        """The access token every call to `server` carries (None: no token)."""
+        caller = self.specs[server].caller
+        if caller is None:
+            return None
+        if caller not in self._tokens:
+            self._tokens[caller] = (
+                self._issuer.token("admin", ttl=24 * 3600)  # an operator's (OIDC) token
+                if caller == "admin"
+                else asyncio.run(member_token(self["users-auth"].port, self._issuer.token()))
+            )
+        return self._tokens[caller]
+
+    def tls_dir_for(self, server: str) -> Path | None:
+        """The CA and client certificate to call `server` with (None: plaintext)."""
+        return self.tls_dir if self.specs[server].client_cert else None
 
     @property
     def tls_dir(self) -> Path:
         """ca.pem, users.pem/.key (the servers'), client.pem/.key (the load's), made per run."""
         return self.workdir / "tls"
 
-    def _tls_files(self) -> Path:
+    def _make_tls_files(self) -> None:
         ca = CertificateAuthority.create("bench CA")
-        (self.tls_dir).mkdir(parents=True, exist_ok=True)
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
         (self.tls_dir / "ca.pem").write_bytes(ca.cert_pem)
         ca.issue("users", dns_names=["localhost"], ip_addresses=["127.0.0.1"]).write(
             self.tls_dir / "users"
         )
         ca.issue("bench-load").write(self.tls_dir / "client")
-        return self.tls_dir
+
+
+def _ports_of(servers: dict[str, Server], value: str) -> str:
+    """`value` with each `{port:NAME}` replaced by server NAME's port."""
+    return re.sub(r"\{port:([\w-]+)\}", lambda m: str(servers[m[1]].port), value)
 
 
 MEMBER_PASSWORD = secrets.token_urlsafe(16)

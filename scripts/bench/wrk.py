@@ -13,14 +13,24 @@ _SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 _RANDOM_USER = Path(__file__).with_name("random_user.lua")
 
 
-def get_users(prefix: str, users: int, concurrency: int, seconds: float, cores: str | None) -> Load:
+def get_users(
+    prefix: str, users: int, concurrency: int, seconds: float, cores: str | None,
+    *, token: str | None = None,
+) -> Load:  # fmt: skip
     """GET `prefix`<id> for ids drawn at random from 1..`users`: `concurrency` connections, each
-    with one request in flight, for `seconds`."""
+    with one request in flight, for `seconds`; `token` on every request when given."""
     command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout=10s", "--latency"]
+    if token is not None:
+        command += ["-H", f"Authorization: Bearer {token}"]
     command += ["-s", str(_RANDOM_USER), prefix, "--", str(users)]
     out = subprocess.run(
         pinned(command, cores), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
+    return parse(out)
+
+
+def parse(out: str) -> Load:
+    """What wrk's output (with --latency) says: requests, errors, p50 and p99."""
     done = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     if not done:
         raise RuntimeError(f"cannot read wrk's output:\n{out}")
