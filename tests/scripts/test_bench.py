@@ -110,6 +110,7 @@ def test_production_rows_face_their_plaintext_rows_with_the_same_client(
     expected |= {
         f"CreateUser c{max(settings.concurrencies)} users-prod (aio client)",
         "GetUsers stream users-prod (aio client)",
+        "ExportUsers stream users-prod (aio client)",
     }
     assert set(prod) == expected
     for name, ratio in prod.items():
