@@ -2,14 +2,16 @@
 service holding many users while another times GetUser. test_starvation.py asserts a ceiling;
 `make bench`'s starvation row reports the p99 against its target (docs/limits.md).
 
-`python -m testkit.starvation hammer TARGET [TOKEN]` loops the requests until killed;
-`python -m testkit.starvation probe TARGET USERS SECONDS [TOKEN]` prints the GetUser latencies.
+`python -m testkit.starvation hammer TARGET [TOKEN]` loops the requests until SIGTERM, then prints
+how many it made; `python -m testkit.starvation probe TARGET USERS SECONDS [TOKEN]` prints the
+GetUser latencies (JSON).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -40,16 +42,18 @@ def worst_cheap_requests() -> list[tuple[str, Message]]:
     ]
 
 
-async def hammer(target: str, token: str | None = None, calls: int | None = None) -> int:
-    """Loops worst_cheap_requests() one after another (for ever, or `calls` of them); prints
-    "hammering" once connected. Returns the calls made."""
+async def hammer(target: str, token: str | None = None) -> int:
+    """Loops worst_cheap_requests() one after another until SIGTERM (the call in flight ends
+    first); prints "hammering" once connected. Returns the calls made."""
     requests = worst_cheap_requests()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with aio_channel(target, token=token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         await channel.channel_ready()
         print("hammering", flush=True)
         made = 0
-        while calls is None or made < calls:
+        while not stop.is_set():
             method, request = requests[made % len(requests)]
             call: Any = getattr(stub, method)(request)
             if method == "GetUsers":
@@ -106,7 +110,7 @@ async def _timed(stub: Any, user_id: int, at: float) -> float:
 def main(argv: list[str]) -> None:
     """The command line (module docstring)."""
     if argv[0] == "hammer":
-        asyncio.run(hammer(argv[1], argv[2] if len(argv) > 2 else None))
+        print(asyncio.run(hammer(argv[1], argv[2] if len(argv) > 2 else None)), flush=True)
     elif argv[0] == "probe":
         target, users, seconds = argv[1], int(argv[2]), float(argv[3])
         token = argv[4] if len(argv) > 4 else None
