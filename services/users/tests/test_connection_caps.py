@@ -63,7 +63,9 @@ async def health(channel: grpc.aio.Channel) -> int:
 async def test_calls_beyond_the_concurrent_rpc_cap_end_resource_exhausted_the_rest_succeed(
     start_server: ServerFactory, admin_token: str
 ) -> None:
-    _, port = await start_server(limits=Limits(max_concurrent_rpcs=3))
+    server, port = await start_server(
+        limits=Limits(max_concurrent_rpcs=3), health_listen_address="127.0.0.1:0"
+    )
     async with connection(port) as channel, connection(port) as other:
         call = caller(channel, admin_token)
         await call("CreateUser", users_pb2.CreateUserRequest(username="ada"))
@@ -73,6 +75,13 @@ async def test_calls_beyond_the_concurrent_rpc_cap_end_resource_exhausted_the_re
                 await get_user(caller(conn, admin_token), timeout=5)
             assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert caught.value.details() == "Concurrent RPC limit exceeded!"
+        # A health check on the API port is a call like any other; the health-only port (the
+        # kubelet's) is a server of its own, outside the cap.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await health(other)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        async with connection(server.health_port) as probe:
+            assert await health(probe) == health_pb2.HealthCheckResponse.SERVING
         watches[0].cancel()
         # A slot is free once the server has seen the cancel: calls within the cap succeed.
         await eventually_ok(lambda: get_user(call, timeout=5))
