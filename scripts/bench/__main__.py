@@ -50,7 +50,7 @@ def main() -> None:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         with Stack(workdir, Cores.split(pin), settings.stream_users) as stack:
-            starvation.start(stack, rows, quick=args.quick)
+            starvation.start(stack, rows)
             samples = runner.run_all(stack, rows, settings.repetitions)
     summary = report.summarize(rows, samples)
     compared = report.compare(ratios, samples)
