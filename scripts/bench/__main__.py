@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.bench import plan, report, runner
+from scripts.bench import plan, report, runner, starvation
 from scripts.bench.stack import Cores, Stack
 
 RESULTS = Path("bench/results")
@@ -42,18 +42,20 @@ def main() -> None:
     settings = QUICK if args.quick else FULL
     overrides = {"repetitions": args.repetitions, "seconds": args.seconds}
     settings = plan.Settings(**{**vars(settings), **{k: v for k, v in overrides.items() if v}})
-    rows = [row for row in plan.rows(settings) if re.search(args.only, row.name)]
+    every = [*plan.rows(settings), *starvation.rows(settings, quick=args.quick)]
+    rows = [row for row in every if re.search(args.only, row.name)]
     if args.quick and not args.only:  # the rows of the comparisons with a bar (the goals)
         rows = plan.barred(rows, plan.ratios(settings))
     names = {row.name for row in rows}
     ratios = [r for r in plan.ratios(settings) if r.over in names and r.under in names]
-    servers = {name for row in rows for name in (row.server, *row.cpu_of)}
+    servers = {name for row in rows for name in (row.server, *row.cpu_of)} - {starvation.SERVER}
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="userstack-bench-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         with Stack(workdir, Cores.split(pin), settings.stream_users, servers) as stack:
+            starvation.start(stack, rows)
             samples = runner.run_all(stack, rows, settings.repetitions)
     summary = report.summarize(rows, samples)
     compared = report.compare(ratios, samples)
@@ -63,7 +65,8 @@ def main() -> None:
         f"{os.getloadavg()[0]:.2f}, {settings.repetitions} repetition(s) of {settings.seconds:g} s"
         f", took {time.monotonic() - started:.0f} s"
     )
-    table = report.markdown(summary, compared, header)
+    latency = starvation.verdicts(summary)
+    table = report.markdown(summary, compared, header) + starvation.markdown(latency)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(table)
     document = {
@@ -71,6 +74,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "pinned": pin},
         "settings": vars(settings),
         "ratios": compared,
+        "latency_targets": latency,
         "rows": summary,
     }
     (args.out / "latest.json").write_text(json.dumps(document, indent=2) + "\n")

@@ -234,6 +234,18 @@ async def test_pages_before_an_id_are_the_last_ones_in_id_order(one: Opened) -> 
     assert await one.store.list_users_before(ids[0], 10, "b_") == []
 
 
+async def test_pages_larger_than_a_read_stretch_are_whole_both_ways(one: Opened) -> None:
+    # SQLite reads an unfiltered page 100 users at a time (stretches.py): every boundary holds.
+    users = await create(one.store, *(NewUser(f"s{i:03}") for i in range(250)))
+    assert await one.store.list_users(0, 200, "") == users[:200]
+    assert await one.store.list_users(0, 300, "") == users
+    assert await one.store.list_users(users[9].id, 151, "") == users[10:161]
+    assert await one.store.list_users_before(users[-1].id, 220, "") == users[-221:-1]
+    assert await one.store.list_users_before(users[-1].id, 200, "") == users[-201:-1]
+    assert await one.store.list_users_before(users[150].id, 999, "") == users[:150]
+    assert await one.store.list_users_before(users[0].id, 100, "") == []
+
+
 async def test_every_committed_change_is_reported_once_in_order(one: Opened) -> None:
     [ada] = await create(one.store, NewUser("ada", request_id="r1"))
     await one.store.create_users([NewUser("ada", request_id="r1"), NewUser("ada")])  # no change

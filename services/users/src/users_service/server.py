@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -273,6 +274,10 @@ async def main(settings: Settings) -> int:
         logger.error("cannot start: %s", error)  # noqa: TRY400 - the message says it all
         await server.store.close()
         return 1
+    # What start made (modules, descriptors, grpc's objects) lives as long as the process: out
+    # of the collector's sight, a full collection walks only what calls made since. It walked
+    # everything for 80 ms on the loop, triggered by pages of 1,000 users (docs/limits.md).
+    gc.freeze()
     await stop.wait()
     await server.drain()
     if tracing is not None:

@@ -28,6 +28,7 @@ from users_service.store import (
     UserStore,
 )
 from users_service.stream_headers import send_request_id, sends_own_headers
+from users_service.stretches import converted
 from users_service.validation import FieldViolation, InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.BatchGetUsersRequest, context: Context
     ) -> users_pb2.BatchGetUsersResponse:
         users = await self._store.get_users(validation.batch_ids(request.ids))
-        return users_pb2.BatchGetUsersResponse(users=[user_message(user) for user in users])
+        return users_pb2.BatchGetUsersResponse(users=await converted(users, user_message))
 
     async def UpdateUser(
         self, request: users_pb2.UpdateUserRequest, context: Context
@@ -119,10 +120,11 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             users = await self._store.list_users_before(cursor.id, size + 1, prefix)
             if users:  # else nothing is left before: the first page instead
                 earlier = len(users) > size
-                return _page(users[-size:], prefix, more_before=earlier, more_after=True)
+                return await _page(users[-size:], prefix, more_before=earlier, more_after=True)
             cursor = Cursor(0)
         users = await self._store.list_users(cursor.id, size + 1, prefix)
-        return _page(users[:size], prefix, more_before=cursor.id > 0, more_after=len(users) > size)
+        more_after = len(users) > size
+        return await _page(users[:size], prefix, more_before=cursor.id > 0, more_after=more_after)
 
     async def GetUsers(
         self, request: users_pb2.GetUsersRequest, context: Context
@@ -211,12 +213,12 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             subscription.cancel()
 
 
-def _page(
+async def _page(
     users: list[UserRecord], prefix: str, *, more_before: bool, more_after: bool
 ) -> users_pb2.ListUsersResponse:
     """A ListUsers page with its tokens: next after the last user, previous before the first."""
     return users_pb2.ListUsersResponse(
-        users=[user_message(user) for user in users],
+        users=await converted(users, user_message),
         next_page_token=encode_token(users[-1].id, prefix) if more_after and users else "",
         prev_page_token=(
             encode_token(users[0].id, prefix, before=True) if more_before and users else ""

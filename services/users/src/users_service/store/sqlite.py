@@ -29,6 +29,7 @@ from users_service.store.base import (
 from users_service.store.errors import NotFound, StoreUnavailable
 from users_service.store.group_commit import GroupCommit
 from users_service.store.sqlite_migrations import SCHEMA_VERSION, apply_migrations
+from users_service.stretches import STRETCH, gathered
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -203,7 +204,11 @@ class SqliteUserStore:
         return user
 
     async def get_users(self, ids: Sequence[int]) -> list[UserRecord]:
-        return in_given_order(ids, self._reader.call(partial(sql.select_users, ids=ids)))
+        # 1,000 hits read in one statement held the loop ~10-20 ms: a query per stretch instead.
+        found = await gathered(
+            ids, lambda chunk: self._reader.call(partial(sql.select_users, ids=chunk))
+        )
+        return in_given_order(ids, found)
 
     async def update_user(self, user_id: int, changes: UserChanges, etag: str) -> UserRecord:
         user = await self._writer.run(
@@ -218,28 +223,51 @@ class SqliteUserStore:
         return user
 
     async def list_users(self, after_id: int, limit: int, username_prefix: str) -> list[UserRecord]:
+        if not username_prefix:
+            return await self._by_id(after_id, limit, forwards=True)
         page = partial(sql.select_page, after_id=after_id, limit=limit, prefix=username_prefix)
-        return await self._page(page, username_prefix)
+        return await self._filtered(page, username_prefix)
 
     async def list_users_before(
         self, before_id: int, limit: int, username_prefix: str
     ) -> list[UserRecord]:
+        if not username_prefix:
+            return await self._by_id(before_id, limit, forwards=False)
         page = partial(
             sql.select_page_before, before_id=before_id, limit=limit, prefix=username_prefix
         )
-        return await self._page(page, username_prefix)
+        return await self._filtered(page, username_prefix)
 
     async def export_page(self, after_id: int, limit: int, username_prefix: str) -> list[ExportRow]:
         page = partial(
             sql.select_export_page, after_id=after_id, limit=limit, prefix=username_prefix
         )
-        return await self._page(page, username_prefix)
-
-    async def _page(
-        self, page: Callable[[sqlite3.Connection], list[_T]], username_prefix: str
-    ) -> list[_T]:
         if not username_prefix:
             return self._reader.call(page)  # by id: `limit` rows read, however large the table
+        return await self._filtered(page, username_prefix)
+
+    async def _by_id(self, at_id: int, limit: int, *, forwards: bool) -> list[UserRecord]:
+        """A page by id (`limit` rows read, however large the table), read a stretch at a time
+        on the loop: 1,000 users read and built in one go held it 10-16 ms."""
+        chunks: list[list[UserRecord]] = []
+        while limit > 0:
+            if chunks:
+                await asyncio.sleep(0)
+            size = min(STRETCH, limit)
+            select = sql.select_page if forwards else sql.select_page_before
+            chunk = self._reader.call(lambda conn: select(conn, at_id, size, ""))  # noqa: B023
+            chunks.append(chunk)
+            if len(chunk) < size:
+                break
+            limit -= size
+            at_id = chunk[-1].id if forwards else chunk[0].id
+        if not forwards:
+            chunks.reverse()
+        return [user for chunk in chunks for user in chunk]
+
+    async def _filtered(
+        self, page: Callable[[sqlite3.Connection], list[_T]], username_prefix: str
+    ) -> list[_T]:
         if not self._reader.call(partial(sql.prefix_matches, prefix=username_prefix)):
             return []
         return await self._scanner.run(page)
