@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 from plumbing.tls import peer_identity
-from plumbing.tracing import Tracer, end_rpc_span, log_fields
+from plumbing.tracing import Tracer, dropped_early, end_rpc_span, log_fields
 
 from users_service.access import Access, Guard
 from users_service.caller import Caller
@@ -99,9 +99,15 @@ class _Call:
         context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
         metrics, tracer = telemetry
         self._metrics = metrics
-        self._span = None if tracer is None else server_span(tracer, method, metadata)
-        if self._span is not None:
-            self._peer += log_fields(self._span)  # the line joins the trace
+        self._span = None
+        if tracer is not None:
+            # A call the sampler drops gets its ids in the log line, and no span at all.
+            dropped = dropped_early(tracer, metadata)
+            if dropped is not None:
+                self._peer += dropped
+            else:
+                self._span = server_span(tracer, method, metadata)
+                self._peer += log_fields(self._span)  # the line joins the trace
         self._started = time.perf_counter() if metrics is None else metrics.calls.started(method)
 
     async def failed(self, error: BaseException) -> None:
