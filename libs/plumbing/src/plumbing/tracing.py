@@ -152,14 +152,14 @@ def _drops(sampler: Sampler, sampled: bool | None, trace_id: int) -> bool:
     flag is `sampled` (None: no parent); False when it would record, or might."""
     if isinstance(sampler, ParentBased):
         if sampled is None:
-            delegate = sampler._root  # noqa: SLF001 - the SDK keeps its delegates private
+            delegate = sampler._root  # the SDK keeps its delegates private
         elif sampled:
-            delegate = sampler._remote_parent_sampled  # noqa: SLF001
+            delegate = sampler._remote_parent_sampled
         else:
-            delegate = sampler._remote_parent_not_sampled  # noqa: SLF001
+            delegate = sampler._remote_parent_not_sampled
         return not isinstance(delegate, ParentBased) and _drops(delegate, None, trace_id)
     if isinstance(sampler, StaticSampler):
-        return sampler._decision is Decision.DROP  # noqa: SLF001
+        return sampler._decision is Decision.DROP
     if isinstance(sampler, TraceIdRatioBased):
         # TraceIdRatioBased.should_sample's own test, on the id the span would have.
         return trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= sampler.bound

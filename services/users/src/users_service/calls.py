@@ -81,7 +81,12 @@ class _Call:
     )
 
     def __init__(
-        self, method: str, context: grpc.aio.ServicerContext, telemetry: Telemetry
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        telemetry: Telemetry,
+        *,
+        identities: bool = True,
     ) -> None:
         self._method = method
         self._context = context
@@ -90,7 +95,9 @@ class _Call:
         self.metadata = metadata = context.invocation_metadata()  # once: each call builds one
         self._request_id = from_metadata(metadata)
         request_id_var.set(self._request_id)
-        identity = peer_identity(context)
+        # Asked only where a client may have presented a certificate (mTLS): grpc builds an
+        # auth context to answer, a cost every plaintext or TLS-only call would pay for None.
+        identity = peer_identity(context) if identities else None
         if identity is not None:
             peer_identity_var.set(identity)
         # Now, while the call is surely alive: asking the context of a stream that grpc has
@@ -176,8 +183,12 @@ class CallWrapping:
         admission: Admission | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
+        client_certificates: bool = True,
     ) -> None:
         self._gate = gate
+        # False when no client can present a certificate (plaintext, or TLS without client
+        # authentication): the calls then skip asking for the peer's identity.
+        self._identities = client_certificates
         self._gated_prefix = gated_prefix
         self._access = access  # None: no access check (USERS_AUTH_ENFORCED=false)
         self._admission = admission  # rate limits and the disk reserve (limits.py)
@@ -195,7 +206,9 @@ class CallWrapping:
         guard = None if self._access is None else self._access.guard(method)
         wrapped: Callable[..., Any]
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
-            wrapped = _streaming(method, behavior, gate, self._telemetry, guard)
+            wrapped = _streaming(
+                method, behavior, gate, self._telemetry, guard, identities=self._identities
+            )
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
@@ -208,6 +221,7 @@ class CallWrapping:
                 guard=guard,
                 admit=admit,
                 streams_requests=handler.request_streaming,
+                identities=self._identities,
             )
         return factory(
             wrapped,
@@ -226,11 +240,12 @@ def _unary(
     guard: Guard | None,
     admit: Admit | None,
     streams_requests: bool,
+    identities: bool,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, context, telemetry)
+        call = _Call(method, context, telemetry, identities=identities)
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
@@ -267,12 +282,14 @@ def _streaming(
     gate: LameDuck | None,
     telemetry: Telemetry,
     guard: Guard | None,
+    *,
+    identities: bool,
 ) -> Callable[..., AsyncIterator[Any]]:
     """A handler that yields its responses, wrapped."""
     send_headers = not sends_headers_itself(behavior)
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, context, telemetry)
+        call = _Call(method, context, telemetry, identities=identities)
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
