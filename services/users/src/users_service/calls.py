@@ -207,7 +207,13 @@ class CallWrapping:
         wrapped: Callable[..., Any]
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
             wrapped = _streaming(
-                method, behavior, gate, self._telemetry, guard, identities=self._identities
+                method,
+                behavior,
+                gate,
+                self._telemetry,
+                guard,
+                identities=self._identities,
+                streams_requests=handler.request_streaming,
             )
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
@@ -249,7 +255,7 @@ def _unary(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            request = checked(request)  # a malformed message ends INVALID_ARGUMENT here
+            request = checked(request, stream=streams_requests)  # malformed: INVALID_ARGUMENT
             caller = None
             if guard is not None:
                 caller = guard.admit_now(call.metadata, request) or await guard.admit(
@@ -284,6 +290,7 @@ def _streaming(
     guard: Guard | None,
     *,
     identities: bool,
+    streams_requests: bool,
 ) -> Callable[..., AsyncIterator[Any]]:
     """A handler that yields its responses, wrapped."""
     send_headers = not sends_headers_itself(behavior)
@@ -293,7 +300,7 @@ def _streaming(
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            request = checked(request)  # a malformed message ends INVALID_ARGUMENT here
+            request = checked(request, stream=streams_requests)  # malformed: INVALID_ARGUMENT
             caller = None
             if guard is not None:
                 caller = guard.admit_now(call.metadata, request) or await guard.admit(
