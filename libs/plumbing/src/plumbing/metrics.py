@@ -118,25 +118,28 @@ class CallMetrics:
             ["grpc_method"],
             registry=registry,
         )
-        self._in_flight = Gauge(
+        # A plain count, read when scraped: the gauge's own inc/dec take a lock each, twice per
+        # call. started() and ended() run on the event loop's thread only (the server's calls).
+        self._in_flight = 0
+        Gauge(
             f"grpc_{side}_calls_in_flight",
             "Calls started and not yet ended.",
             registry=registry,
-        )
+        ).set_function(lambda: self._in_flight)
 
     def started(self, method: str) -> float:
         """Counts a call of `method` (its path, /package.Service/Method) as started; returns
-        the time to pass to finished()."""
+        the time to pass to finished(). From one thread only (with ended())."""
         counter = self._starting.get(method)
         if counter is None:
             counter = self._starting[method] = self._started.labels(method.lstrip("/"))
         counter.inc()
-        self._in_flight.inc()
+        self._in_flight += 1
         return time.perf_counter()
 
     def ended(self, method: str, code: str, seconds: float) -> None:
         """Counts the call as ended with `code` (a grpc.StatusCode name) after `seconds`."""
-        self._in_flight.dec()
+        self._in_flight -= 1
         self.observe(method, code, seconds)
 
     def observe(self, method: str, code: str, seconds: float) -> None:

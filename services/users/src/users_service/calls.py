@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from plumbing.request_ids import REQUEST_ID_KEY, from_metadata, request_id_var
 from plumbing.tls import peer_identity
-from plumbing.tracing import Tracer, end_rpc_span, log_fields
+from plumbing.tracing import Tracer, dropped_early, end_rpc_span, log_fields
 
 from users_service.access import Access, Guard
 from users_service.caller import Caller
@@ -81,7 +81,12 @@ class _Call:
     )
 
     def __init__(
-        self, method: str, context: grpc.aio.ServicerContext, telemetry: Telemetry
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        telemetry: Telemetry,
+        *,
+        identities: bool = True,
     ) -> None:
         self._method = method
         self._context = context
@@ -90,7 +95,9 @@ class _Call:
         self.metadata = metadata = context.invocation_metadata()  # once: each call builds one
         self._request_id = from_metadata(metadata)
         request_id_var.set(self._request_id)
-        identity = peer_identity(context)
+        # Asked only where a client may have presented a certificate (mTLS): grpc builds an
+        # auth context to answer, a cost every plaintext or TLS-only call would pay for None.
+        identity = peer_identity(context) if identities else None
         if identity is not None:
             peer_identity_var.set(identity)
         # Now, while the call is surely alive: asking the context of a stream that grpc has
@@ -99,9 +106,15 @@ class _Call:
         context.set_trailing_metadata(((REQUEST_ID_KEY, self._request_id),))
         metrics, tracer = telemetry
         self._metrics = metrics
-        self._span = None if tracer is None else server_span(tracer, method, metadata)
-        if self._span is not None:
-            self._peer += log_fields(self._span)  # the line joins the trace
+        self._span = None
+        if tracer is not None:
+            # A call the sampler drops gets its ids in the log line, and no span at all.
+            dropped = dropped_early(tracer, metadata)
+            if dropped is not None:
+                self._peer += dropped
+            else:
+                self._span = server_span(tracer, method, metadata)
+                self._peer += log_fields(self._span)  # the line joins the trace
         self._started = time.perf_counter() if metrics is None else metrics.calls.started(method)
 
     async def failed(self, error: BaseException) -> None:
@@ -170,8 +183,12 @@ class CallWrapping:
         admission: Admission | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
+        client_certificates: bool = True,
     ) -> None:
         self._gate = gate
+        # False when no client can present a certificate (plaintext, or TLS without client
+        # authentication): the calls then skip asking for the peer's identity.
+        self._identities = client_certificates
         self._gated_prefix = gated_prefix
         self._access = access  # None: no access check (USERS_AUTH_ENFORCED=false)
         self._admission = admission  # rate limits and the disk reserve (limits.py)
@@ -189,7 +206,15 @@ class CallWrapping:
         guard = None if self._access is None else self._access.guard(method)
         wrapped: Callable[..., Any]
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
-            wrapped = _streaming(method, behavior, gate, self._telemetry, guard)
+            wrapped = _streaming(
+                method,
+                behavior,
+                gate,
+                self._telemetry,
+                guard,
+                identities=self._identities,
+                streams_requests=handler.request_streaming,
+            )
         else:
             # A streaming handler that writes with context.write (the health Watch) stays a
             # coroutine, like every unary-response one.
@@ -202,6 +227,7 @@ class CallWrapping:
                 guard=guard,
                 admit=admit,
                 streams_requests=handler.request_streaming,
+                identities=self._identities,
             )
         return factory(
             wrapped,
@@ -220,15 +246,16 @@ def _unary(
     guard: Guard | None,
     admit: Admit | None,
     streams_requests: bool,
+    identities: bool,
 ) -> Callable[..., Awaitable[Any]]:
     """A handler that returns one response (or writes with context.write), wrapped."""
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, context, telemetry)
+        call = _Call(method, context, telemetry, identities=identities)
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            request = checked(request)  # a malformed message ends INVALID_ARGUMENT here
+            request = checked(request, stream=streams_requests)  # malformed: INVALID_ARGUMENT
             caller = None
             if guard is not None:
                 caller = guard.admit_now(call.metadata, request) or await guard.admit(
@@ -261,16 +288,19 @@ def _streaming(
     gate: LameDuck | None,
     telemetry: Telemetry,
     guard: Guard | None,
+    *,
+    identities: bool,
+    streams_requests: bool,
 ) -> Callable[..., AsyncIterator[Any]]:
     """A handler that yields its responses, wrapped."""
     send_headers = not sends_headers_itself(behavior)
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, context, telemetry)
+        call = _Call(method, context, telemetry, identities=identities)
         try:
             if gate is not None and gate.closed:
                 await gate.refuse()
-            request = checked(request)  # a malformed message ends INVALID_ARGUMENT here
+            request = checked(request, stream=streams_requests)  # malformed: INVALID_ARGUMENT
             caller = None
             if guard is not None:
                 caller = guard.admit_now(call.metadata, request) or await guard.admit(

@@ -87,12 +87,14 @@ def _message_name(deserializer: Callable[[bytes], Any]) -> str:
     return str(getattr(descriptor, "full_name", "request"))
 
 
-def checked(request: Any) -> Any:
-    """The request, or (a stream of requests) one that raises InvalidArgument at a bad one."""
+def checked(request: Any, *, stream: bool) -> Any:
+    """The request, or (`stream`: a stream of requests) one that raises InvalidArgument at a bad
+    one. Told, not probed: hasattr(message, "__aiter__") raises and catches an AttributeError
+    inside protobuf on every unary call."""
+    if stream:
+        return _checked_stream(request)
     if isinstance(request, Malformed):
         raise request.error()
-    if hasattr(request, "__aiter__"):
-        return _checked_stream(request)
     return request
 
 

@@ -129,6 +129,8 @@ class UsersServer:
             admission=Admission(limits, self.disk_reserve),
             metrics=self.metrics,
             tracer=self._tracer,
+            client_certificates=self.settings.tls_cert_file is not None
+            and self.settings.tls_client_auth != "none",
         ).server(server)
         users_pb2_grpc.add_UserServiceServicer_to_server(
             UserService(

@@ -155,4 +155,14 @@ def _instrumented(
             if observe is not None:
                 observe(time.perf_counter() - started)
 
-    return timed
+    if observe is not None:
+        return timed
+
+    def traced(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+        # Tracing alone: under a call nobody records (most, when sampling), the store's own
+        # coroutine is the answer, with no timing and no coroutine wrapped around it.
+        if not trace.get_current_span().is_recording():
+            return method(*args, **kwargs)
+        return timed(*args, **kwargs)
+
+    return traced
