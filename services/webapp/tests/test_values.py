@@ -25,6 +25,7 @@ TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
     disabled=st.booleans(),
 )
 def test_user_json_bytes_are_jsonresponse_bytes(
+    *,
     user_id: int,
     username: str,
     email: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C, as json.dumps uses
+from json.encoder import encode_basestring  # C, as json.dumps uses
 from typing import TypedDict
 
 from google.protobuf import timestamp_pb2
