@@ -16,7 +16,7 @@ from webapp.caller import authorization_var
 from webapp.deadlines import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
 from webapp.errors import StreamAbortedError, problem, unauthorized
 from webapp.hosts import DEFAULT_ALLOWED_HOSTS, EXEMPT_PATHS, HostCheck
-from webapp.telemetry import WebappMetrics, end_request_span, request_span, route_template
+from webapp.telemetry import RequestSpans, WebappMetrics, end_request_span, route_template
 
 logger = logging.getLogger("webapp.access")
 # The line each request ends with (server.py flushes its last turn's lines at exit).
@@ -93,7 +93,7 @@ class RequestContextMiddleware:
         self.app = app
         self.hosts = HostCheck(allowed_hosts)
         self._metrics = metrics
-        self._tracer = tracer
+        self._spans = None if tracer is None else RequestSpans(tracer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,7 +112,7 @@ class RequestContextMiddleware:
         if request_id is None:
             request_id = new_request_id()
         request_id_var.set(request_id)
-        span = None if self._tracer is None else request_span(self._tracer, scope)
+        span = None if self._spans is None else self._spans.start(scope)
         started = time.monotonic()
         response = _Response(send, request_id, scope.get("scheme") == "https")
         try:
