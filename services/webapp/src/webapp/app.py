@@ -79,6 +79,9 @@ def create_app(settings: Settings, tracing: Tracing | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs else None,
+        # FastAPI's own OpenTelemetry hooks off: the webapp records its requests itself
+        # (telemetry.py), and the hooks' check alone reads os.environ thrice per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.readiness = health.Readiness()
@@ -89,19 +92,22 @@ def create_app(settings: Settings, tracing: Tracing | None = None) -> FastAPI:
     app.state.event_streams = Slots(settings.limits.max_event_streams)
     errors.install(app, html=_html_error)
     limits = settings.limits
-    app.add_middleware(WriteRateLimit, rate=Rate(limits.writes_per_second, limits.write_burst))
+    # One middleware of ours: every layer is a call per request (docs/performance.md).
     app.add_middleware(
         RequestContextMiddleware,
         allowed_hosts=settings.allowed_hosts,
         metrics=metrics,
         tracer=tracer,
+        writes=WriteRateLimit(Rate(limits.writes_per_second, limits.write_burst)),
     )
     if settings.docs:
         docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    # The read endpoint's routes first: routes are tried in order, and it is the hot one.
+    # The API's routes first: routes are tried in order, and its read by id is the hot one; that
+    # one goes before everything (the docs and static files included).
     for module in (api, health, importer, events, stream, ui, auth, auth_api):
         _add_routes(app, module.router)
+    app.router.routes.sort(key=lambda route: not isinstance(route, api.ReadRoute))  # stable
     return app
 
 

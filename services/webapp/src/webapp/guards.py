@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from plumbing.rate_limits import Rate, RateLimiter
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from webapp.errors import problem
 
@@ -37,22 +38,23 @@ class Slots:
 
 
 class WriteRateLimit:
-    """ASGI middleware: writes beyond a client address's rate get 429 with Retry-After.
+    """Writes beyond a client address's rate get 429 with Retry-After.
 
-    The client is the TCP peer (the webapp reads no X-Forwarded-For: proxy_headers is off).
+    Checked by the request middleware (middleware.py) rather than as a middleware layer of its
+    own: a layer costs every request a call, reads included (docs/performance.md). The client is
+    the TCP peer (the webapp reads no X-Forwarded-For: proxy_headers is off).
     """
 
-    def __init__(self, app: ASGIApp, rate: Rate) -> None:
-        self.app = app
+    def __init__(self, rate: Rate) -> None:
         self._limiter = RateLimiter(rate)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in WRITE_METHODS:
-            client = scope.get("client")
-            wait = self._limiter.take(client[0] if client else "")
-            if wait:
-                detail = f"too many writes from this address: retry after {wait} s"
-                response = problem(429, detail, headers={"Retry-After": str(wait)})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def refusal(self, scope: Scope) -> Response | None:
+        """The 429 for a write over its address's rate; None for a read or an allowed write."""
+        if scope["method"] not in WRITE_METHODS:
+            return None
+        client = scope.get("client")
+        wait = self._limiter.take(client[0] if client else "")
+        if not wait:
+            return None
+        detail = f"too many writes from this address: retry after {wait} s"
+        return problem(429, detail, headers={"Retry-After": str(wait)})

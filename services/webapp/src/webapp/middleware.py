@@ -15,8 +15,9 @@ from webapp import session
 from webapp.caller import authorization_var
 from webapp.deadlines import REQUEST_TIMEOUT_HEADER, parse_request_timeout, request_deadline_var
 from webapp.errors import StreamAbortedError, problem, unauthorized
+from webapp.guards import WriteRateLimit
 from webapp.hosts import DEFAULT_ALLOWED_HOSTS, EXEMPT_PATHS, HostCheck
-from webapp.telemetry import WebappMetrics, end_request_span, request_span, route_template
+from webapp.telemetry import RequestSpans, WebappMetrics, end_request_span, route_template
 
 logger = logging.getLogger("webapp.access")
 # The line each request ends with (server.py flushes its last turn's lines at exit).
@@ -78,7 +79,8 @@ class _Response:
 
 class RequestContextMiddleware:
     """Sets the request id and deadline contextvars, echoes X-Request-ID, logs each request;
-    with `metrics`, records it by route template; with `tracer`, serves it in a server span.
+    with `metrics`, records it by route template; with `tracer`, serves it in a server span;
+    with `writes`, refuses writes over their address's rate (429).
 
     Every response passes through it, errors included, so each carries the security headers.
     """
@@ -89,11 +91,13 @@ class RequestContextMiddleware:
         allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
         metrics: WebappMetrics | None = None,
         tracer: Tracer | None = None,
+        writes: WriteRateLimit | None = None,
     ) -> None:
         self.app = app
+        self._writes = writes
         self.hosts = HostCheck(allowed_hosts)
         self._metrics = metrics
-        self._tracer = tracer
+        self._spans = None if tracer is None else RequestSpans(tracer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,7 +116,7 @@ class RequestContextMiddleware:
         if request_id is None:
             request_id = new_request_id()
         request_id_var.set(request_id)
-        span = None if self._tracer is None else request_span(self._tracer, scope)
+        span = None if self._spans is None else self._spans.start(scope)
         started = time.monotonic()
         response = _Response(send, request_id, scope.get("scheme") == "https")
         try:
@@ -169,6 +173,9 @@ class RequestContextMiddleware:
             request_deadline_var.set(parse_request_timeout(raw_timeout))
         except ValueError as exc:
             await problem(400, str(exc))(scope, receive, response.send)
+            return
+        if self._writes is not None and (refusal := self._writes.refusal(scope)) is not None:
+            await refusal(scope, receive, response.send)
             return
         try:
             await self._run_app(scope, receive, response.send)

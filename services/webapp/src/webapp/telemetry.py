@@ -7,11 +7,15 @@ status, and with tracing on a server span continuing the caller's `traceparent`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from plumbing.metrics import (
     DURATION_BUCKETS,
     CallMetrics,
@@ -20,12 +24,11 @@ from plumbing.metrics import (
     Histogram,
     new_registry,
 )
-from plumbing.tracing import Span, SpanKind, Tracer, parent_from
+from plumbing.tracing import TRACEPARENT, TRACESTATE, Span, SpanKind, Tracer, parent_from
 from starlette.types import Scope
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 READ_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 100)
-_TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 class WebappMetrics:
@@ -81,19 +84,81 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def request_span(tracer: Tracer, scope: Scope) -> Span:
-    """A server span for the request, child of its `traceparent` header if any, made current
-    (attributes only on a span that records: see users_service.telemetry.server_span)."""
-    headers = (
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope["headers"]
-        if name in _TRACE_HEADERS  # decode those two only
-    )
-    span = tracer.start_span(scope["method"], context=parent_from(headers), kind=SpanKind.SERVER)
-    if span.is_recording():
-        span.set_attributes({"http.request.method": scope["method"], "url.path": scope["path"]})
-    otel_context.attach(trace.set_span_in_context(span))
-    return span
+class RequestSpans:
+    """Starts each request's server span, child of its `traceparent` header if any.
+
+    When the sampler is one that drops such a request whatever it is (always_off, or a
+    parent-based sampler whose delegate for this kind of parent is always_off), the SDK is skipped:
+    the span is a non-recording one made from fresh ids (the trace id the caller's, if it sent
+    one), so the trace id still reaches the users service and the log lines, at a fraction of
+    start_span's cost (docs/performance.md). Any other sampler decides through the SDK.
+    """
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+        sampler = getattr(tracer, "sampler", None)
+        # Whether the sampler drops a request with no parent, an unsampled or a sampled one.
+        self._drops = {parent: _always_drops(sampler, parent) for parent in (None, False, True)}
+        self._ids: IdGenerator = getattr(tracer, "id_generator", None) or RandomIdGenerator()
+
+    def start(self, scope: Scope) -> Span:
+        """The request's span, made current (attributes only on a span that records)."""
+        traceparent = tracestate = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":  # the last one wins, as in the propagator's carrier
+                traceparent = value
+            elif name == b"tracestate":
+                tracestate = value
+        parent = None if traceparent is None else _TRACEPARENT.fullmatch(traceparent)
+        if traceparent is None or parent is not None:
+            trace_id = 0 if parent is None else int(parent[1], 16)
+            sampled = None if parent is None else bool(int(parent[3], 16) & 1)
+            if self._drops[sampled] and (parent is None or (trace_id and int(parent[2], 16))):
+                span = self._unsampled(trace_id)
+                otel_context.attach(trace.set_span_in_context(span))
+                return span
+        return self._recorded(scope, traceparent, tracestate)
+
+    def _unsampled(self, trace_id: int) -> Span:
+        context = SpanContext(
+            trace_id or self._ids.generate_trace_id(),
+            self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=_UNSAMPLED,
+        )
+        return NonRecordingSpan(context)
+
+    def _recorded(self, scope: Scope, traceparent: bytes | None, tracestate: bytes | None) -> Span:
+        carrier = [
+            (name, value.decode("latin-1"))
+            for name, value in ((TRACEPARENT, traceparent), (TRACESTATE, tracestate))
+            if value is not None
+        ]
+        kind = SpanKind.SERVER
+        span = self.tracer.start_span(scope["method"], context=parent_from(carrier), kind=kind)
+        if span.is_recording():
+            span.set_attributes({"http.request.method": scope["method"], "url.path": scope["path"]})
+        otel_context.attach(trace.set_span_in_context(span))
+        return span
+
+
+# A W3C traceparent of version 00 (any other form is left to the SDK's propagator).
+_TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
+def _always_drops(sampler: Any, parent_sampled: bool | None) -> bool:
+    """Whether `sampler` drops every span with such a remote parent (None: no parent)."""
+    if sampler is ALWAYS_OFF:
+        return True
+    if isinstance(sampler, ParentBased):
+        delegates = {
+            None: "_root",
+            False: "_remote_parent_not_sampled",
+            True: "_remote_parent_sampled",
+        }
+        return getattr(sampler, delegates[parent_sampled], None) is ALWAYS_OFF
+    return False
 
 
 def end_request_span(span: Span, scope: Scope, route: str, status: int) -> None:

@@ -23,7 +23,7 @@ from webapp.gateway.errors import users_error
 from webapp.gateway.instrument import instrument_stub
 from webapp.gateway.reads import UserReads
 from webapp.gateway.streams import UserStream, UserWatch, import_rows
-from webapp.gateway.values import ImportSummary, Page, User, user_json
+from webapp.gateway.values import ImportSummary, Page, User, user_json, user_json_bytes
 from webapp.telemetry import WebappMetrics
 
 logger = logging.getLogger(__name__)
@@ -108,11 +108,18 @@ class UsersGateway:
 
     async def get(self, user_id: int) -> User:
         """The user with this id (a read coalesced with those that arrive with it)."""
+        return user_json(await self._read(user_id))
+
+    async def get_json(self, user_id: int) -> tuple[bytes, str]:
+        """The user with this id as the API's JSON document, and its etag (coalesced like get)."""
+        user = await self._read(user_id)
+        return user_json_bytes(user), user.etag
+
+    async def _read(self, user_id: int) -> users_pb2.User:
         try:
-            user = await self.reads.user(user_id)
+            return await self.reads.user(user_id)
         except grpc.aio.AioRpcError as exc:
             raise users_error(exc) from exc
-        return user_json(user)
 
     async def get_by_username(self, username: str) -> User:
         """The user with this username (case-insensitively)."""
