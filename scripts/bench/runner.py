@@ -34,6 +34,7 @@ class LogWatch:
 def measure(stack: Stack, row: Row) -> dict[str, Any]:
     """One run of one row: the load's numbers plus server CPU per 1,000 calls and peak RSS."""
     server = stack[row.server]
+    stack.fresh_tokens()
     if row.prepare is not None:
         row.prepare(stack)
     watches = [LogWatch(stack[name]) for name in row.cpu_of if name.startswith("users")]

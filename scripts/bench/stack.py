@@ -21,6 +21,9 @@ from scripts.bench.procs import Server
 from scripts.bench.servers import Files, definitions
 
 STARTUP_SECONDS = 120.0  # for all of them, started together on a machine maybe shared
+# A member's access token lives 15 minutes (the users service's default token_ttl_seconds) and a
+# full run ~20: renewed between rows once this old, before a row (at most 120 s) can outlive it.
+TOKEN_REFRESH_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Stack:
         files = Files(workdir, self._issuer.server_env(), stream_users)
         self.specs = definitions(files)
         self._names = set(self.specs if names is None else names)
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}  # caller -> (token, when obtained)
 
     def __getitem__(self, name: str) -> Server:
         return self.servers[name]
@@ -138,12 +141,22 @@ class Stack:
         if caller is None:
             return None
         if caller not in self._tokens:
-            self._tokens[caller] = (
-                self._issuer.token("admin", ttl=24 * 3600)  # an operator's (OIDC) token
-                if caller == "admin"
-                else asyncio.run(member_token(self["users-auth"].port, self._issuer.token()))
-            )
-        return self._tokens[caller]
+            self._tokens[caller] = (self._new_token(caller), time.monotonic())
+        return self._tokens[caller][0]
+
+    def fresh_tokens(self) -> None:
+        """Signs in again where a token is older than TOKEN_REFRESH_SECONDS: a member's access
+        token lives 15 minutes, a full run longer (runner.py calls this between rows, outside
+        the measured time)."""
+        for caller, (_, obtained) in list(self._tokens.items()):
+            if time.monotonic() - obtained > TOKEN_REFRESH_SECONDS:
+                self._tokens[caller] = (self._new_token(caller), time.monotonic())
+
+    def _new_token(self, caller: str) -> str:
+        if caller == "admin":
+            return self._issuer.token("admin", ttl=24 * 3600)  # an operator's (OIDC) token
+        operator = None if caller in self._tokens else self._issuer.token()  # the first time
+        return asyncio.run(member_token(self["users-auth"].port, operator))
 
     def tls_dir_for(self, server: str) -> Path | None:
         """The CA and client certificate to call `server` with (None: plaintext)."""
@@ -172,13 +185,16 @@ def _ports_of(servers: dict[str, Server], value: str) -> str:
 MEMBER_PASSWORD = secrets.token_urlsafe(16)
 
 
-async def member_token(port: int, operator_token: str) -> str:
-    """Gives the first seeded user a password (as an admin) and signs in as it: a member."""
-    admin = (("authorization", f"Bearer {operator_token}"),)
+async def member_token(port: int, operator_token: str | None) -> str:
+    """Signs in as the first seeded user: a member. With an operator's token, first gives it its
+    password (as an admin): once, since a reset revokes the member's tokens, and the servers on
+    other SQLite files would not learn of the new ones (no change feed between them)."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         auth = users_pb2_grpc.AuthServiceStub(channel)
-        reset = users_pb2.ResetPasswordRequest(id=1, new_password=MEMBER_PASSWORD)
-        await auth.ResetPassword(reset, metadata=admin, timeout=30)
+        if operator_token is not None:
+            admin = (("authorization", f"Bearer {operator_token}"),)
+            reset = users_pb2.ResetPasswordRequest(id=1, new_password=MEMBER_PASSWORD)
+            await auth.ResetPassword(reset, metadata=admin, timeout=30)
         request = users_pb2.SignInRequest(username=seeded_username(1), password=MEMBER_PASSWORD)
         signed = await auth.SignIn(request, timeout=30)
     return str(signed.access_token)
