@@ -48,6 +48,7 @@ def main() -> None:
         rows = plan.barred(rows, plan.ratios(settings))
     names = {row.name for row in rows}
     ratios = [r for r in plan.ratios(settings) if r.over in names and r.under in names]
+    rows = plan.beside_their_baselines(rows, ratios)
     servers = {name for row in rows for name in (row.server, *row.cpu_of)} - {starvation.SERVER}
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2
     started = time.monotonic()

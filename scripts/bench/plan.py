@@ -347,6 +347,32 @@ def _prod_ratios(settings: Settings) -> list[Ratio]:
     return out
 
 
+def beside_their_baselines(rows: list[Row], ratios: list[Ratio]) -> list[Row]:
+    """`rows` reordered so that each row a ratio compares with another comes right after that
+    other (transitively: a variant after its default, the default after its peer): the machine
+    drifts over a repetition, and a ratio should be of two rows measured moments apart."""
+    names = {row.name: row for row in rows}
+    after: dict[str, list[str]] = {}
+    for ratio in ratios:
+        if ratio.over in names and ratio.under in names:
+            after.setdefault(ratio.under, []).append(ratio.over)
+    placed: dict[str, Row] = {}
+
+    def place(name: str) -> None:
+        if name not in placed:
+            placed[name] = names[name]
+            for follower in after.get(name, []):
+                place(follower)
+
+    followers = {name for names_after in after.values() for name in names_after}
+    for row in rows:
+        if row.name not in followers:
+            place(row.name)
+    for row in rows:  # none left unless the ratios go round in a circle
+        place(row.name)
+    return list(placed.values())
+
+
 def barred(rows: list[Row], ratios: list[Ratio]) -> list[Row]:
     """The rows (in their order) that some ratio with a target compares."""
     names = {name for r in ratios if r.target is not None for name in (r.over, r.under)}

@@ -101,6 +101,29 @@ def test_every_ratio_compares_two_rows_of_the_plan(settings: plan.Settings) -> N
 
 
 @pytest.mark.parametrize("settings", [FULL, QUICK], ids=["full", "quick"])
+def test_each_compared_row_is_measured_right_after_one_it_is_compared_with(
+    settings: plan.Settings,
+) -> None:
+    rows, ratios = plan.rows(settings), plan.ratios(settings)
+    ordered = [row.name for row in plan.beside_their_baselines(rows, ratios)]
+    assert sorted(ordered) == sorted(row.name for row in rows)
+    unders: dict[str, set[str]] = {}
+    for ratio in ratios:
+        unders.setdefault(ratio.over, set()).add(ratio.under)
+    for i, name in enumerate(ordered):
+        if name in unders:  # the rows between it and its baseline: fellow variants of that baseline
+            before = ordered[:i]
+            start = max(before.index(under) for under in unders[name] if under in before)
+            assert all(between in unders for between in ordered[start + 1 : i]), name
+    webapp = ordered.index("HTTP GET user c32 webapp")
+    assert ordered[webapp + 1 : webapp + 4] == [
+        "HTTP GET user c32 webapp-metrics",
+        "HTTP GET user c32 webapp-unsampled",
+        "HTTP GET user c32 webapp-sampled",
+    ]
+
+
+@pytest.mark.parametrize("settings", [FULL, QUICK], ids=["full", "quick"])
 def test_production_rows_face_their_plaintext_rows_with_the_same_client(
     settings: plan.Settings,
 ) -> None:
