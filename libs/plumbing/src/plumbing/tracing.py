@@ -40,6 +40,7 @@ __all__ = [
     "SpanKind",
     "Tracer",
     "Tracing",
+    "always_drops",
     "configure",
     "dropped_early",
     "end_rpc_span",
@@ -149,6 +150,13 @@ def dropped_early(tracer: Tracer, pairs: Iterable[tuple[str, Any]]) -> str | Non
     ids_hex = (f"{trace_id:032x}", f"{ids.generate_span_id():016x}")
     _dropped_ids.set(ids_hex)  # the call's own task: nothing leaks to other calls
     return f', "trace_id": "{ids_hex[0]}", "span_id": "{ids_hex[1]}"'
+
+
+def always_drops(sampler: Sampler | None, sampled: bool | None) -> bool:
+    """Whether `sampler` drops every span under a remote parent whose sampled flag is `sampled`
+    (None: no parent), whatever its trace id: decided on id 0, the one a ratio sampler keeps
+    first (the webapp decides its requests' spans this way, docs/observability.md)."""
+    return sampler is not None and _drops(sampler, sampled, 0)
 
 
 def _drops(sampler: Sampler, sampled: bool | None, trace_id: int) -> bool:

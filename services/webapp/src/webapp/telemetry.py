@@ -14,7 +14,6 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from plumbing.metrics import (
     DURATION_BUCKETS,
@@ -24,7 +23,15 @@ from plumbing.metrics import (
     Histogram,
     new_registry,
 )
-from plumbing.tracing import TRACEPARENT, TRACESTATE, Span, SpanKind, Tracer, parent_from
+from plumbing.tracing import (
+    TRACEPARENT,
+    TRACESTATE,
+    Span,
+    SpanKind,
+    Tracer,
+    always_drops,
+    parent_from,
+)
 from starlette.types import Scope
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -87,18 +94,19 @@ def route_template(scope: Scope) -> str:
 class RequestSpans:
     """Starts each request's server span, child of its `traceparent` header if any.
 
-    When the sampler is one that drops such a request whatever it is (always_off, or a
-    parent-based sampler whose delegate for this kind of parent is always_off), the SDK is skipped:
-    the span is a non-recording one made from fresh ids (the trace id the caller's, if it sent
-    one), so the trace id still reaches the users service and the log lines, at a fraction of
-    start_span's cost (docs/performance.md). Any other sampler decides through the SDK.
+    When the sampler is one that drops such a request whatever it is (`always_drops`:
+    always_off, a ratio of 0, or a parent-based sampler whose delegate for this kind of parent is
+    one of those), the SDK is skipped: the span is a non-recording one made from fresh ids (the
+    trace id the caller's, if it sent one), so the trace id still reaches the users service and
+    the log lines, at a fraction of start_span's cost (docs/performance.md). Any other sampler
+    decides through the SDK.
     """
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
         sampler = getattr(tracer, "sampler", None)
         # Whether the sampler drops a request with no parent, an unsampled or a sampled one.
-        self._drops = {parent: _always_drops(sampler, parent) for parent in (None, False, True)}
+        self._drops = {parent: always_drops(sampler, parent) for parent in (None, False, True)}
         self._ids: IdGenerator = getattr(tracer, "id_generator", None) or RandomIdGenerator()
 
     def start(self, scope: Scope) -> Span:
@@ -145,20 +153,6 @@ class RequestSpans:
 # A W3C traceparent of version 00 (any other form is left to the SDK's propagator).
 _TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
-
-
-def _always_drops(sampler: Any, parent_sampled: bool | None) -> bool:
-    """Whether `sampler` drops every span with such a remote parent (None: no parent)."""
-    if sampler is ALWAYS_OFF:
-        return True
-    if isinstance(sampler, ParentBased):
-        delegates = {
-            None: "_root",
-            False: "_remote_parent_not_sampled",
-            True: "_remote_parent_sampled",
-        }
-        return getattr(sampler, delegates[parent_sampled], None) is ALWAYS_OFF
-    return False
 
 
 def end_request_span(span: Span, scope: Scope, route: str, status: int) -> None:
