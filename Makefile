@@ -93,11 +93,11 @@ seed: .venv/.stack-synced protos ## Load 120 demo users (clients/cli/seed/users.
 	USERSTACK_TOKEN="$$token" $(STACK_RUN) userstack import clients/cli/seed/users.ndjson
 
 .PHONY: bench
-bench: dev system-deps ## The stack against its limits and peers (about 15 min); bench/results/latest.{md,json}.
+bench: dev system-deps ## The stack against its limits and peers (20 min here); bench/results/latest.{md,json}.
 	$(RUN) python -m scripts.bench
 
 .PHONY: bench-quick
-bench-quick: dev system-deps ## The rows of `make bench`'s ratios with a bar, once, 1 s each (48 s here), same outputs.
+bench-quick: dev system-deps ## The rows of `make bench`'s ratios with a bar, once, 1 s each (49 s here), same outputs.
 	$(RUN) python -m scripts.bench --quick
 
 # --- the stack (Docker Compose) ----------------------------------------------------------------
