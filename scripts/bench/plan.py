@@ -88,32 +88,21 @@ def _grpc(mode: str, server: str, concurrency: int, settings: Settings) -> Calla
     return load
 
 
-def _h2load_stream(server: str, settings: Settings) -> Callable[[Stack], Load]:
-    request = users_pb2.GetUsersRequest()
+# A full stream of every user, as a client asks for it: GetUsers (a user a message) and
+# ExportUsers (the default batch size), counted in users.
+STREAMS: dict[str, Message] = {
+    "GetUsers": users_pb2.GetUsersRequest(),
+    "ExportUsers": users_pb2.ExportUsersRequest(),
+}
 
+
+def _h2load_stream(method: str, server: str, settings: Settings) -> Callable[[Stack], Load]:
     def load(stack: Stack) -> Load:
-        url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/GetUsers"
+        url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/{method}"
         return h2load.stream(
-            url, request, messages=settings.stream_users, total_bytes=stream_bytes(stack, server),
-            seconds=settings.stream_seconds, cores=stack.cores.load, workdir=stack.workdir,
-        )  # fmt: skip
-
-    return load
-
-
-# ExportUsers as a client would call it for everything: the default batch size.
-EXPORT = users_pb2.ExportUsersRequest()
-
-
-def _h2load_export(server: str, settings: Settings) -> Callable[[Stack], Load]:
-    """One ExportUsers call for every user, counted in users (as the GetUsers rows count
-    messages of one user each)."""
-
-    def load(stack: Stack) -> Load:
-        url = f"http://127.0.0.1:{stack[server].port}/users.v1.UserService/ExportUsers"
-        return h2load.stream(
-            url, EXPORT, messages=settings.stream_users, total_bytes=export_bytes(stack, server),
-            seconds=settings.stream_seconds, cores=stack.cores.load, workdir=stack.workdir,
+            url, STREAMS[method], messages=settings.stream_users,
+            total_bytes=stream_bytes(stack, server, method), seconds=settings.stream_seconds,
+            cores=stack.cores.load, workdir=stack.workdir,
         )  # fmt: skip
 
     return load
@@ -155,13 +144,14 @@ def rows(settings: Settings) -> list[Row]:
     ]  # fmt: skip
     for server in (*GRPC_PEERS, "users"):
         out.append(Row(f"GetUsers stream {server}", server, "msgs/s",
-                       _h2load_stream(server, settings), (server,),
-                       prepare=partial(_stream_size, server)))  # fmt: skip
+                       _h2load_stream("GetUsers", server, settings), (server,),
+                       prepare=partial(stream_bytes, server=server)))  # fmt: skip
     out.append(Row("GetUsers stream users (aio client)", "users", "msgs/s",
                    _grpc("stream", "users", 1, settings), ("users",)))  # fmt: skip
     out += [
-        Row("ExportUsers stream users", "users", "users/s", _h2load_export("users", settings),
-            ("users",), prepare=partial(export_bytes, server="users")),
+        Row("ExportUsers stream users", "users", "users/s",
+            _h2load_stream("ExportUsers", "users", settings), ("users",),
+            prepare=partial(stream_bytes, server="users", method="ExportUsers")),
         Row("ExportUsers stream users (aio client)", "users", "users/s",
             _grpc("export", "users", 1, settings), ("users",)),
     ]  # fmt: skip
@@ -382,29 +372,15 @@ def barred(rows: list[Row], ratios: list[Ratio]) -> list[Row]:
     return [row for row in rows if row.name in names]
 
 
-def _stream_size(server: str, stack: Stack) -> int:
-    return stream_bytes(stack, server)
-
-
-def stream_bytes(stack: Stack, server: str) -> int:
-    """The bytes of a full GetUsers stream from `server` (read once with a client, then kept)."""
-    if server in GRPC_PEERS:
+def stream_bytes(stack: Stack, server: str, method: str = "GetUsers") -> int:
+    """The bytes of a full `method` stream (STREAMS) from `server` (read once, then kept)."""
+    if server in GRPC_PEERS:  # the peers stream GetUsers' canned user
         return stack.stream_users * (canned_user().ByteSize() + 5)
-    if server not in stack.facts:
-        with grpc.insecure_channel(f"127.0.0.1:{stack[server].port}") as channel:
-            call = users_pb2_grpc.UserServiceStub(channel).GetUsers
-            replies = call(users_pb2.GetUsersRequest(), timeout=120)
-            stack.facts[server] = sum(user.ByteSize() + 5 for user in replies)
-    return stack.facts[server]
-
-
-def export_bytes(stack: Stack, server: str) -> int:
-    """The bytes of a full ExportUsers stream (EXPORT) from `server` (read once, then kept)."""
-    key = f"{server} ExportUsers"
+    key = f"{server} {method}"
     if key not in stack.facts:
         with grpc.insecure_channel(f"127.0.0.1:{stack[server].port}") as channel:
-            batches = users_pb2_grpc.UserServiceStub(channel).ExportUsers(EXPORT, timeout=120)
-            stack.facts[key] = sum(batch.ByteSize() + 5 for batch in batches)
+            call = getattr(users_pb2_grpc.UserServiceStub(channel), method)
+            stack.facts[key] = sum(m.ByteSize() + 5 for m in call(STREAMS[method], timeout=120))
     return stack.facts[key]
 
 
