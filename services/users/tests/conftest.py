@@ -3,6 +3,7 @@ server subprocesses, and a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import re
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 import grpc
 import pytest
 from plumbing.logs import install_request_id_factory
+from testkit.bulk_users import write_users
 from testkit.channels import aio_channel
 from testkit.processes import LoggedProcess, stopped_at_exit
 from testkit.tokens import TestIssuer
@@ -23,6 +25,7 @@ from users.v1 import users_pb2_grpc
 from users_service.auth_config import AuthSettings, OidcSettings
 from users_service.config import Settings
 from users_service.server import UsersServer
+from users_service.store.sqlite_migrations import apply_migrations
 
 from .pg_server import PostgresServer, find_bindir
 
@@ -168,6 +171,20 @@ def spawn_server(tmp_path: Path, test_issuer: TestIssuer) -> Iterator[Callable[.
 
     with stopped_at_exit(spawn) as spawn_and_keep:
         yield spawn_and_keep
+
+
+# The users of `million_users`, ids 1 to MILLION (testkit.bulk_users' usernames).
+MILLION = 1_000_000
+
+
+@pytest.fixture
+async def million_users(
+    spawn_server: Callable[..., ServerProcess], tmp_path: Path
+) -> ServerProcess:
+    """A server process on a SQLite file of MILLION users, written straight to it (~12 s)."""
+    db = tmp_path / "million" / "users.db"
+    await asyncio.to_thread(write_users, db, MILLION, apply_migrations)
+    return spawn_server(db)
 
 
 @pytest.fixture(scope="session")

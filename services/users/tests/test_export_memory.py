@@ -4,21 +4,17 @@ of its client."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from testkit.bulk_users import write_users
 from testkit.channels import aio_channel
 from testkit.processes import memory_kb, reset_peak_rss
 from users.v1 import users_pb2, users_pb2_grpc
-from users_service.store.sqlite_migrations import apply_migrations
 
+from .conftest import MILLION as USERS
 from .conftest import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-USERS = 1_000_000
 
 # A million users as Python objects (rows, messages) would take well over 1 GB, and as the bytes
 # of a stream ~50 MB; one keyset page at a time (about 50 KB) must stay far below either.
@@ -28,11 +24,9 @@ PAUSE_SECONDS = 2.0
 
 
 async def test_export_users_streams_a_million_users_in_flat_memory(
-    spawn_server: Callable[..., ServerProcess], tmp_path: Path, admin_token: str
+    million_users: ServerProcess, admin_token: str
 ) -> None:
-    db = tmp_path / "million" / "users.db"
-    await asyncio.to_thread(write_users, db, USERS, apply_migrations)
-    proc = spawn_server(db)
+    proc = million_users
     pid = proc.process.pid
     async with aio_channel(proc.target, token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)

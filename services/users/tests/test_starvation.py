@@ -7,19 +7,15 @@ import asyncio
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from testkit.bulk_users import write_users
 from testkit.starvation import get_user_times
-from users_service.store.sqlite_migrations import apply_migrations
 
+from .conftest import MILLION as USERS
 from .conftest import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-USERS = 1_000_000
 # "Not starved", not the issue's 50 ms: that p99 is `make bench`'s starvation row, measured with
 # the server on a core of its own (docs/limits.md, the figures). This test runs beside whatever
 # else loads the machine, the server unpinned; it fails when a request holds the loop for
@@ -30,11 +26,9 @@ SECONDS = 5.0
 
 
 async def test_get_user_stays_fast_while_another_client_loops_the_worst_cheap_requests(
-    spawn_server: Callable[..., ServerProcess], tmp_path: Path, admin_token: str
+    million_users: ServerProcess, admin_token: str
 ) -> None:
-    db = tmp_path / "million" / "users.db"
-    await asyncio.to_thread(write_users, db, USERS, apply_migrations)
-    proc = spawn_server(db)
+    proc = million_users
     quiet, _ = await get_user_times(proc.target, USERS, 1.0, admin_token)
     command = [sys.executable, "-m", "testkit.starvation", "hammer", proc.target, admin_token]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as hammer:  # noqa: ASYNC220
