@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -28,6 +27,7 @@ from users_service.store.base import (
 )
 from users_service.store.errors import NotFound, StoreUnavailable
 from users_service.store.group_commit import GroupCommit
+from users_service.store.serial_thread import SerialThread
 from users_service.store.sqlite_migrations import SCHEMA_VERSION, apply_migrations
 from users_service.stretches import STRETCH, gathered
 
@@ -98,16 +98,14 @@ class _Worker:
 
     def __init__(self, path: Path, name: str) -> None:
         self._conn = _Connection(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._thread = SerialThread(name)
 
     async def run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._conn.call, work)
+        return await self._thread.run(partial(self._conn.call, work))
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._conn.drop)
-        self._executor.shutdown(wait=True)
+        await self._thread.run(self._conn.drop)
+        self._thread.close()
 
 
 class SqliteUserStore:
