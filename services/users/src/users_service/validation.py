@@ -125,14 +125,20 @@ def display_name_problem(name: str) -> str | None:
     return None
 
 
+_FIELD_RULES = {
+    "username": username_problem,
+    "email": email_problem,
+    "display_name": display_name_problem,
+}
+
+
 def _field_problems(prefix: str, fields: dict[str, str]) -> list[FieldViolation]:
-    rules = {
-        "username": username_problem,
-        "email": email_problem,
-        "display_name": display_name_problem,
-    }
-    found = ((name, rules[name](value)) for name, value in fields.items())
-    return [FieldViolation(prefix + name, problem) for name, problem in found if problem]
+    violations = []
+    for name, value in fields.items():
+        problem = _FIELD_RULES[name](value)
+        if problem:
+            violations.append(FieldViolation(prefix + name, problem))
+    return violations
 
 
 def new_user(request: users_pb2.CreateUserRequest) -> NewUser:
