@@ -89,6 +89,30 @@ async def test_a_created_user_reads_back_by_id_and_by_username_in_any_case(one: 
     assert await one.store.get_user_by_username("ADA") == ada
 
 
+async def test_each_created_user_is_the_user_stored_field_for_field(one: Opened) -> None:
+    # One shared transaction: defaults, every field set, an account, a taken name, a replay.
+    outcomes = await one.store.create_users(
+        [
+            NewUser("plain"),
+            NewUser("full", email="Zoë@Example.com", display_name="Zoë 'x' Ünïcode", request_id="r"),
+            NewUser("root", email="root@example.com", password_hash="$argon2id$x", role="admin"),
+            NewUser("PLAIN"),
+            NewUser("full", email="Zoë@Example.com", display_name="Zoë 'x' Ünïcode", request_id="r"),
+        ]
+    )
+    assert [o.status for o in outcomes] == [CreateStatus.CREATED] * 3 + [
+        CreateStatus.TAKEN,
+        CreateStatus.REPLAYED,
+    ]
+    created = [o.user for o in outcomes[:3]]
+    assert outcomes[4].user == created[1]
+    assert await one.store.get_users([u.id for u in created if u is not None]) == created
+    for user in created:
+        assert user is not None
+        assert (user.disabled, user.token_version) == (False, 0)
+        assert await one.store.get_user_by_username(user.username) == user
+
+
 async def test_reading_a_missing_user_raises_not_found(one: Opened) -> None:
     with pytest.raises(NotFound):
         await one.store.get_user(12345)
