@@ -7,6 +7,7 @@ server (loop, writer, grpc's poller) by the calls. The store probe is pushed out
 
     .venv/bin/python -m scripts.bench.instructions create --calls 1000
     .venv/bin/python -m scripts.bench.instructions get --calls 1000
+    .venv/bin/python -m scripts.bench.instructions create --threads --request-ids
 """
 
 from __future__ import annotations
@@ -36,12 +37,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _calls(stub: users_pb2_grpc.UserServiceStub, mode: str, tag: str, n: int, c: int) -> None:
+async def _calls(
+    stub: users_pb2_grpc.UserServiceStub, args: argparse.Namespace, tag: str, n: int
+) -> None:
+    c = args.concurrency
+
     async def lane(index: int) -> None:
         for i in range(index, n, c):
-            if mode == "create":
+            if args.mode == "create":
                 name = f"{tag}x{i}"
-                create = users_pb2.CreateUserRequest(username=name, email=f"{name}@example.com")
+                create = users_pb2.CreateUserRequest(
+                    username=name,
+                    email=f"{name}@example.com",
+                    request_id=f"req-{name}" if args.request_ids else "",
+                )
                 user = await stub.CreateUser(create, timeout=120)
                 assert user.username == name, user  # noqa: S101 - a wrong reply spoils the count
             else:
@@ -61,10 +70,10 @@ async def _measure(args: argparse.Namespace, port: int, pid: int) -> None:
         stub = users_pb2_grpc.UserServiceStub(channel)
         create = users_pb2.CreateUserRequest(username="seeded", email="seeded@example.com")
         await stub.CreateUser(create, timeout=120)  # user 1, for GetUser
-        await _calls(stub, args.mode, "warm", args.warmup, args.concurrency)
+        await _calls(stub, args, "warm", args.warmup)
         _control(pid, "-i", "on")
         started = time.monotonic()
-        await _calls(stub, args.mode, "timed", args.calls, args.concurrency)
+        await _calls(stub, args, "timed", args.calls)
         seconds = time.monotonic() - started
         _control(pid, "-i", "off")
     print(f"{args.calls} calls in {seconds:.1f} s under valgrind", file=sys.stderr)
@@ -86,7 +95,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--threads", action="store_true", help="count each thread apart")
-    parser.add_argument("--keep", type=Path, help="copy callgrind's output here (callgrind_annotate)")
+    parser.add_argument("--request-ids", action="store_true", help="creates carry a request_id")
+    parser.add_argument("--keep", type=Path, help="keep callgrind's output (callgrind_annotate)")
     args = parser.parse_args()
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="instructions-") as tmp:

@@ -91,15 +91,9 @@ async def test_a_created_user_reads_back_by_id_and_by_username_in_any_case(one: 
 
 async def test_each_created_user_is_the_user_stored_field_for_field(one: Opened) -> None:
     # One shared transaction: defaults, every field set, an account, a taken name, a replay.
-    outcomes = await one.store.create_users(
-        [
-            NewUser("plain"),
-            NewUser("full", email="Zoë@Example.com", display_name="Zoë 'x' Ünïcode", request_id="r"),
-            NewUser("root", email="root@example.com", password_hash="$argon2id$x", role="admin"),
-            NewUser("PLAIN"),
-            NewUser("full", email="Zoë@Example.com", display_name="Zoë 'x' Ünïcode", request_id="r"),
-        ]
-    )
+    full = NewUser("full", email="Zoë@Example.com", display_name="Zoë 'x' Ünïcode", request_id="r")
+    root = NewUser("root", email="root@example.com", password_hash="$argon2id$x", role="admin")
+    outcomes = await one.store.create_users([NewUser("plain"), full, root, NewUser("PLAIN"), full])
     assert [o.status for o in outcomes] == [CreateStatus.CREATED] * 3 + [
         CreateStatus.TAKEN,
         CreateStatus.REPLAYED,

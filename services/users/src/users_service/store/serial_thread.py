@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -72,10 +73,8 @@ def _answer(
     result: object,
     error: BaseException | None,
 ) -> None:
-    try:
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
         loop.call_soon_threadsafe(_settle, future, result, error)
-    except RuntimeError:  # the loop closed meanwhile: nobody is waiting any more
-        pass
 
 
 def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
