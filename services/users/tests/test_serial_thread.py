@@ -68,3 +68,5 @@ async def test_close_waits_for_the_work_handed_over_and_stops_the_thread() -> No
     assert done.is_set()
     assert not started[0].is_alive()
     await pending
+    with pytest.raises(RuntimeError, match="closed"):
+        await worker.run(lambda: None)

@@ -32,9 +32,12 @@ class SerialThread:
         self._name = name
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     async def run(self, work: Callable[[], _T]) -> _T:
         """`work()` on the thread, after everything handed over before it; its result."""
+        if self._closed:  # as an executor refuses work after its shutdown
+            raise RuntimeError(f"{self._name} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         if self._thread is None:
@@ -48,7 +51,8 @@ class SerialThread:
 
     def close(self) -> None:
         """Stops the thread once the work already handed over has run (call it after awaiting
-        the last `run`: this waits for the thread without awaiting)."""
+        the last `run`: this waits for the thread without awaiting); later work is refused."""
+        self._closed = True
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
