@@ -22,6 +22,8 @@ READ_ID = 4242  # a seeded user the size of the canned one
 TLS_SERVERS = ("users-tls", "users-mtls")
 # The bar for the production configuration against the plaintext default.
 PROD_BAR = 0.8
+# The default webapp again (servers.py): what a variant's ratio would be were it no variant.
+CONTROL = "webapp-control"
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,9 @@ def rows(settings: Settings) -> list[Row]:
         ):
             out.append(Row(f"HTTP GET user c{c} {server}", server, "requests/s",
                            _wrk(server, c, settings), cpu_of))  # fmt: skip
+    low = min(settings.concurrencies)
+    out.append(Row(f"HTTP GET user c{low} {CONTROL}", CONTROL, "requests/s",
+                   _wrk(CONTROL, low, settings), (CONTROL, BACKENDS[CONTROL])))  # fmt: skip
     return out
 
 
@@ -271,6 +276,9 @@ def ratios(settings: Settings) -> list[Ratio]:
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} fastapi-grpc"),
             Ratio(f"HTTP GET user c{k} webapp", f"HTTP GET user c{k} flask-tutorial", 2.0),
         ]
+    # Last, so that it runs after every other variant of the webapp (beside_their_baselines).
+    low = min(settings.concurrencies)
+    out.append(Ratio(f"HTTP GET user c{low} {CONTROL}", f"HTTP GET user c{low} webapp"))
     return out
 
 

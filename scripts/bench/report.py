@@ -31,6 +31,11 @@ def summarize(rows: list[Row], samples: dict[str, list[dict[str, Any]]]) -> list
                 "p99_ms": _median([run["p99_ms"] for run in runs]),
                 "errors": sum(run["errors"] for run in runs),
                 "cpu_s_per_1k": _median([run["cpu_s_per_1k"] for run in runs]),
+                "cpu_s_per_1k_of": {
+                    name: _median([run["cpu_s_per_1k_of"][name] for run in runs])
+                    for name in row.cpu_of
+                },
+                "backend_calls_per_call": _median([run["backend_calls_per_call"] for run in runs]),
                 "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
                 "runs": runs,
             }
@@ -98,4 +103,27 @@ def markdown(summary: list[dict[str, Any]], ratios: list[dict[str, Any]], header
             f"| {_cell(s['p50_ms'])} | {_cell(s['p99_ms'])} | {s['errors']} "
             f"| {_cell(s['cpu_s_per_1k'])} | {_cell(s['peak_rss_mb'])} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _backends(summary)) + "\n"
+
+
+def _backends(summary: list[dict[str, Any]]) -> list[str]:
+    """The rows with a backend: each process's share of the CPU per call, and the calls the
+    backend took per call of the row (an HTTP frontend's coalesced reads: 1 / reads per call).
+    Both move with the batches' sizes, which the run's timing decides, not the frontend's
+    features alone: a comparison of two webapps by CPU reads these first."""
+    rows = [s for s in summary if s["backend_calls_per_call"] is not None]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "| row | CPU s / 1k: frontend | backend | backend calls per call | reads per call |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for s in rows:
+        front, *backends = s["cpu_s_per_1k_of"].values()
+        per_call = s["backend_calls_per_call"]
+        lines.append(
+            f"| {s['name']} | {_cell(front)} | {_cell(sum(b or 0 for b in backends))} "
+            f"| {_cell(per_call)} | {_cell(round(1 / per_call, 1) if per_call else None)} |"
+        )
+    return lines

@@ -14,42 +14,56 @@ from scripts.bench.stack import Stack
 
 # CANCELLED is not counted: a timed h2load run ends by resetting the calls still in flight.
 _NOT_OK = re.compile(rb'"code": "(?!OK"|CANCELLED")')
+_CODE = b'"code": "'  # once in each RPC line
 
 
 class LogWatch:
-    """Counts the users service's RPC log lines that report a failure, since the last look."""
+    """Counts the users service's RPC log lines (one per call) since the last look: all of
+    them, and those that report a failure."""
 
     def __init__(self, server: Server) -> None:
         self._server = server
         self._offset = server.log.stat().st_size
 
-    def not_ok(self) -> int:
+    def lines(self) -> tuple[int, int]:
+        """(calls, failed calls) logged since the last look."""
         with self._server.log.open("rb") as log:
             log.seek(self._offset)
             chunk = log.read()
         self._offset += len(chunk)
-        return len(_NOT_OK.findall(chunk))
+        return chunk.count(_CODE), len(_NOT_OK.findall(chunk))
 
 
 def measure(stack: Stack, row: Row) -> dict[str, Any]:
-    """One run of one row: the load's numbers plus server CPU per 1,000 calls and peak RSS."""
+    """One run of one row: the load's numbers plus server CPU per 1,000 calls (in all, and per
+    process), peak RSS, and for a row with a backend (an HTTP frontend's users service) the
+    calls the backend logged per call of the row: the coalesced reads' batches."""
     server = stack[row.server]
     stack.fresh_tokens()
     if row.prepare is not None:
         row.prepare(stack)
-    watches = [LogWatch(stack[name]) for name in row.cpu_of if name.startswith("users")]
+    watches = {name: LogWatch(stack[name]) for name in row.cpu_of if name.startswith("users")}
     server.reset_peak_rss()
-    cpu_before = sum(stack[name].cpu_seconds() for name in row.cpu_of)
+    before = {name: stack[name].cpu_seconds() for name in row.cpu_of}
     load = row.load(stack)
-    cpu = sum(stack[name].cpu_seconds() for name in row.cpu_of) - cpu_before
-    logged_errors = sum(watch.not_ok() for watch in watches)
+    cpu = {name: stack[name].cpu_seconds() - before[name] for name in row.cpu_of}
+    lines = {name: watch.lines() for name, watch in watches.items()}
+    backend_calls = sum(calls for name, (calls, _) in lines.items() if name != row.server)
     return {
         **asdict(load),
-        "errors": failures(load, logged_errors),
+        "errors": failures(load, sum(failed for _, failed in lines.values())),
         "rate": round(load.rate, 1),
-        "cpu_s_per_1k": round(cpu / load.calls * 1000, 4) if load.calls else None,
+        "cpu_s_per_1k": _per_1k(sum(cpu.values()), load.calls),
+        "cpu_s_per_1k_of": {name: _per_1k(seconds, load.calls) for name, seconds in cpu.items()},
+        "backend_calls_per_call": (
+            round(backend_calls / load.calls, 4) if load.calls and len(row.cpu_of) > 1 else None
+        ),
         "peak_rss_mb": round(server.peak_rss_mb(), 1),
     }
+
+
+def _per_1k(seconds: float, calls: int) -> float | None:
+    return round(seconds / calls * 1000, 4) if calls else None
 
 
 def failures(load: Load, logged_errors: int) -> int:

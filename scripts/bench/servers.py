@@ -67,6 +67,7 @@ OBSERVED = {
 # The users service each webapp reads from (its CPU counts in the webapp's rows).
 BACKENDS = {
     "webapp": "users-backend",
+    "webapp-control": "users-backend",
     **{f"webapp-{variant}": "users-backend" for variant in OBSERVED},
     "webapp-mtls": "users-backend-mtls",
     "webapp-auth": "users-backend-auth",
@@ -186,6 +187,9 @@ def webapp_servers(files: Files) -> dict[str, Spec]:
     """The webapp: plain, one feature at a time, each on the backend that feature needs."""
     out = {
         "webapp": _webapp("webapp", _webapp_env("webapp")),
+        # The default webapp again, a process of its own: its row against the default's is the
+        # spread of the comparison itself (order, start, the batches' sizes), feature-free.
+        "webapp-control": _webapp("webapp-control", _webapp_env("webapp-control")),
         "webapp-mtls": _webapp(
             "webapp-mtls", {**_webapp_env("webapp-mtls"), **_webapp_mtls_env(files)}
         ),

@@ -3,6 +3,7 @@ and the plan's rows, ratios and servers (the production rows, what quick runs, w
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # The harness runs from the repository root (`python -m scripts.bench`); it is not installed.
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench import grpc_load, h2load, plan, wrk  # noqa: E402
+from scripts.bench import grpc_load, h2load, plan, report, wrk  # noqa: E402
 from scripts.bench.__main__ import FULL, QUICK  # noqa: E402
 from scripts.bench.procs import Server  # noqa: E402
 from scripts.bench.results import Load, percentiles_ms  # noqa: E402
-from scripts.bench.runner import failures  # noqa: E402
+from scripts.bench.runner import LogWatch, failures  # noqa: E402
 from scripts.bench.servers import BACKENDS  # noqa: E402
 from scripts.bench.stack import Cores, Stack  # noqa: E402
 
@@ -147,6 +148,51 @@ def test_every_row_runs_on_defined_servers_and_counts_its_webapps_backend(tmp_pa
         assert {row.server, *row.cpu_of} <= stack.specs.keys(), row.name
         if row.server.startswith("webapp"):
             assert row.cpu_of == (row.server, BACKENDS[row.server])
+
+
+def test_the_control_webapp_is_the_default_one_measured_after_every_variant(
+    tmp_path: Path,
+) -> None:
+    specs = Stack(tmp_path, Cores.split(pin=False), stream_users=10).specs
+    control, webapp = specs[plan.CONTROL], specs["webapp"]
+    assert (control.args, control.needs, control.caller) == (webapp.args, webapp.needs, None)
+    differ = {k for k in control.env.keys() | webapp.env.keys()
+              if control.env.get(k) != webapp.env.get(k)}  # fmt: skip
+    assert differ == {"WEBAPP_SECRET_KEY"}  # drawn per server; the rest the same
+    rows, ratios = plan.rows(FULL), plan.ratios(FULL)
+    assert plan.Ratio(f"HTTP GET user c32 {plan.CONTROL}", "HTTP GET user c32 webapp") in ratios
+    ordered = [row.name for row in plan.beside_their_baselines(rows, ratios)]
+    variants = [i for i, name in enumerate(ordered) if name.startswith("HTTP GET user c32 webapp-")]
+    assert ordered[max(variants)] == f"HTTP GET user c32 {plan.CONTROL}"
+
+
+def test_a_webapp_row_reports_each_process_s_cpu_and_its_backend_s_calls_per_request(
+    tmp_path: Path,
+) -> None:
+    """The users service logs a line per call (LogWatch counts them, failures apart); the
+    report shows a frontend's CPU and its backend's, and the reads each backend call carried."""
+    log = tmp_path / "users-backend.log"
+    log.write_text('{"message": "starting"}\n')
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    watch = LogWatch(Server("users-backend", proc, 0, log))
+    rpc = '{{"logger": "users_service.calls", "method": "/users.v1.UserService/{}", '
+    rpc += '"code": "{}"}}\n'
+    with log.open("a") as lines:
+        lines.write(rpc.format("BatchGetUsers", "OK") * 3 + rpc.format("GetUser", "NOT_FOUND"))
+    assert watch.lines() == (4, 1)
+    assert watch.lines() == (0, 0)  # since the last look
+    row = plan.Row("HTTP GET user c32 webapp", "webapp", "requests/s", lambda _: Load(0, 1, 0),
+                   ("webapp", "users-backend"))  # fmt: skip
+    runs = [
+        {"rate": 100.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0, "cpu_s_per_1k": 0.3,
+         "cpu_s_per_1k_of": {"webapp": 0.24, "users-backend": 0.06},
+         "backend_calls_per_call": 0.125, "peak_rss_mb": 80.0},
+    ]  # fmt: skip
+    summary = report.summarize([row], {row.name: runs})
+    assert summary[0]["cpu_s_per_1k_of"] == {"webapp": 0.24, "users-backend": 0.06}
+    table = report.markdown(summary, [], "header")
+    assert "| HTTP GET user c32 webapp | 0.24 | 0.06 | 0.125 | 8 |" in table
 
 
 def test_production_servers_run_compose_s_features(tmp_path: Path) -> None:

@@ -11,17 +11,9 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    DEFAULT_ON,
-    ParentBased,
-    TraceIdRatioBased,
-)
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from plumbing.metrics import CallMetrics, established_connections, new_registry, serve
 from plumbing.tracing import (
-    always_drops,
     configure,
     current_ids,
     dropped_early,
@@ -91,20 +83,6 @@ SAMPLERS = (
     ("traceidratio", "0.25"),
     ("parentbased_traceidratio", "0.25"),
 )
-
-
-def test_a_sampler_always_drops_only_what_it_drops_whatever_the_trace_id() -> None:
-    assert always_drops(ALWAYS_OFF, None)
-    assert always_drops(TraceIdRatioBased(0.0), None)
-    assert not always_drops(TraceIdRatioBased(0.01), None)  # some ids are kept
-    assert not always_drops(ALWAYS_ON, None)
-    assert not always_drops(None, None)
-    off_for_roots = ParentBased(ALWAYS_OFF)
-    assert always_drops(off_for_roots, None)
-    assert not always_drops(off_for_roots, True)  # a sampled caller is followed
-    assert always_drops(off_for_roots, False)
-    assert not always_drops(DEFAULT_ON, None)
-    assert always_drops(DEFAULT_ON, False)  # the default follows an unsampled caller
 
 
 @pytest.mark.parametrize(("sampler", "ratio"), SAMPLERS)

@@ -40,9 +40,10 @@ __all__ = [
     "SpanKind",
     "Tracer",
     "Tracing",
-    "always_drops",
     "configure",
+    "drop_span",
     "dropped_early",
+    "dropped_traceparent",
     "end_rpc_span",
     "log_fields",
     "parent_from",
@@ -147,16 +148,24 @@ def dropped_early(tracer: Tracer, pairs: Iterable[tuple[str, Any]]) -> str | Non
         if sampled is None and isinstance(ids, _PrimedIds):
             ids.prime(trace_id)  # the SDK's root gets the id decided on
         return None
-    ids_hex = (f"{trace_id:032x}", f"{ids.generate_span_id():016x}")
+    return drop_span(trace_id, ids.generate_span_id())
+
+
+def drop_span(trace_id: int, span_id: int) -> str:
+    """Makes these the ids of the current call or request, whose span the sampler dropped
+    before it was built: its log records (current_ids) and its calls (dropped_traceparent)
+    read them in its context. Returns its log fields (`, "trace_id": ..., "span_id": ...`).
+    No span, no OpenTelemetry context, no attach: a few hundred nanoseconds."""
+    ids_hex = (f"{trace_id:032x}", f"{span_id:016x}")
     _dropped_ids.set(ids_hex)  # the call's own task: nothing leaks to other calls
     return f', "trace_id": "{ids_hex[0]}", "span_id": "{ids_hex[1]}"'
 
 
-def always_drops(sampler: Sampler | None, sampled: bool | None) -> bool:
-    """Whether `sampler` drops every span under a remote parent whose sampled flag is `sampled`
-    (None: no parent), whatever its trace id: decided on id 0, the one a ratio sampler keeps
-    first (the webapp decides its requests' spans this way, docs/observability.md)."""
-    return sampler is not None and _drops(sampler, sampled, 0)
+def dropped_traceparent() -> tuple[str, str] | None:
+    """The W3C traceparent metadata entry (unsampled) that carries the ids of a call or
+    request dropped early (drop_span) on to its callee; None when none is current."""
+    ids = _dropped_ids.get()
+    return None if ids is None else (TRACEPARENT, f"00-{ids[0]}-{ids[1]}-00")
 
 
 def _drops(sampler: Sampler, sampled: bool | None, trace_id: int) -> bool:

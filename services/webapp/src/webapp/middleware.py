@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from plumbing.logs import BatchedLog
 from plumbing.request_ids import REQUEST_ID_KEY, new_request_id, request_id_var, well_formed
-from plumbing.tracing import Tracer, log_fields
+from plumbing.tracing import Span, Tracer, log_fields
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp import session
@@ -129,17 +128,22 @@ class RequestContextMiddleware:
         finally:
             self._finished(scope, response.status, request_id, time.monotonic() - started, span)
 
-    def _finished(self, scope: Scope, status: int, request_id: str, took: float, span: Any) -> None:
-        """The request's access line, its metrics and the end of its span."""
+    def _finished(
+        self, scope: Scope, status: int, request_id: str, took: float, span: Span | str | None
+    ) -> None:
+        """The request's access line, its metrics and the end of its span (a str: the log
+        fields of a request whose span was dropped, RequestSpans.start)."""
         line = f"{scope['method']} {scope['path']} {status} {took * 1000:.1f}ms"
         if span is None:
             access_log.write(line, request_id)
         elif logger.isEnabledFor(logging.INFO):  # the line joins the trace
-            access_log.write_encoded(access_log.head(line), request_id, log_fields(span))
-        if self._metrics is not None or span is not None:
-            self._record(scope, status, took, span)
+            fields = span if isinstance(span, str) else log_fields(span)
+            access_log.write_encoded(access_log.head(line), request_id, fields)
+        recorded = None if isinstance(span, str) else span
+        if self._metrics is not None or recorded is not None:
+            self._record(scope, status, took, recorded)
 
-    def _record(self, scope: Scope, status: int, seconds: float, span: Any) -> None:
+    def _record(self, scope: Scope, status: int, seconds: float, span: Span | None) -> None:
         route = route_template(scope)
         if self._metrics is not None:
             self._metrics.request(scope["method"], route, status, seconds)

@@ -7,14 +7,11 @@ status, and with tracing on a server span continuing the caller's `traceparent`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from plumbing.metrics import (
     DURATION_BUCKETS,
     CallMetrics,
@@ -29,7 +26,7 @@ from plumbing.tracing import (
     Span,
     SpanKind,
     Tracer,
-    always_drops,
+    dropped_early,
     parent_from,
 )
 from starlette.types import Scope
@@ -94,47 +91,32 @@ def route_template(scope: Scope) -> str:
 class RequestSpans:
     """Starts each request's server span, child of its `traceparent` header if any.
 
-    When the sampler is one that drops such a request whatever it is (`always_drops`:
-    always_off, a ratio of 0, or a parent-based sampler whose delegate for this kind of parent is
-    one of those), the SDK is skipped: the span is a non-recording one made from fresh ids (the
-    trace id the caller's, if it sent one), so the trace id still reaches the users service and
-    the log lines, at a fraction of start_span's cost (docs/performance.md). Any other sampler
-    decides through the SDK.
+    A request the sampler drops is decided before anything is built, as the users service
+    decides a call (`plumbing.tracing.dropped_early`: always_off, always_on, a ratio, and
+    parent-based samplers over them, decided on the trace id the span would have): no span is
+    made, the request gets ids (the trace id the caller's, if it sent one) for its log lines,
+    and its gRPC calls carry them on (`gateway/instrument.py`: `dropped_traceparent`). That
+    skips the SDK, the span objects and the OpenTelemetry context (docs/performance.md). The
+    rest, and any other sampler, go through the SDK.
     """
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
-        sampler = getattr(tracer, "sampler", None)
-        # Whether the sampler drops a request with no parent, an unsampled or a sampled one.
-        self._drops = {parent: always_drops(sampler, parent) for parent in (None, False, True)}
-        self._ids: IdGenerator = getattr(tracer, "id_generator", None) or RandomIdGenerator()
 
-    def start(self, scope: Scope) -> Span:
-        """The request's span, made current (attributes only on a span that records)."""
+    def start(self, scope: Scope) -> Span | str:
+        """The request's span, made current (attributes only on a span that records); for a
+        request the sampler drops, the log fields of the ids it was given instead."""
         traceparent = tracestate = None
         for name, value in scope["headers"]:
             if name == b"traceparent":  # the last one wins, as in the propagator's carrier
                 traceparent = value
             elif name == b"tracestate":
                 tracestate = value
-        parent = None if traceparent is None else _TRACEPARENT.fullmatch(traceparent)
-        if traceparent is None or parent is not None:
-            trace_id = 0 if parent is None else int(parent[1], 16)
-            sampled = None if parent is None else bool(int(parent[3], 16) & 1)
-            if self._drops[sampled] and (parent is None or (trace_id and int(parent[2], 16))):
-                span = self._unsampled(trace_id)
-                otel_context.attach(trace.set_span_in_context(span))
-                return span
+        parent = () if traceparent is None else ((TRACEPARENT, traceparent.decode("latin-1")),)
+        dropped = dropped_early(self.tracer, parent)
+        if dropped is not None:
+            return dropped
         return self._recorded(scope, traceparent, tracestate)
-
-    def _unsampled(self, trace_id: int) -> Span:
-        context = SpanContext(
-            trace_id or self._ids.generate_trace_id(),
-            self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_UNSAMPLED,
-        )
-        return NonRecordingSpan(context)
 
     def _recorded(self, scope: Scope, traceparent: bytes | None, tracestate: bytes | None) -> Span:
         carrier = [
@@ -148,11 +130,6 @@ class RequestSpans:
             span.set_attributes({"http.request.method": scope["method"], "url.path": scope["path"]})
         otel_context.attach(trace.set_span_in_context(span))
         return span
-
-
-# A W3C traceparent of version 00 (any other form is left to the SDK's propagator).
-_TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
 def end_request_span(span: Span, scope: Scope, route: str, status: int) -> None:

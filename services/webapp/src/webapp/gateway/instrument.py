@@ -11,7 +11,14 @@ from typing import Any
 import grpc
 from opentelemetry import trace
 from plumbing.metrics import CallMetrics
-from plumbing.tracing import Span, SpanKind, Tracer, end_rpc_span, traceparent_of
+from plumbing.tracing import (
+    Span,
+    SpanKind,
+    Tracer,
+    dropped_traceparent,
+    end_rpc_span,
+    traceparent_of,
+)
 
 from webapp.telemetry import WebappMetrics
 
@@ -42,7 +49,12 @@ def _client_span(tracer: Tracer, method: str, kwargs: dict[str, Any]) -> Span | 
 
     Under a request that is not sampled no span is made (a child of an unsampled parent is not
     sampled by the parent-based samplers, and costs as much as a recorded one to start): the
-    request's own traceparent goes on, so the trace id still reaches the users service."""
+    request's own traceparent goes on, so the trace id still reaches the users service; that
+    of a request whose span was dropped before it was built (telemetry.RequestSpans) too."""
+    dropped = dropped_traceparent()
+    if dropped is not None:
+        kwargs["metadata"] = (*(kwargs.get("metadata") or ()), dropped)
+        return None
     current = trace.get_current_span()
     span = None
     if current.is_recording() or not current.get_span_context().is_valid:
