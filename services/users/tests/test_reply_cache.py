@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf import field_mask_pb2
 from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
@@ -121,7 +120,7 @@ def rename(user: users_pb2.User, display_name: str) -> users_pb2.UpdateUserReque
 async def read_twice(stub: Any, user_id: int) -> users_pb2.User:
     """The user as GetUser answers it, read twice (the second from the cache) and the same."""
     first = await stub.GetUser(users_pb2.GetUserRequest(id=user_id))
-    second = await stub.GetUser(users_pb2.GetUserRequest(id=user_id))
+    second: users_pb2.User = await stub.GetUser(users_pb2.GetUserRequest(id=user_id))
     assert second == first
     return second
 
@@ -130,7 +129,7 @@ async def not_found(stub: Any, user_id: int) -> bool:
     try:
         await stub.GetUser(users_pb2.GetUserRequest(id=user_id))
     except grpc.aio.AioRpcError as error:
-        return error.code() == grpc.StatusCode.NOT_FOUND
+        return bool(error.code() == grpc.StatusCode.NOT_FOUND)
     return False
 
 
@@ -173,7 +172,9 @@ async def test_members_never_see_anothers_email_from_the_cache(
     assert server[0].replies.get(bob.id) is not None  # answered from the cache
 
 
-async def test_the_cache_holds_at_most_its_setting(start_server: ServerFactory, admin_token: str) -> None:
+async def test_the_cache_holds_at_most_its_setting(
+    start_server: ServerFactory, admin_token: str
+) -> None:
     server, port = await start_server(reply_cache_entries=3)
     async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
@@ -184,7 +185,9 @@ async def test_the_cache_holds_at_most_its_setting(start_server: ServerFactory, 
     assert len(server.replies) == 3
 
 
-async def test_with_no_entries_there_is_no_cache(start_server: ServerFactory, admin_token: str) -> None:
+async def test_with_no_entries_there_is_no_cache(
+    start_server: ServerFactory, admin_token: str
+) -> None:
     server, port = await start_server(reply_cache_entries=0)
     assert server.replies is None
     async with aio_channel(f"127.0.0.1:{port}", token=admin_token) as channel:
@@ -261,5 +264,3 @@ async def test_a_read_answered_from_the_cache_is_the_stores_answer(
     reply = replies.get(ada.id)
     assert reply is not None
     assert reply.wire == reply_of(stored).wire
-
-

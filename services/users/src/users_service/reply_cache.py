@@ -88,6 +88,11 @@ class ReplyCache:
     def __len__(self) -> int:
         return len(self._replies)
 
+    @property
+    def enabled(self) -> bool:
+        """False while the store's change feed is lost: nothing is kept."""
+        return self._enabled
+
     def get(self, user_id: int) -> UserReply | None:
         """The user's reply, if kept and still current."""
         if self._outside is not None and not self._checked:
