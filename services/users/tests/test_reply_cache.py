@@ -4,16 +4,21 @@ and for members and admins alike; and it stays within its bound."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import field_mask_pb2
 from testkit.channels import aio_channel
 from users.v1 import users_pb2, users_pb2_grpc
+from users_service.config import Settings
 from users_service.reply_cache import ReplyCache, reply_of
 from users_service.server import UsersServer
 from users_service.store import ChangeKind, UserChange, UserRecord
@@ -102,6 +107,13 @@ def test_a_reply_holds_the_user_and_the_user_without_email() -> None:
 
 
 # Through a real server on a real SQLite file.
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test servers' settings without store probes after the start: a probe writes, and any
+    other connection's commit empties the cache, which would make what it holds a race here."""
+    return replace(settings, store_probe_interval_seconds=3600)
 
 
 def new_user(name: str, email: str = "") -> users_pb2.CreateUserRequest:
@@ -262,3 +274,15 @@ async def test_a_read_answered_from_the_cache_is_the_stores_answer(
     reply = replies.get(ada.id)
     assert reply is not None
     assert reply.wire == reply_of(stored).wire
+
+
+async def test_a_commit_to_the_file_by_any_other_connection_is_read_at_once(
+    server: tuple[UsersServer, int], stub: Any, tmp_path: Path
+) -> None:
+    """What a tool writing the file straight (an import, a repair) commits is what the next read
+    answers, though the server's cache held the user."""
+    ada = await stub.CreateUser(new_user("ada"))
+    await read_twice(stub, ada.id)
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "users.db")) as conn, conn:
+        conn.execute("UPDATE users SET display_name = 'Written aside' WHERE id = ?", (ada.id,))
+    assert (await read_twice(stub, ada.id)).display_name == "Written aside"
