@@ -81,9 +81,10 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.GetUserRequest, context: Context
     ) -> users_pb2.User | UserReply:
         replies = self._replies
-        if replies is None or request.WhichOneof("key") != "id":
+        user_id = request.id  # 0 unless the key is an id (a username, none, or an invalid 0)
+        if replies is None or user_id <= 0:
             return user_message(await self._get(request))
-        reply = replies.get(request.id)
+        reply = replies.get(user_id)
         if reply is not None:
             return reply
         generation = replies.generation  # before the read: a change heard meanwhile voids it
