@@ -14,6 +14,7 @@ from users.v1 import users_pb2
 from users_service.caller import Caller, caller_var
 from users_service.denials import PermissionDenied, Unauthenticated
 from users_service.identity import Authenticator
+from users_service.reply_cache import UserReply
 
 AUTHORIZATION_KEY = "authorization"
 
@@ -41,7 +42,9 @@ class Rule:
     redact: Redact | None = None
 
 
-def _hide_email(user: users_pb2.User, caller: Caller) -> users_pb2.User:
+def _hide_email(user: Any, caller: Caller) -> Any:
+    if type(user) is UserReply:  # GetUser's, already serialized: both variants at hand
+        return user if user.user_id == caller.user_id else user.without_email
     if user.id != caller.user_id and user.email:
         user.email = ""
     return user

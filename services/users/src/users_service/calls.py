@@ -24,6 +24,7 @@ from users_service.client_errors import checked, lenient
 from users_service.drain import LameDuck
 from users_service.limits import Admission
 from users_service.registration import WrappingServer
+from users_service.reply_cache import serializing
 from users_service.rpc_log import RpcLog
 from users_service.status import MAPPED_ERRORS, abort_with
 from users_service.stream_headers import send_request_id, sends_headers_itself
@@ -233,7 +234,8 @@ class CallWrapping:
             wrapped,
             # Bytes that do not parse reach the handler as a marker: INVALID_ARGUMENT, not UNKNOWN.
             request_deserializer=lenient(handler.request_deserializer, method),
-            response_serializer=handler.response_serializer,
+            # GetUser may answer a UserReply (reply_cache.py): its bytes go out as they are.
+            response_serializer=serializing(handler.response_serializer),
         )
 
 

@@ -24,6 +24,7 @@ from plumbing.settings import (
 from users_service.auth_config import AuthSettings
 from users_service.database_url import check_url, redact
 from users_service.limits import Limits
+from users_service.reply_cache import DEFAULT_ENTRIES
 from users_service.validation import username_problem
 
 __all__ = ["ConfigError", "Settings", "check_access", "check_transport", "is_loopback"]
@@ -33,6 +34,7 @@ _interval = seconds_between(0.01, 3600)
 _pool_size = count_between(1, 100, "connections")
 _message_bytes = count_between(1024, 256 * 1024 * 1024, "bytes")
 _scheduling = one_of(SCHEDULING, str.lower)
+_cache_entries = count_between(0, 1_000_000, "entries")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     # Server reflection (grpcurl's `list`/`describe`): false to serve without it.
     reflection: bool = True
+    # GetUser's serialized replies kept by id (reply_cache.py, docs/operations.md); 0: none.
+    reply_cache_entries: int = DEFAULT_ENTRIES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +127,9 @@ class Settings:
             auth=AuthSettings.from_env(env),
             limits=Limits.from_env(env),
             reflection=read(env, "USERS_REFLECTION", cls.reflection, boolean),
+            reply_cache_entries=read(
+                env, "USERS_REPLY_CACHE_ENTRIES", cls.reply_cache_entries, _cache_entries
+            ),
         )
 
 

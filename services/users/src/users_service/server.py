@@ -30,9 +30,11 @@ from users_service.identity_setup import AUTH_SERVICE_NAME, Identity
 from users_service.janitor import purge_idempotency_keys
 from users_service.limits import Admission, DiskReserve
 from users_service.reflection import enable_reflection, load_descriptor_set
+from users_service.reply_cache import ForgettingStore, ReplyCache
 from users_service.servicer import UserService
 from users_service.store import StoreUnavailable, UserChange, UserStore
 from users_service.store.factory import build_store
+from users_service.store.sqlite import SqliteUserStore
 from users_service.telemetry import ServerMetrics, TracedStore
 from users_service.unix_socket import refuse_if_taken
 
@@ -72,9 +74,14 @@ class UsersServer:
             pool_size=settings.database_pool_size,
             on_commit_batch=None if self.metrics is None else self.metrics.commit_batch.observe,
         )
+        self.replies = _reply_cache(settings, self.store)
         if self.metrics is not None or self._tracer is not None:
             system = settings.database_url.partition(":")[0]
             self.store = TracedStore(self.store, system, self.metrics, self._tracer)
+        if self.replies is not None:
+            # Every write through this replica, the API's and the accounts', forgets the
+            # user's reply before it is acknowledged.
+            self.store = ForgettingStore(self.store, self.replies)
         # Tokens, passwords and the access check (docs/access.md).
         self.identity = Identity(settings.auth, self.store)
         self.health = DrainableHealthServicer()
@@ -93,11 +100,15 @@ class UsersServer:
         self._drained = False
 
     def _publish(self, change: UserChange) -> None:
+        if self.replies is not None:
+            self.replies.changed(change)
         self.identity.changed(change)  # revocation, before anyone hears of it
         if self.feed.subscriber_count:  # an event is a message to build: only for listeners
             self.feed.publish(user_event(change))
 
     def _feed_state(self, lost: str | None) -> None:
+        if self.replies is not None:
+            self.replies.feed_state(lost)
         self.identity.feed_state(lost)
         if lost is None:
             self.feed.resume()
@@ -134,7 +145,11 @@ class UsersServer:
         ).server(server)
         users_pb2_grpc.add_UserServiceServicer_to_server(
             UserService(
-                self.store, self.feed, self._cutoff, max_import_rows=limits.max_import_rows
+                self.store,
+                self.feed,
+                self._cutoff,
+                max_import_rows=limits.max_import_rows,
+                replies=self.replies,
             ),
             wrapped,
         )
@@ -285,6 +300,15 @@ async def main(settings: Settings) -> int:
     if tracing is not None:
         tracing.shutdown()  # the spans still buffered go out
     return 0
+
+
+def _reply_cache(settings: Settings, store: UserStore) -> ReplyCache | None:
+    """GetUser's reply cache (None when set to 0 entries); over SQLite it also watches the file
+    for other processes' commits."""
+    if not settings.reply_cache_entries:
+        return None
+    outside = store.data_version if isinstance(store, SqliteUserStore) else None
+    return ReplyCache(settings.reply_cache_entries, outside)
 
 
 def _disk_reserve(settings: Settings) -> DiskReserve | None:

@@ -18,6 +18,7 @@ from users_service.export import batches, export_query
 from users_service.importer import DEFAULT_MAX_ROWS, import_rows
 from users_service.lifecycle import ShuttingDown
 from users_service.pagination import Cursor, decode_cursor, encode_token
+from users_service.reply_cache import ReplyCache, UserReply
 from users_service.store import AlreadyExists as UsernameTaken
 from users_service.store import (
     CreateOutcome,
@@ -52,8 +53,10 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         cutoff: asyncio.Event | None = None,
         *,
         max_import_rows: int = DEFAULT_MAX_ROWS,
+        replies: ReplyCache | None = None,
     ) -> None:
         self._store = store
+        self._replies = replies  # GetUser's by id (reply_cache.py); None: off
         self._feed = feed
         self._max_import_rows = max_import_rows
         # Set by the drain when its grace is nearly spent: long streams then end UNAVAILABLE.
@@ -74,8 +77,18 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             raise IdempotencyKeyReused("was already used to create a different user")
         raise NotFound(f"the user created with request_id {request.request_id!r} was deleted")
 
-    async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.User:
-        return user_message(await self._get(request))
+    async def GetUser(  # type: ignore[override] # a UserReply is sent as the User it holds
+        self, request: users_pb2.GetUserRequest, context: Context
+    ) -> users_pb2.User | UserReply:
+        replies = self._replies
+        user_id = request.id  # 0 unless the key is an id (a username, none, or an invalid 0)
+        if replies is None or user_id <= 0:
+            return user_message(await self._get(request))
+        reply = replies.get(user_id)
+        if reply is not None:
+            return reply
+        generation = replies.generation  # before the read: a change heard meanwhile voids it
+        return replies.put(await self._get(request), generation)
 
     async def _get(
         self, key: users_pb2.GetUserRequest | users_pb2.LookupUsersRequest

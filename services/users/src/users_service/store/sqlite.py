@@ -75,11 +75,13 @@ class _Connection:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
+        self.opened = 0  # connections opened so far: each one's data_version counts afresh
 
     def call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
             if self._conn is None:
                 self._conn = connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
+                self.opened += 1
             return work(self._conn)
         except sqlite3.IntegrityError:
             raise
@@ -194,6 +196,13 @@ class SqliteUserStore:
         if user is None:
             raise NotFound(f"user {user_id} not found")
         return user
+
+    def data_version(self) -> tuple[int, int]:
+        """Changes whenever another connection has committed to the file since the last ask:
+        another process's, this store's own writer's, or its probe's (the reply cache's check).
+        With the reader's connection count: a reopened connection counts afresh."""
+        version = self._reader.call(sql.data_version)
+        return self._reader.opened, version
 
     async def get_user_by_username(self, username: str) -> UserRecord:
         user = self._reader.call(partial(sql.select_user_by_username, username=username))

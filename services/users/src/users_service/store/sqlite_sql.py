@@ -63,6 +63,13 @@ def _record(row: tuple[int, str, str, str, int, int, str, str, int, int]) -> Use
     )
 
 
+def data_version(conn: sqlite3.Connection) -> int:
+    """A number that changes once another connection has committed to the file since `conn`
+    last asked (SQLite's PRAGMA data_version)."""
+    version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+    return version
+
+
 def select_user(conn: sqlite3.Connection, user_id: int) -> UserRecord | None:
     """The user with this id, or None."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone()
