@@ -28,7 +28,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["LoopCounter", "LoopHistogram"]
+__all__ = ["CounterSeries", "HistogramSeries", "LoopCounter", "LoopHistogram"]
 
 
 def _created_series() -> bool:
@@ -64,7 +64,9 @@ class HistogramSeries:
         self.created = time.time()
 
     def observe(self, value: float) -> None:
-        """Counts `value` in the first bucket whose bound is >= it (prometheus-client's `le`)."""
+        """Counts `value` in the first bucket whose bound is >= it (prometheus-client's `le`).
+        A NaN, which nothing here observes, lands in the first bucket (prometheus-client's own
+        adds it to the sum and to no bucket)."""
         counts = self.counts
         counts[bisect_left(self._bounds, value)] += 1
         counts[-1] += value
