@@ -2,36 +2,34 @@
 
 The services record into a registry of their own (not prometheus_client's global one, so that
 tests can run several servers in one process) and serve it on a port that is not the
-application's. Per-call recording keeps each label set's child once: looking a child up with
-`.labels()` on every call costs three times as much (scripts/bench/metrics_cost.py).
+application's. Per-call counters and histograms are kept in plain numbers on the event loop's
+thread and built into families when scraped (loop_metrics.py: prometheus-client's own take a lock
+per value); each label set's series is looked up once and kept (scripts/bench/metrics_cost.py).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Thread
+from time import perf_counter
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+from plumbing.loop_metrics import CounterSeries, HistogramSeries, LoopCounter, LoopHistogram
 
 __all__ = [
     "DURATION_BUCKETS",
     "CallMetrics",
     "CollectorRegistry",
-    "Counter",
     "Gauge",
-    "Histogram",
+    "HistogramSeries",
+    "LoopCounter",
+    "LoopHistogram",
     "MetricsEndpoint",
     "established_connections",
     "new_registry",
@@ -39,7 +37,7 @@ __all__ = [
 ]
 
 # Seconds, from 100 us (a cached read) to 10 s (the longest unary deadline); fewer buckets than
-# A66's list: each is a series per method and code, and observe() walks them in order.
+# A66's list: each is a series per method and code.
 DURATION_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -96,11 +94,11 @@ class CallMetrics:
     Example:
         >>> calls = CallMetrics(new_registry(), "server")
         >>> started = calls.started("/users.v1.UserService/GetUser")
-        >>> calls.ended("/users.v1.UserService/GetUser", "OK", time.perf_counter() - started)
+        >>> calls.ended("/users.v1.UserService/GetUser", "OK", perf_counter() - started)
     """
 
     def __init__(self, registry: CollectorRegistry, side: str) -> None:
-        self._duration = Histogram(
+        self._duration = LoopHistogram(
             f"grpc_{side}_call_duration_seconds",
             f"Time from the start of a call to its end as the {side} sees it (A66 "
             f"grpc.{side}.call.duration).",
@@ -108,18 +106,18 @@ class CallMetrics:
             registry=registry,
             buckets=DURATION_BUCKETS,
         )
-        self._ended: dict[tuple[str, str], Histogram] = {}
-        self._starting: dict[str, Counter] = {}
+        self._ended: dict[tuple[str, str], HistogramSeries] = {}
+        self._starting: dict[str, CounterSeries] = {}
         if side != "server":
             return  # a client records each call as it ends (observe) only
-        self._started = Counter(
+        self._started = LoopCounter(
             f"grpc_{side}_call_started",
             f"Calls started, by method (A66 grpc.{side}.call.started).",
             ["grpc_method"],
             registry=registry,
         )
-        # A plain count, read when scraped: the gauge's own inc/dec take a lock each, twice per
-        # call. started() and ended() run on the event loop's thread only (the server's calls).
+        # A plain count, read when scraped. started() and ended() run on the event loop's
+        # thread only (the server's calls), as everything recorded in plain numbers must.
         self._in_flight = 0
         Gauge(
             f"grpc_{side}_calls_in_flight",
@@ -129,25 +127,32 @@ class CallMetrics:
 
     def started(self, method: str) -> float:
         """Counts a call of `method` (its path, /package.Service/Method) as started; returns
-        the time to pass to finished(). From one thread only (with ended())."""
-        counter = self._starting.get(method)
-        if counter is None:
-            counter = self._starting[method] = self._started.labels(method.lstrip("/"))
-        counter.inc()
+        the time to pass to finished(). On the event loop's thread only (as ended())."""
+        series = self._starting.get(method)
+        if series is None:
+            series = self._starting[method] = self._started.labels(method.lstrip("/"))
+        series.value += 1
         self._in_flight += 1
-        return time.perf_counter()
+        return perf_counter()
 
     def ended(self, method: str, code: str, seconds: float) -> None:
         """Counts the call as ended with `code` (a grpc.StatusCode name) after `seconds`."""
         self._in_flight -= 1
-        self.observe(method, code, seconds)
+        series = self._ended.get((method, code))
+        if series is None:
+            series = self._ending(method, code)
+        series.observe(seconds)
 
     def observe(self, method: str, code: str, seconds: float) -> None:
         """Records one call's duration without the started/in-flight bookkeeping."""
-        child = self._ended.get((method, code))
-        if child is None:
-            child = self._ended[method, code] = self._duration.labels(method.lstrip("/"), code)
-        child.observe(seconds)
+        series = self._ended.get((method, code))
+        if series is None:
+            series = self._ending(method, code)
+        series.observe(seconds)
+
+    def _ending(self, method: str, code: str) -> HistogramSeries:
+        series = self._ended[method, code] = self._duration.labels(method.lstrip("/"), code)
+        return series
 
 
 _ESTABLISHED = "01"  # the st column of /proc/net/tcp

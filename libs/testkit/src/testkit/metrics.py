@@ -19,7 +19,11 @@ def scrape(port: int, host: str = "127.0.0.1") -> Samples:
         3.0
     """
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+        return parse(reply.read().decode())
+
+
+def parse(text: str) -> Samples:
+    """Every sample of a page in the Prometheus text format."""
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)

@@ -8,7 +8,6 @@ status, and with tracing on a server span continuing the caller's `traceparent`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -17,7 +16,8 @@ from plumbing.metrics import (
     CallMetrics,
     CollectorRegistry,
     Gauge,
-    Histogram,
+    HistogramSeries,
+    LoopHistogram,
     new_registry,
 )
 from plumbing.tracing import (
@@ -40,7 +40,7 @@ class WebappMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = new_registry() if registry is None else registry
-        self._requests = Histogram(
+        self._requests = LoopHistogram(
             "http_server_request_duration_seconds",
             "Duration of HTTP requests (OpenTelemetry http.server.request.duration), by route "
             "template; an event stream counts when it ends.",
@@ -48,9 +48,9 @@ class WebappMetrics:
             registry=self.registry,
             buckets=DURATION_BUCKETS,
         )
-        self._children: dict[tuple[str, str, int], Any] = {}
+        self._children: dict[tuple[str, str, int], HistogramSeries] = {}
         self.calls = CallMetrics(self.registry, "client")
-        self.read_batch = Histogram(
+        self.read_batch = LoopHistogram(
             "userstack_webapp_read_batch_size",
             "Reads by id per coalesced BatchGetUsers call.",
             registry=self.registry,
