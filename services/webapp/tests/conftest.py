@@ -95,9 +95,10 @@ class UsersService:
         finally:
             os.kill(self.process.proc.pid, signal.SIGCONT)
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stops it: SIGTERM drains; SIGKILL is a crash, gone at once."""
         if self.process is not None:
-            self.process.stop()
+            self.process.stop(sig)
 
 
 class Webapp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
 
@@ -74,7 +75,10 @@ async def test_100k_users_import_and_stream_back_in_bounded_memory(
         async with client.stream("GET", "/users/") as response:
             chunks = response.aiter_bytes()
             await anext(chunks)
-            users.stop()  # drains for 2 s, then cancels the GetUsers still streaming
+            # Gone at once, its ExportUsers still streaming (it needs ~0.6 s for 100,000 users on an
+            # idle core; the first chunk came after ~0.14 s). A drain would not do: its 2 s let the
+            # export finish into the socket buffers while this client does not read.
+            users.stop(signal.SIGKILL)
             with pytest.raises(httpx.RemoteProtocolError):
                 async for _ in chunks:
                     pass
