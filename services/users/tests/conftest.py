@@ -10,7 +10,7 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +215,27 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     # garbage collector closes; its backend would hold DROP DATABASE for authentication_timeout.
     gc.collect()
     postgres_server.drop_database(name)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One users server, and a channel and UserService stub to it."""
+
+    server: UsersServer
+    channel: Any
+    stub: Any
+
+
+@pytest.fixture
+async def replicas(
+    start_server: ServerFactory, postgres_url: str, admin_token: str
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    """Two in-process users servers (each its own pool and LISTEN connection) on one database."""
+    started: list[Replica] = []
+    for _ in range(2):
+        server, port = await start_server(database_url=postgres_url)
+        channel = aio_channel(f"127.0.0.1:{port}", token=admin_token)
+        started.append(Replica(server, channel, users_pb2_grpc.UserServiceStub(channel)))
+    yield started[0], started[1]
+    for replica in started:
+        await replica.channel.close()

@@ -4,48 +4,21 @@ health that follows each replica's own connection to the database."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from testkit.channels import aio_channel
 from testkit.waiting import wait_for_status
-from users.v1 import users_pb2, users_pb2_grpc
-from users_service.server import UsersServer
+from users.v1 import users_pb2
 
-from .conftest import ServerFactory, ServerProcess
+from .conftest import Replica, ServerProcess
 from .pg_server import PASSWORD, PostgresServer
 from .test_health import NOT_SERVING, SERVICE, SERVING, check
 
 # On PostgreSQL (see test_postgres_store), and one test starts a server process.
 pytestmark = pytest.mark.slow
-
-
-@dataclass(frozen=True)
-class Replica:
-    """One users server, and a channel and UserService stub to it."""
-
-    server: UsersServer
-    channel: Any
-    stub: Any
-
-
-@pytest.fixture
-async def replicas(
-    start_server: ServerFactory, postgres_url: str, admin_token: str
-) -> AsyncIterator[tuple[Replica, Replica]]:
-    """Two in-process users servers (each its own pool and LISTEN connection) on one database."""
-    started: list[Replica] = []
-    for _ in range(2):
-        server, port = await start_server(database_url=postgres_url)
-        channel = aio_channel(f"127.0.0.1:{port}", token=admin_token)
-        started.append(Replica(server, channel, users_pb2_grpc.UserServiceStub(channel)))
-    yield started[0], started[1]
-    for replica in started:
-        await replica.channel.close()
 
 
 async def outcome(call: Any) -> grpc.StatusCode:

@@ -5,34 +5,18 @@ the cache and keeps it off until the feed is back."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
-from testkit.channels import aio_channel
-from users.v1 import users_pb2, users_pb2_grpc
+from users.v1 import users_pb2
 
-from .conftest import ServerFactory
+from .conftest import Replica
 from .pg_server import PostgresServer
-from .test_replicas import Replica
 from .test_reply_cache import not_found, read_twice, rename
 
 pytestmark = pytest.mark.slow  # on PostgreSQL
 
 FEED_DELAY_SECONDS = 5.0  # at most; the feed usually takes milliseconds
-
-
-@pytest.fixture
-async def replicas(
-    start_server: ServerFactory, postgres_url: str, admin_token: str
-) -> AsyncIterator[tuple[Replica, Replica]]:
-    started: list[Replica] = []
-    for _ in range(2):
-        server, port = await start_server(database_url=postgres_url)
-        channel = aio_channel(f"127.0.0.1:{port}", token=admin_token)
-        started.append(Replica(server, channel, users_pb2_grpc.UserServiceStub(channel)))
-    yield started[0], started[1]
-    for replica in started:
-        await replica.channel.close()
 
 
 async def eventually(replica: Replica, user_id: int, expected: users_pb2.User | None) -> None:
