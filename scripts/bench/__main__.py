@@ -57,7 +57,10 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         with Stack(workdir, Cores.split(pin), settings.stream_users, servers) as stack:
             starvation.start(stack, rows)
-            samples = runner.run_all(stack, rows, settings.repetitions)
+            # A run of several repetitions warms every server up first (bench-quick's one
+            # second per row is a smoke test: it stays under a minute).
+            warm = plan.warm_ups(rows) if settings.repetitions > 1 else []
+            samples = runner.run_all(stack, rows, settings.repetitions, warm)
     summary = report.summarize(rows, samples)
     compared = report.compare(ratios, samples)
     header = (

@@ -374,6 +374,16 @@ def beside_their_baselines(rows: list[Row], ratios: list[Ratio]) -> list[Row]:
     return list(placed.values())
 
 
+def warm_ups(rows: list[Row]) -> list[Row]:
+    """Each server's first row: run once, unmeasured, before a run of several repetitions, so
+    that no process is measured cold beside one that has already served minutes of earlier
+    rows (the default webapp, before its variants: docs/performance.md)."""
+    first: dict[str, Row] = {}
+    for row in rows:
+        first.setdefault(row.server, row)
+    return list(first.values())
+
+
 def barred(rows: list[Row], ratios: list[Ratio]) -> list[Row]:
     """The rows (in their order) that some ratio with a target compares."""
     names = {name for r in ratios if r.target is not None for name in (r.over, r.under)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -73,8 +74,14 @@ def failures(load: Load, logged_errors: int) -> int:
     return load.errors + logged_errors + (0 if load.calls else 1)
 
 
-def run_all(stack: Stack, rows: list[Row], repetitions: int) -> dict[str, list[dict[str, Any]]]:
-    """Every row once per repetition (interleaved, so drift hits all rows alike)."""
+def run_all(
+    stack: Stack, rows: list[Row], repetitions: int, warm_ups: Sequence[Row] = ()
+) -> dict[str, list[dict[str, Any]]]:
+    """Every row once per repetition (interleaved, so drift hits all rows alike), after the
+    `warm_ups` once each, unmeasured (plan.warm_ups)."""
+    for row in warm_ups:
+        sample = measure(stack, row)
+        print(f"[warm-up] {row.name:<38} {sample['rate']:>10.0f} {row.unit}", file=sys.stderr)
     samples: dict[str, list[dict[str, Any]]] = {row.name: [] for row in rows}
     for repetition in range(1, repetitions + 1):
         for row in rows:

@@ -219,6 +219,16 @@ def test_a_run_starts_only_the_servers_its_rows_need(tmp_path: Path) -> None:
     assert stack.needed({"aio"}) == {"aio"}
 
 
+def test_a_full_run_warms_each_server_up_with_its_first_row() -> None:
+    rows = plan.rows(FULL)
+    warm = plan.warm_ups(rows)
+    assert {row.server for row in warm} == {row.server for row in rows}
+    assert len(warm) == len({row.server for row in rows})  # one row a server
+    for row in warm:
+        assert row is next(r for r in rows if r.server == row.server)
+    assert "webapp-unsampled" in {row.server for row in warm}
+
+
 def test_quick_runs_the_rows_of_every_ratio_with_a_bar_and_no_other() -> None:
     rows = plan.rows(QUICK)
     barred = [r for r in plan.ratios(QUICK) if r.target is not None]
